@@ -1,0 +1,560 @@
+//! MDBX storage of the execution client: blocks, receipts, state, history and the trie.
+//!
+//! # Design
+//!
+//! One MDBX environment (`mdbx.dat` in the data directory) with the tables listed in
+//! [`tables`]. The canonical chain is the `CanonicalHashes` table: its last entry is the tip.
+//! State is kept three ways, all updated by the same write transaction:
+//!
+//! - **plain state** (`PlainAccounts`, `PlainStorage`, `Bytecodes`): the latest values by
+//!   address and slot, what execution reads;
+//! - **history** (`AccountChangeSets`, `StorageChangeSets` with the `AccountHistory` and
+//!   `StorageHistory` indexes): the value every changed account/slot had *before* each block.
+//!   The value at block `n` is the change-set value of the first block after `n` that changed the
+//!   key, or the plain value when no later block did (reth's history tables work the same way).
+//!   Nothing is pruned: the node is an archive by default. The same change sets drive
+//!   [`Database::unwind_to`];
+//! - **hashed state and trie** (`HashedAccounts`, `HashedStorage`, `AccountTrie`,
+//!   `StorageTrie`): what the incremental state root reads, see [`crate::state_root`].
+//!
+//! # Writing
+//!
+//! [`Database::state_root_with`] computes the root a block's [`BundleState`] would give, without
+//! writing; the import path compares it to the header and then calls
+//! [`Database::commit_block`], which writes the block, its receipts, plain state, change sets,
+//! hashed state and trie changes in **one** MDBX write transaction with durable sync. A crash
+//! (even `kill -9`) therefore leaves the database at the last fully committed block; MDBX
+//! recovers on the next open without any repair step of ours.
+//!
+//! Change sets are derived from the database itself inside the write transaction (the old value
+//! is whatever the plain state holds), not from the bundle's reverts, so they are exact whatever
+//! retention the executor used. A self-destructed account's whole storage is recorded before it
+//! is dropped.
+//!
+//! # Identity
+//!
+//! The `Meta` table names the client, schema version, chain id and genesis hash. [`Database::open`]
+//! first opens the environment read-only and checks them, so a directory of another chain,
+//! another program or a damaged file is refused with a clear error and left untouched.
+
+mod codec;
+mod error;
+mod provider;
+pub mod tables;
+mod trie_store;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+pub use codec::StoredAccount;
+pub use error::StorageError;
+pub use provider::StateProvider;
+
+pub(crate) use error::{MdbxResultExt, corrupt};
+
+use crate::state_root::{self, TrieUpdates};
+use alloy_consensus::{Block, BlockBody, Header, ReceiptEnvelope, Sealed, TxEnvelope};
+use alloy_eips::BlockHashOrNumber;
+use alloy_primitives::{Address, B256};
+use alloy_rlp::Decodable;
+use libmdbx::{
+    DatabaseOptions, Mode, NoWriteMap, RO, ReadWriteOptions, SyncMode, TableFlags, Transaction,
+};
+use revm::database::BundleState;
+use revm::state::AccountInfo;
+use std::path::{Path, PathBuf};
+use tandem_shared::ChainSpec;
+
+/// A block with its hash: the header hash, trusted as given (computed by whoever sealed it).
+pub type SealedBlock = Sealed<Block<TxEnvelope>>;
+
+/// Seals a block by hashing its header.
+pub fn seal_block(block: Block<TxEnvelope>) -> SealedBlock {
+    let hash = block.header.hash_slow();
+    Sealed::new_unchecked(block, hash)
+}
+
+/// Version of the stored encodings; a database of another version is refused.
+pub const SCHEMA_VERSION: u32 = 1;
+/// Client name written into and required from the `Meta` table.
+pub const CLIENT_NAME: &str = "tandem-el";
+/// Name of the MDBX data file inside the database directory.
+pub const DATA_FILE: &str = "mdbx.dat";
+/// Name of the MDBX lock file inside the database directory.
+pub const LOCK_FILE: &str = "mdbx.lck";
+
+type Env = libmdbx::Database<NoWriteMap>;
+
+impl StoredAccount {
+    /// The stored part of a revm account.
+    pub fn from_info(info: &AccountInfo) -> Self {
+        Self { nonce: info.nonce, balance: info.balance, code_hash: info.code_hash }
+    }
+
+    /// As a revm account whose code revm fetches by hash when needed.
+    pub fn to_info(&self) -> AccountInfo {
+        AccountInfo {
+            balance: self.balance,
+            nonce: self.nonce,
+            code_hash: self.code_hash,
+            code: None,
+            ..Default::default()
+        }
+    }
+}
+
+/// Where a transaction is in the canonical chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxLocation {
+    /// Number of the block holding it.
+    pub block_number: u64,
+    /// Hash of the block holding it.
+    pub block_hash: B256,
+    /// Position in the block.
+    pub index: u32,
+}
+
+/// Size of one table, for `tandem-el db stats`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableStats {
+    /// Table name.
+    pub name: &'static str,
+    /// Number of entries.
+    pub entries: usize,
+    /// Bytes in its B-tree pages (branch, leaf and overflow).
+    pub size_bytes: u64,
+}
+
+/// The execution client's database: an MDBX environment holding one chain.
+///
+/// Readers ([`Database::latest`], [`Database::at_block`], block reads) each see a consistent
+/// snapshot; writers ([`Database::commit_block`], [`Database::unwind_to`]) are serialized by MDBX.
+#[derive(Debug)]
+pub struct Database {
+    env: Env,
+    path: PathBuf,
+    chain_id: u64,
+    genesis_hash: B256,
+}
+
+impl Database {
+    /// Opens an existing database. `Err` when there is none at `path`
+    /// ([`StorageError::NotInitialized`]), when it is not ours, of another schema version, or
+    /// unreadable; in those cases nothing at `path` is modified.
+    pub fn open(path: &Path) -> Result<Self, StorageError> {
+        if !path.join(DATA_FILE).is_file() {
+            return Err(StorageError::NotInitialized { path: path.to_path_buf() });
+        }
+        let (chain_id, genesis_hash) = Self::check_identity(path)?;
+        let env = Self::open_env(path)?;
+        Self::create_tables(&env)?;
+        Ok(Self { env, path: path.to_path_buf(), chain_id, genesis_hash })
+    }
+
+    /// Creates the database for `spec` at `path` and writes genesis (header, empty body, alloc,
+    /// hashed state and trie) in one transaction. If a database of the same chain is already
+    /// there it is opened as is; one of another chain is refused with
+    /// [`StorageError::ChainMismatch`]; a non-empty directory without a database is refused with
+    /// [`StorageError::Foreign`].
+    pub fn init(path: &Path, spec: &ChainSpec) -> Result<Self, StorageError> {
+        if path.join(DATA_FILE).is_file() {
+            let db = Self::open(path)?;
+            if db.chain_id != spec.chain_id() || db.genesis_hash != spec.genesis_hash() {
+                return Err(StorageError::ChainMismatch {
+                    path: path.to_path_buf(),
+                    found_chain_id: db.chain_id,
+                    found_genesis: db.genesis_hash,
+                    expected_chain_id: spec.chain_id(),
+                    expected_genesis: spec.genesis_hash(),
+                });
+            }
+            return Ok(db);
+        }
+        let io = |source| StorageError::Io { path: path.to_path_buf(), source };
+        if path.exists() && std::fs::read_dir(path).map_err(io)?.next().is_some() {
+            return Err(StorageError::Foreign {
+                path: path.to_path_buf(),
+                reason: format!("the directory is not empty and has no {DATA_FILE}"),
+            });
+        }
+        std::fs::create_dir_all(path).map_err(io)?;
+        let result = Self::open_env(path).and_then(|env| {
+            Self::create_tables(&env)?;
+            writer::write_genesis(&env, spec)?;
+            Ok(env)
+        });
+        match result {
+            Ok(env) => Ok(Self {
+                env,
+                path: path.to_path_buf(),
+                chain_id: spec.chain_id(),
+                genesis_hash: spec.genesis_hash(),
+            }),
+            Err(error) => {
+                // Nothing was committed: remove the files we created so `init` can be retried.
+                let _ = std::fs::remove_file(path.join(DATA_FILE));
+                let _ = std::fs::remove_file(path.join(LOCK_FILE));
+                Err(error)
+            }
+        }
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Chain id recorded at `init`.
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    /// Genesis hash recorded at `init`.
+    pub fn genesis_hash(&self) -> B256 {
+        self.genesis_hash
+    }
+
+    /// State at the canonical tip. The reader holds an MDBX read snapshot until dropped; keep it
+    /// short-lived (a long-lived reader stops MDBX from reusing pages freed by later commits).
+    pub fn latest(&self) -> Result<StateProvider<'_>, StorageError> {
+        let txn = self.ro()?;
+        let (tip, _) = read_tip(&txn)?;
+        Ok(StateProvider::new(txn, tip, None))
+    }
+
+    /// State as it was after canonical block `number` was applied. `Err`
+    /// ([`StorageError::UnknownBlock`]) when `number` is above the tip.
+    pub fn at_block(&self, number: u64) -> Result<StateProvider<'_>, StorageError> {
+        let txn = self.ro()?;
+        let (tip, _) = read_tip(&txn)?;
+        if number > tip {
+            return Err(StorageError::UnknownBlock { number, tip });
+        }
+        let history = (number < tip).then_some(number);
+        Ok(StateProvider::new(txn, number, history))
+    }
+
+    /// Number and hash of the canonical tip (genesis right after `init`).
+    pub fn canonical_tip(&self) -> Result<(u64, B256), StorageError> {
+        read_tip(&self.ro()?)
+    }
+
+    /// Hash of canonical block `number`; `None` above the tip.
+    pub fn canonical_hash(&self, number: u64) -> Result<Option<B256>, StorageError> {
+        let txn = self.ro()?;
+        let table = txn.open_table(Some(tables::CANONICAL_HASHES)).op("open CanonicalHashes")?;
+        get_b256(&txn, &table, tables::CANONICAL_HASHES, &tables::number_key(number))
+    }
+
+    /// Number of the canonical block with `hash`; `None` if no canonical block has it.
+    pub fn block_number(&self, hash: B256) -> Result<Option<u64>, StorageError> {
+        block_number_in(&self.ro()?, hash)
+    }
+
+    /// Header of a canonical block; `None` if there is no such block.
+    pub fn header(&self, id: impl Into<BlockHashOrNumber>) -> Result<Option<Header>, StorageError> {
+        let txn = self.ro()?;
+        let Some(number) = resolve(&txn, id.into())? else { return Ok(None) };
+        read_header(&txn, number)
+    }
+
+    /// A canonical block with its hash; `None` if there is no such block.
+    pub fn block(
+        &self,
+        id: impl Into<BlockHashOrNumber>,
+    ) -> Result<Option<SealedBlock>, StorageError> {
+        let txn = self.ro()?;
+        let Some(number) = resolve(&txn, id.into())? else { return Ok(None) };
+        let Some(header) = read_header(&txn, number)? else { return Ok(None) };
+        let Some(body) = read_body(&txn, number)? else { return Ok(None) };
+        let canonical =
+            txn.open_table(Some(tables::CANONICAL_HASHES)).op("open CanonicalHashes")?;
+        let hash =
+            get_b256(&txn, &canonical, tables::CANONICAL_HASHES, &tables::number_key(number))?
+                .unwrap_or_else(|| header.hash_slow());
+        Ok(Some(Sealed::new_unchecked(body.into_block(header), hash)))
+    }
+
+    /// Recovered senders of canonical block `number`, one per transaction; `None` if no such block.
+    pub fn senders(&self, number: u64) -> Result<Option<Vec<Address>>, StorageError> {
+        let txn = self.ro()?;
+        let table = txn.open_table(Some(tables::SENDERS)).op("open Senders")?;
+        let key = tables::number_key(number);
+        let Some(bytes) = txn.get::<Vec<u8>>(&table, key).op("read Senders")? else {
+            return Ok(None);
+        };
+        if bytes.len() % 20 != 0 {
+            return Err(corrupt(tables::SENDERS, &key, format!("{} bytes", bytes.len())));
+        }
+        Ok(Some(bytes.chunks_exact(20).map(Address::from_slice).collect()))
+    }
+
+    /// Receipts of canonical block `number`, in transaction order; `None` if no such block.
+    pub fn receipts(&self, number: u64) -> Result<Option<Vec<ReceiptEnvelope>>, StorageError> {
+        let txn = self.ro()?;
+        let table = txn.open_table(Some(tables::RECEIPTS)).op("open Receipts")?;
+        let key = tables::number_key(number);
+        let Some(bytes) = txn.get::<Vec<u8>>(&table, key).op("read Receipts")? else {
+            return Ok(None);
+        };
+        codec::decode_receipts(&bytes)
+            .map(Some)
+            .map_err(|reason| corrupt(tables::RECEIPTS, &key, reason))
+    }
+
+    /// A canonical transaction and where it is; `None` if no canonical block contains it.
+    pub fn transaction_by_hash(
+        &self,
+        hash: B256,
+    ) -> Result<Option<(TxEnvelope, TxLocation)>, StorageError> {
+        let txn = self.ro()?;
+        let table = txn.open_table(Some(tables::TX_LOOKUP)).op("open TxLookup")?;
+        let Some(location) = txn.get::<Vec<u8>>(&table, hash).op("read TxLookup")? else {
+            return Ok(None);
+        };
+        let (Some(block_number), Some(index)) = (
+            tables::read_u64(&location),
+            location.get(8..12).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_be_bytes),
+        ) else {
+            return Err(corrupt(
+                tables::TX_LOOKUP,
+                hash.as_slice(),
+                format!("{} bytes", location.len()),
+            ));
+        };
+        let Some(body) = read_body(&txn, block_number)? else { return Ok(None) };
+        let Some(tx) = body.transactions.into_iter().nth(index as usize) else {
+            return Err(corrupt(
+                tables::TX_LOOKUP,
+                hash.as_slice(),
+                format!("index {index} past the body of block {block_number}"),
+            ));
+        };
+        let canonical =
+            txn.open_table(Some(tables::CANONICAL_HASHES)).op("open CanonicalHashes")?;
+        let block_hash = get_b256(
+            &txn,
+            &canonical,
+            tables::CANONICAL_HASHES,
+            &tables::number_key(block_number),
+        )?
+        .unwrap_or_default();
+        Ok(Some((tx, TxLocation { block_number, block_hash, index })))
+    }
+
+    /// The state root the canonical tip's state would have with `bundle` applied, computed
+    /// incrementally from the stored trie nodes and the keys `bundle` touches, and the updates
+    /// that [`Database::commit_block`] writes. Nothing is written. `Err` only on a read failure
+    /// or damaged data.
+    pub fn state_root_with(
+        &self,
+        bundle: &BundleState,
+    ) -> Result<(B256, TrieUpdates), StorageError> {
+        let txn = self.ro()?;
+        let (_, tip_hash) = read_tip(&txn)?;
+        let mut store = trie_store::MdbxTrieStore::new(&txn)?;
+        let mut updates = state_root::compute_state_root(
+            &mut store,
+            state_root::HashedPostState::from_bundle(bundle),
+        )?;
+        updates.parent_hash = tip_hash;
+        Ok((updates.state_root, updates))
+    }
+
+    /// Appends `block` to the canonical chain in ONE durable write transaction: header, body,
+    /// senders, receipts, canonical and hash indexes, tx-hash index, plain state, bytecode,
+    /// the block's account and storage change sets and history index, hashed state and trie
+    /// updates. `trie_updates` must come from [`Database::state_root_with`] with the same
+    /// `bundle` on the current tip. `Err` leaves the database unchanged: the block must be the
+    /// tip's child ([`StorageError::NotChildOfTip`]), the updates computed on the tip
+    /// ([`StorageError::StaleTrieUpdates`]) with the header's state root
+    /// ([`StorageError::StateRootMismatch`]), one sender and receipt per transaction.
+    pub fn commit_block(
+        &self,
+        block: &SealedBlock,
+        senders: &[Address],
+        receipts: &[ReceiptEnvelope],
+        bundle: BundleState,
+        trie_updates: TrieUpdates,
+    ) -> Result<(), StorageError> {
+        writer::commit_block(&self.env, block, senders, receipts, &bundle, &trie_updates)
+    }
+
+    /// Removes canonical blocks above `number` and restores plain state, hashed state and trie
+    /// to what they were after block `number`, from the change sets, in one write transaction.
+    /// The restored state root is checked against block `number`'s header before committing
+    /// ([`StorageError::UnwindStateRoot`]). `number` equal to the tip is a no-op; above it is
+    /// [`StorageError::UnwindTarget`].
+    pub fn unwind_to(&self, number: u64) -> Result<(), StorageError> {
+        writer::unwind_to(&self.env, number)
+    }
+
+    /// Entry count and size of every table.
+    pub fn stats(&self) -> Result<Vec<TableStats>, StorageError> {
+        let txn = self.ro()?;
+        tables::ALL
+            .iter()
+            .map(|name| {
+                let table = txn.open_table(Some(name)).op("open table")?;
+                let stat = txn.table_stat(&table).op("table stat")?;
+                Ok(TableStats { name, entries: stat.entries(), size_bytes: stat.total_size() })
+            })
+            .collect()
+    }
+
+    /// Size of the data file in bytes.
+    pub fn file_size(&self) -> Result<u64, StorageError> {
+        let info = self.env.info().op("env info")?;
+        Ok(info.geometry().current_size())
+    }
+
+    fn ro(&self) -> Result<Transaction<'_, RO, NoWriteMap>, StorageError> {
+        self.env.begin_ro_txn().op("begin read transaction")
+    }
+
+    fn options(mode: Mode) -> DatabaseOptions {
+        DatabaseOptions { max_tables: Some(32), mode, ..Default::default() }
+    }
+
+    fn open_env(path: &Path) -> Result<Env, StorageError> {
+        let mode = Mode::ReadWrite(ReadWriteOptions {
+            sync_mode: SyncMode::Durable,
+            min_size: None,
+            max_size: Some(1 << 40),
+            growth_step: Some(1 << 28),
+            shrink_threshold: None,
+        });
+        Env::open_with_options(path, Self::options(mode)).op("open environment")
+    }
+
+    /// Opens read-only and checks the `Meta` records; returns (chain id, genesis hash).
+    fn check_identity(path: &Path) -> Result<(u64, B256), StorageError> {
+        let foreign = |reason: String| StorageError::Foreign { path: path.to_path_buf(), reason };
+        let env = Env::open_with_options(path, Self::options(Mode::ReadOnly))
+            .map_err(|e| foreign(format!("MDBX refuses to open it: {e}")))?;
+        let txn = env.begin_ro_txn().op("begin read transaction")?;
+        let meta = txn
+            .open_table(Some(tables::META))
+            .map_err(|_| foreign("it has no Meta table".into()))?;
+        let get = |key: &str| -> Result<Vec<u8>, StorageError> {
+            txn.get::<Vec<u8>>(&meta, key.as_bytes())
+                .op("read Meta")?
+                .ok_or_else(|| foreign(format!("its Meta table has no `{key}` record")))
+        };
+        let client = get("client")?;
+        if client != CLIENT_NAME.as_bytes() {
+            return Err(foreign(format!(
+                "it was written by `{}`",
+                String::from_utf8_lossy(&client)
+            )));
+        }
+        let schema = get("schema")?;
+        let found = <[u8; 4]>::try_from(schema.as_slice())
+            .map(u32::from_be_bytes)
+            .map_err(|_| foreign(format!("schema record of {} bytes", schema.len())))?;
+        if found != SCHEMA_VERSION {
+            return Err(StorageError::SchemaVersion {
+                path: path.to_path_buf(),
+                found,
+                expected: SCHEMA_VERSION,
+            });
+        }
+        let chain_id = tables::read_u64(&get("chain_id")?)
+            .ok_or_else(|| foreign("bad chain_id record".into()))?;
+        let genesis = get("genesis_hash")?;
+        if genesis.len() != 32 {
+            return Err(foreign("bad genesis_hash record".into()));
+        }
+        Ok((chain_id, B256::from_slice(&genesis)))
+    }
+
+    fn create_tables(env: &Env) -> Result<(), StorageError> {
+        let txn = env.begin_rw_txn().op("begin write transaction")?;
+        for name in tables::ALL {
+            txn.create_table(Some(name), TableFlags::default()).op("create table")?;
+        }
+        txn.commit().op("commit table creation")?;
+        Ok(())
+    }
+}
+
+/// Reads a 32-byte value.
+fn get_b256<K: libmdbx::TransactionKind>(
+    txn: &Transaction<'_, K, NoWriteMap>,
+    table: &libmdbx::Table<'_>,
+    name: &'static str,
+    key: &[u8],
+) -> Result<Option<B256>, StorageError> {
+    match txn.get::<Vec<u8>>(table, key).op("read")? {
+        Some(bytes) if bytes.len() == 32 => Ok(Some(B256::from_slice(&bytes))),
+        Some(bytes) => Err(corrupt(name, key, format!("{} bytes, expected 32", bytes.len()))),
+        None => Ok(None),
+    }
+}
+
+/// Number and hash of the canonical tip: the last `CanonicalHashes` entry.
+fn read_tip<K: libmdbx::TransactionKind>(
+    txn: &Transaction<'_, K, NoWriteMap>,
+) -> Result<(u64, B256), StorageError> {
+    let table = txn.open_table(Some(tables::CANONICAL_HASHES)).op("open CanonicalHashes")?;
+    let mut cursor = txn.cursor(&table).op("cursor CanonicalHashes")?;
+    let Some((key, value)) = cursor.last::<Vec<u8>, Vec<u8>>().op("read CanonicalHashes")? else {
+        return Err(corrupt(
+            tables::CANONICAL_HASHES,
+            &[],
+            "no canonical blocks, not even genesis",
+        ));
+    };
+    match (tables::read_u64(&key), value.len()) {
+        (Some(number), 32) if key.len() == 8 => Ok((number, B256::from_slice(&value))),
+        _ => Err(corrupt(tables::CANONICAL_HASHES, &key, "malformed entry")),
+    }
+}
+
+fn block_number_in<K: libmdbx::TransactionKind>(
+    txn: &Transaction<'_, K, NoWriteMap>,
+    hash: B256,
+) -> Result<Option<u64>, StorageError> {
+    let table = txn.open_table(Some(tables::HEADER_NUMBERS)).op("open HeaderNumbers")?;
+    match txn.get::<Vec<u8>>(&table, hash).op("read HeaderNumbers")? {
+        Some(bytes) => tables::read_u64(&bytes)
+            .map(Some)
+            .ok_or_else(|| corrupt(tables::HEADER_NUMBERS, hash.as_slice(), "malformed number")),
+        None => Ok(None),
+    }
+}
+
+fn resolve<K: libmdbx::TransactionKind>(
+    txn: &Transaction<'_, K, NoWriteMap>,
+    id: BlockHashOrNumber,
+) -> Result<Option<u64>, StorageError> {
+    match id {
+        BlockHashOrNumber::Number(number) => Ok(Some(number)),
+        BlockHashOrNumber::Hash(hash) => block_number_in(txn, hash),
+    }
+}
+
+fn read_header<K: libmdbx::TransactionKind>(
+    txn: &Transaction<'_, K, NoWriteMap>,
+    number: u64,
+) -> Result<Option<Header>, StorageError> {
+    let table = txn.open_table(Some(tables::HEADERS)).op("open Headers")?;
+    let key = tables::number_key(number);
+    let Some(bytes) = txn.get::<Vec<u8>>(&table, key).op("read Headers")? else { return Ok(None) };
+    Header::decode(&mut bytes.as_slice())
+        .map(Some)
+        .map_err(|e| corrupt(tables::HEADERS, &key, e.to_string()))
+}
+
+fn read_body<K: libmdbx::TransactionKind>(
+    txn: &Transaction<'_, K, NoWriteMap>,
+    number: u64,
+) -> Result<Option<BlockBody<TxEnvelope>>, StorageError> {
+    let table = txn.open_table(Some(tables::BODIES)).op("open Bodies")?;
+    let key = tables::number_key(number);
+    let Some(bytes) = txn.get::<Vec<u8>>(&table, key).op("read Bodies")? else { return Ok(None) };
+    BlockBody::decode(&mut bytes.as_slice())
+        .map(Some)
+        .map_err(|e| corrupt(tables::BODIES, &key, e.to_string()))
+}

@@ -1,0 +1,485 @@
+//! The write transactions: genesis, block commit and unwind.
+
+use super::{
+    CLIENT_NAME, Env, MdbxResultExt, SCHEMA_VERSION, SealedBlock, StorageError, StoredAccount,
+    codec, corrupt, read_body, read_header, read_tip, tables, trie_store::MdbxTrieStore,
+};
+use crate::state_root::{self, HashedPostState, HashedStorage, NodeUpdates, TrieUpdates};
+use alloy_consensus::{BlockBody, ReceiptEnvelope, TxEnvelope};
+use alloy_eips::eip4895::Withdrawals;
+use alloy_primitives::{Address, B256, U256, keccak256};
+use libmdbx::{NoWriteMap, RW, Table, Transaction, WriteFlags};
+use revm::database::BundleState;
+use revm::primitives::KECCAK_EMPTY;
+use std::collections::BTreeMap;
+use tandem_shared::ChainSpec;
+
+type Rw<'env> = Transaction<'env, RW, NoWriteMap>;
+
+fn open<'t>(txn: &'t Rw<'_>, name: &'static str) -> Result<Table<'t>, StorageError> {
+    txn.open_table(Some(name)).op("open table")
+}
+
+fn put(txn: &Rw<'_>, table: &Table<'_>, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+    txn.put(table, key, value, WriteFlags::empty()).op("put")
+}
+
+fn del(txn: &Rw<'_>, table: &Table<'_>, key: &[u8]) -> Result<(), StorageError> {
+    txn.del(table, key, None).op("delete").map(|_| ())
+}
+
+/// Deletes every entry whose key starts with `prefix`; returns the deleted entries.
+fn delete_prefix(
+    txn: &Rw<'_>,
+    table: &Table<'_>,
+    prefix: &[u8],
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    let mut entries = Vec::new();
+    {
+        let mut cursor = txn.cursor(table).op("open cursor")?;
+        let mut item = cursor.set_range::<Vec<u8>, Vec<u8>>(prefix).op("seek")?;
+        while let Some((key, value)) = item {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            entries.push((key, value));
+            item = cursor.next::<Vec<u8>, Vec<u8>>().op("next")?;
+        }
+    }
+    for (key, _) in &entries {
+        del(txn, table, key)?;
+    }
+    Ok(entries)
+}
+
+/// Writes genesis and the meta records in one transaction.
+pub(super) fn write_genesis(env: &Env, spec: &ChainSpec) -> Result<(), StorageError> {
+    let txn = env.begin_rw_txn().op("begin write transaction")?;
+    let header = spec.genesis_header().clone();
+    let (number, hash) = (header.number, spec.genesis_hash());
+    let body: BlockBody<TxEnvelope> = BlockBody {
+        transactions: Vec::new(),
+        ommers: Vec::new(),
+        withdrawals: header.withdrawals_root.map(|_| Withdrawals::default()),
+    };
+    write_block_data(&txn, number, hash, &alloy_rlp::encode(&header), &body, &[], &[])?;
+
+    let (plain_accounts, plain_storage, bytecodes) = (
+        open(&txn, tables::PLAIN_ACCOUNTS)?,
+        open(&txn, tables::PLAIN_STORAGE)?,
+        open(&txn, tables::BYTECODES)?,
+    );
+    let mut post = HashedPostState::default();
+    for (address, account) in &spec.genesis().alloc {
+        let code_hash = match account.code.as_ref().filter(|code| !code.is_empty()) {
+            Some(code) => {
+                let code_hash = keccak256(code);
+                put(&txn, &bytecodes, code_hash.as_slice(), code)?;
+                code_hash
+            }
+            None => KECCAK_EMPTY,
+        };
+        let stored = StoredAccount {
+            nonce: account.nonce.unwrap_or(0),
+            balance: account.balance,
+            code_hash,
+        };
+        put(&txn, &plain_accounts, address.as_slice(), &codec::encode_account(&stored))?;
+        let hashed = keccak256(address);
+        post.accounts.insert(hashed, Some(stored));
+        let mut storage = HashedStorage::default();
+        for (slot, value) in account.storage.iter().flatten() {
+            let value = U256::from_be_bytes(value.0);
+            if !value.is_zero() {
+                put(
+                    &txn,
+                    &plain_storage,
+                    &tables::plain_storage_key(address, slot),
+                    &value.to_be_bytes::<32>(),
+                )?;
+                storage.slots.insert(keccak256(slot), value);
+            }
+        }
+        if !storage.slots.is_empty() {
+            post.storages.insert(hashed, storage);
+        }
+    }
+    let updates = state_root::compute_state_root(&mut MdbxTrieStore::new(&txn)?, post)?;
+    if updates.state_root != header.state_root {
+        return Err(StorageError::GenesisStateRoot {
+            computed: updates.state_root,
+            expected: header.state_root,
+        });
+    }
+    write_trie_updates(&txn, &updates)?;
+
+    let meta = open(&txn, tables::META)?;
+    put(&txn, &meta, b"client", CLIENT_NAME.as_bytes())?;
+    put(&txn, &meta, b"schema", &SCHEMA_VERSION.to_be_bytes())?;
+    put(&txn, &meta, b"chain_id", &spec.chain_id().to_be_bytes())?;
+    put(&txn, &meta, b"genesis_hash", hash.as_slice())?;
+    txn.commit().op("commit genesis")?;
+    Ok(())
+}
+
+/// Header, body, senders, receipts and the indexes of one block.
+fn write_block_data(
+    txn: &Rw<'_>,
+    number: u64,
+    hash: B256,
+    header_rlp: &[u8],
+    body: &BlockBody<TxEnvelope>,
+    senders: &[Address],
+    receipts: &[ReceiptEnvelope],
+) -> Result<(), StorageError> {
+    let key = tables::number_key(number);
+    put(txn, &open(txn, tables::HEADERS)?, &key, header_rlp)?;
+    put(txn, &open(txn, tables::HEADER_NUMBERS)?, hash.as_slice(), &key)?;
+    put(txn, &open(txn, tables::CANONICAL_HASHES)?, &key, hash.as_slice())?;
+    put(txn, &open(txn, tables::BODIES)?, &key, &alloy_rlp::encode(body))?;
+    let senders: Vec<u8> = senders.iter().flat_map(|address| address.0.0).collect();
+    put(txn, &open(txn, tables::SENDERS)?, &key, &senders)?;
+    put(txn, &open(txn, tables::RECEIPTS)?, &key, &codec::encode_receipts(receipts))?;
+    let lookup = open(txn, tables::TX_LOOKUP)?;
+    for (index, tx) in body.transactions.iter().enumerate() {
+        let index = u32::try_from(index).unwrap_or(u32::MAX);
+        put(txn, &lookup, tx.tx_hash().as_slice(), &tables::tx_location(number, index))?;
+    }
+    Ok(())
+}
+
+/// Hashed state and trie node changes.
+fn write_trie_updates(txn: &Rw<'_>, updates: &TrieUpdates) -> Result<(), StorageError> {
+    let (hashed_accounts, hashed_storage) =
+        (open(txn, tables::HASHED_ACCOUNTS)?, open(txn, tables::HASHED_STORAGE)?);
+    let (account_trie, storage_trie) =
+        (open(txn, tables::ACCOUNT_TRIE)?, open(txn, tables::STORAGE_TRIE)?);
+    for (owner, storage) in &updates.storages {
+        if storage.wiped {
+            delete_prefix(txn, &hashed_storage, owner.as_slice())?;
+            delete_prefix(txn, &storage_trie, owner.as_slice())?;
+        }
+        for (slot, value) in &storage.slots {
+            let key = tables::hashed_storage_key(owner, slot);
+            if value.is_zero() {
+                del(txn, &hashed_storage, &key)?;
+            } else {
+                put(txn, &hashed_storage, &key, &value.to_be_bytes::<32>())?;
+            }
+        }
+        write_nodes(txn, &storage_trie, owner.as_slice(), &storage.nodes)?;
+    }
+    for (hashed, account) in &updates.accounts {
+        match account {
+            Some((account, root)) => put(
+                txn,
+                &hashed_accounts,
+                hashed.as_slice(),
+                &codec::encode_hashed_account(account, root),
+            )?,
+            None => del(txn, &hashed_accounts, hashed.as_slice())?,
+        }
+    }
+    write_nodes(txn, &account_trie, &[], &updates.account_nodes)
+}
+
+fn write_nodes(
+    txn: &Rw<'_>,
+    table: &Table<'_>,
+    prefix: &[u8],
+    nodes: &NodeUpdates,
+) -> Result<(), StorageError> {
+    for (path, node) in nodes {
+        let key = tables::trie_key(prefix, path);
+        match node {
+            Some(node) => put(txn, table, &key, &codec::encode_branch_node(node))?,
+            None => del(txn, table, &key)?,
+        }
+    }
+    Ok(())
+}
+
+/// See [`super::Database::commit_block`].
+pub(super) fn commit_block(
+    env: &Env,
+    block: &SealedBlock,
+    senders: &[Address],
+    receipts: &[ReceiptEnvelope],
+    bundle: &BundleState,
+    updates: &TrieUpdates,
+) -> Result<(), StorageError> {
+    let (hash, header) = (block.hash(), &block.header);
+    let number = header.number;
+    let transactions = block.body.transactions.len();
+    for (what, got) in [("senders", senders.len()), ("receipts", receipts.len())] {
+        if got != transactions {
+            return Err(StorageError::BodyLengthMismatch { number, hash, transactions, what, got });
+        }
+    }
+    if updates.state_root != header.state_root {
+        return Err(StorageError::StateRootMismatch {
+            number,
+            hash,
+            expected: header.state_root,
+            computed: updates.state_root,
+        });
+    }
+    let txn = env.begin_rw_txn().op("begin write transaction")?;
+    let (tip_number, tip_hash) = read_tip(&txn)?;
+    if number != tip_number + 1 || header.parent_hash != tip_hash {
+        return Err(StorageError::NotChildOfTip {
+            number,
+            hash,
+            parent_hash: header.parent_hash,
+            tip_number,
+            tip_hash,
+        });
+    }
+    if updates.parent_hash != tip_hash {
+        return Err(StorageError::StaleTrieUpdates {
+            number,
+            hash,
+            computed_on: updates.parent_hash,
+            tip_hash,
+        });
+    }
+    write_block_data(
+        &txn,
+        number,
+        hash,
+        &alloy_rlp::encode(header),
+        &block.body,
+        senders,
+        receipts,
+    )?;
+    write_plain_state(&txn, number, bundle)?;
+    write_trie_updates(&txn, updates)?;
+    txn.commit().op("commit block")?;
+    Ok(())
+}
+
+/// Plain state, bytecode, change sets and history index of block `number`.
+fn write_plain_state(txn: &Rw<'_>, number: u64, bundle: &BundleState) -> Result<(), StorageError> {
+    let plain_accounts = open(txn, tables::PLAIN_ACCOUNTS)?;
+    let plain_storage = open(txn, tables::PLAIN_STORAGE)?;
+    let account_changes = open(txn, tables::ACCOUNT_CHANGE_SETS)?;
+    let storage_changes = open(txn, tables::STORAGE_CHANGE_SETS)?;
+    let account_history = open(txn, tables::ACCOUNT_HISTORY)?;
+    let storage_history = open(txn, tables::STORAGE_HISTORY)?;
+
+    let mut accounts: Vec<_> = bundle.state.iter().collect();
+    accounts.sort_unstable_by_key(|(address, _)| **address);
+    for (address, account) in accounts {
+        let destroyed = account.was_destroyed() || account.info.is_none();
+        let old = match txn.get::<Vec<u8>>(&plain_accounts, address).op("read PlainAccounts")? {
+            Some(bytes) => Some(codec::decode_account(&bytes).ok_or_else(|| {
+                corrupt(tables::PLAIN_ACCOUNTS, address.as_slice(), "malformed account")
+            })?),
+            None => None,
+        };
+        let new = account.info.as_ref().map(StoredAccount::from_info);
+
+        // Old values of every slot this block changes.
+        let mut slot_changes: BTreeMap<B256, U256> = BTreeMap::new();
+        if destroyed {
+            for (key, value) in delete_prefix(txn, &plain_storage, address.as_slice())? {
+                let value = codec::decode_storage_value(&value)
+                    .ok_or_else(|| corrupt(tables::PLAIN_STORAGE, &key, "malformed value"))?;
+                slot_changes.insert(B256::from_slice(&key[20..]), value);
+            }
+        }
+        for (slot, value) in &account.storage {
+            let slot = B256::from(slot.to_be_bytes::<32>());
+            let key = tables::plain_storage_key(address, &slot);
+            let new_value = value.present_value;
+            if destroyed {
+                slot_changes.entry(slot).or_insert(U256::ZERO);
+            } else {
+                let old_value =
+                    match txn.get::<Vec<u8>>(&plain_storage, key).op("read PlainStorage")? {
+                        Some(bytes) => codec::decode_storage_value(&bytes).ok_or_else(|| {
+                            corrupt(tables::PLAIN_STORAGE, &key, "malformed value")
+                        })?,
+                        None => U256::ZERO,
+                    };
+                if old_value == new_value {
+                    continue;
+                }
+                slot_changes.insert(slot, old_value);
+            }
+            if new_value.is_zero() {
+                del(txn, &plain_storage, &key)?;
+            } else {
+                put(txn, &plain_storage, &key, &new_value.to_be_bytes::<32>())?;
+            }
+        }
+        if destroyed && new.is_none() {
+            // Nothing written after the destruction survives a non-existent account.
+            delete_prefix(txn, &plain_storage, address.as_slice())?;
+        }
+
+        if old != new || !slot_changes.is_empty() {
+            put(
+                txn,
+                &account_changes,
+                &tables::account_change_key(number, address),
+                &codec::encode_account_change(old.as_ref()),
+            )?;
+            put(txn, &account_history, &tables::account_history_key(address, number), &[])?;
+        }
+        match &new {
+            Some(account) if old.as_ref() != Some(account) => {
+                put(txn, &plain_accounts, address.as_slice(), &codec::encode_account(account))?
+            }
+            None if old.is_some() => del(txn, &plain_accounts, address.as_slice())?,
+            _ => {}
+        }
+        for (slot, old_value) in slot_changes {
+            put(
+                txn,
+                &storage_changes,
+                &tables::storage_change_key(number, address, &slot),
+                &old_value.to_be_bytes::<32>(),
+            )?;
+            put(txn, &storage_history, &tables::storage_history_key(address, &slot, number), &[])?;
+        }
+    }
+
+    let bytecodes = open(txn, tables::BYTECODES)?;
+    for (code_hash, code) in &bundle.contracts {
+        if *code_hash != KECCAK_EMPTY {
+            put(txn, &bytecodes, code_hash.as_slice(), &code.original_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+/// See [`super::Database::unwind_to`].
+pub(super) fn unwind_to(env: &Env, target: u64) -> Result<(), StorageError> {
+    let txn = env.begin_rw_txn().op("begin write transaction")?;
+    let (tip, _) = read_tip(&txn)?;
+    if target > tip {
+        return Err(StorageError::UnwindTarget { target, tip });
+    }
+    if target == tip {
+        return Ok(());
+    }
+    let Some(target_header) = read_header(&txn, target)? else {
+        return Err(StorageError::UnknownBlock { number: target, tip });
+    };
+    let first = tables::number_key(target + 1);
+
+    // Values before block target+1: the earliest change set entry of each key wins.
+    let mut old_accounts: BTreeMap<Address, Option<StoredAccount>> = BTreeMap::new();
+    let account_changes = open(&txn, tables::ACCOUNT_CHANGE_SETS)?;
+    let account_history = open(&txn, tables::ACCOUNT_HISTORY)?;
+    for (key, value) in delete_prefix_from(&txn, &account_changes, &first)? {
+        let (Some(number), Ok(address)) = (tables::read_u64(&key), Address::try_from(&key[8..]))
+        else {
+            return Err(corrupt(tables::ACCOUNT_CHANGE_SETS, &key, "malformed key"));
+        };
+        let old = codec::decode_account_change(&value)
+            .ok_or_else(|| corrupt(tables::ACCOUNT_CHANGE_SETS, &key, "malformed account"))?;
+        old_accounts.entry(address).or_insert(old);
+        del(&txn, &account_history, &tables::account_history_key(&address, number))?;
+    }
+    let mut old_slots: BTreeMap<(Address, B256), U256> = BTreeMap::new();
+    let storage_changes = open(&txn, tables::STORAGE_CHANGE_SETS)?;
+    let storage_history = open(&txn, tables::STORAGE_HISTORY)?;
+    for (key, value) in delete_prefix_from(&txn, &storage_changes, &first)? {
+        let (Some(number), Ok(address)) = (tables::read_u64(&key), Address::try_from(&key[8..28]))
+        else {
+            return Err(corrupt(tables::STORAGE_CHANGE_SETS, &key, "malformed key"));
+        };
+        let slot = B256::try_from(&key[28..])
+            .map_err(|_| corrupt(tables::STORAGE_CHANGE_SETS, &key, "malformed key"))?;
+        let old = codec::decode_storage_value(&value)
+            .ok_or_else(|| corrupt(tables::STORAGE_CHANGE_SETS, &key, "malformed value"))?;
+        old_slots.entry((address, slot)).or_insert(old);
+        del(&txn, &storage_history, &tables::storage_history_key(&address, &slot, number))?;
+    }
+
+    let mut post = HashedPostState::default();
+    for (address, old) in &old_accounts {
+        post.accounts.insert(keccak256(address), *old);
+    }
+    for ((address, slot), old) in &old_slots {
+        post.storages.entry(keccak256(address)).or_default().slots.insert(keccak256(slot), *old);
+    }
+    let updates = state_root::compute_state_root(&mut MdbxTrieStore::new(&txn)?, post)?;
+    if updates.state_root != target_header.state_root {
+        return Err(StorageError::UnwindStateRoot {
+            number: target,
+            hash: target_header.hash_slow(),
+            expected: target_header.state_root,
+            computed: updates.state_root,
+        });
+    }
+
+    let (plain_accounts, plain_storage) =
+        (open(&txn, tables::PLAIN_ACCOUNTS)?, open(&txn, tables::PLAIN_STORAGE)?);
+    for (address, old) in &old_accounts {
+        match old {
+            Some(account) => {
+                put(&txn, &plain_accounts, address.as_slice(), &codec::encode_account(account))?
+            }
+            None => del(&txn, &plain_accounts, address.as_slice())?,
+        }
+    }
+    for ((address, slot), old) in &old_slots {
+        let key = tables::plain_storage_key(address, slot);
+        if old.is_zero() {
+            del(&txn, &plain_storage, &key)?;
+        } else {
+            put(&txn, &plain_storage, &key, &old.to_be_bytes::<32>())?;
+        }
+    }
+    write_trie_updates(&txn, &updates)?;
+
+    let lookup = open(&txn, tables::TX_LOOKUP)?;
+    let header_numbers = open(&txn, tables::HEADER_NUMBERS)?;
+    let canonical = open(&txn, tables::CANONICAL_HASHES)?;
+    for number in target + 1..=tip {
+        let key = tables::number_key(number);
+        if let Some(body) = read_body(&txn, number)? {
+            for tx in &body.transactions {
+                del(&txn, &lookup, tx.tx_hash().as_slice())?;
+            }
+        }
+        if let Some(hash) = txn.get::<Vec<u8>>(&canonical, key).op("read CanonicalHashes")? {
+            del(&txn, &header_numbers, &hash)?;
+        }
+        for name in [
+            tables::CANONICAL_HASHES,
+            tables::HEADERS,
+            tables::BODIES,
+            tables::SENDERS,
+            tables::RECEIPTS,
+        ] {
+            del(&txn, &open(&txn, name)?, &key)?;
+        }
+    }
+    txn.commit().op("commit unwind")?;
+    Ok(())
+}
+
+/// Deletes every entry with key `>= from`; returns them in key order.
+fn delete_prefix_from(
+    txn: &Rw<'_>,
+    table: &Table<'_>,
+    from: &[u8],
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    let mut entries = Vec::new();
+    {
+        let mut cursor = txn.cursor(table).op("open cursor")?;
+        let mut item = cursor.set_range::<Vec<u8>, Vec<u8>>(from).op("seek")?;
+        while let Some(entry) = item {
+            entries.push(entry);
+            item = cursor.next::<Vec<u8>, Vec<u8>>().op("next")?;
+        }
+    }
+    for (key, _) in &entries {
+        del(txn, table, key)?;
+    }
+    Ok(entries)
+}
