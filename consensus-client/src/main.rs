@@ -1,0 +1,5 @@
+//! `tandem-cl` binary entry point.
+
+fn main() -> eyre::Result<()> {
+    tandem_cl::cli::run()
+}

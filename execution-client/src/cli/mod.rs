@@ -1,0 +1,38 @@
+//! The `tandem-el` command line.
+
+mod chain;
+mod fixtures;
+
+use clap::{Parser, Subcommand};
+use tandem_shared::logging::LogArgs;
+
+/// Tandem execution client.
+#[derive(Debug, Parser)]
+#[command(name = "tandem-el", version, about = "Tandem execution client: revm, MDBX state, Ethereum JSON-RPC and the Engine API")]
+pub struct Cli {
+    /// Logging options.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `tandem-el` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect a genesis file: chain id, fork schedule and genesis block hash.
+    Chain(chain::ChainArgs),
+    /// Run Ethereum blockchain and state test fixtures (a file or a folder).
+    Fixtures(fixtures::FixturesArgs),
+}
+
+/// Parses the command line and runs the chosen command.
+pub fn run() -> eyre::Result<()> {
+    let cli = Cli::parse();
+    tandem_shared::logging::init(&cli.log)?;
+    match cli.command {
+        Command::Chain(args) => chain::run(&args),
+        Command::Fixtures(args) => fixtures::run(&args),
+    }
+}

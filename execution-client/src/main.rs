@@ -1,0 +1,5 @@
+//! `tandem-el` binary entry point.
+
+fn main() -> eyre::Result<()> {
+    tandem_el::cli::run()
+}

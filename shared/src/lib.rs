@@ -1,0 +1,14 @@
+//! `tandem-shared`: what both Tandem clients need — the chain spec from a geth-style
+//! `genesis.json`, Engine API JWT secrets and tokens, the Engine API types, logging and metrics
+//! set-up, and shutdown signals.
+
+pub mod chainspec;
+pub mod fixtures;
+pub mod jwt;
+pub mod logging;
+pub mod metrics;
+pub mod signal;
+
+/// Engine API types (payloads, fork choice, statuses), re-exported from alloy.
+pub use alloy_rpc_types_engine as engine;
+pub use chainspec::{ChainSpec, ChainSpecError, Fork, TandemConfig};
