@@ -8,7 +8,11 @@ use tandem_shared::logging::LogArgs;
 
 /// Tandem execution client.
 #[derive(Debug, Parser)]
-#[command(name = "tandem-el", version, about = "Tandem execution client: revm, MDBX state, Ethereum JSON-RPC and the Engine API")]
+#[command(
+    name = "tandem-el",
+    version,
+    about = "Tandem execution client: revm, MDBX state, Ethereum JSON-RPC and the Engine API"
+)]
 pub struct Cli {
     /// Logging options.
     #[command(flatten)]
