@@ -5,7 +5,11 @@ use tandem_shared::logging::LogArgs;
 
 /// Tandem consensus client.
 #[derive(Debug, Parser)]
-#[command(name = "tandem-cl", version, about = "Tandem consensus client: two-chain HotStuff BFT driving an execution client over the Engine API")]
+#[command(
+    name = "tandem-cl",
+    version,
+    about = "Tandem consensus client: two-chain HotStuff BFT driving an execution client over the Engine API"
+)]
 pub struct Cli {
     /// Logging options.
     #[command(flatten)]

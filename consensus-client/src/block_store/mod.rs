@@ -1,0 +1,167 @@
+//! In-memory tree of known blocks above the committed tip, the QCs that certify them and the
+//! committed tip itself.
+//!
+//! Blocks enter only after they are authenticated: a proposal whose payload the executor found
+//! valid, or a fetched block whose id was referenced by a verified QC or by a stored child (an
+//! id is the hash of the whole block, so a referenced id authenticates the content). The tree is
+//! pruned on commit, keeping [`RETAINED_COMMITTED_ROUNDS`] rounds of committed history in memory
+//! so lagging peers can fetch it; older history stays on disk (served by the sync service of the
+//! node, not by the core).
+
+use crate::types::{Block, BlockId, Height, QuorumCert, Round};
+use std::collections::HashMap;
+
+/// Rounds of committed history kept in memory below the committed tip.
+pub const RETAINED_COMMITTED_ROUNDS: Round = 2_000;
+
+/// Why a chain could not be walked back to the committed tip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainWalk {
+    /// The blocks from just above the committed tip up to the target, oldest first.
+    Complete(Vec<BlockId>),
+    /// This ancestor is not known yet.
+    Missing(BlockId),
+    /// The chain passes the committed round without meeting the committed tip: it conflicts with
+    /// the committed chain.
+    Conflicts {
+        /// The ancestor at or below the committed round.
+        block_id: BlockId,
+        /// Its round.
+        round: Round,
+    },
+}
+
+/// Known blocks and certificates.
+#[derive(Debug, Clone)]
+pub struct BlockStore {
+    blocks: HashMap<BlockId, Block>,
+    qcs: HashMap<BlockId, QuorumCert>,
+    committed_id: BlockId,
+    committed_round: Round,
+    committed_height: Height,
+}
+
+impl BlockStore {
+    /// A store holding `genesis` as the committed tip.
+    pub fn new(genesis: Block) -> Self {
+        let id = genesis.id();
+        let height = genesis.height();
+        let mut blocks = HashMap::new();
+        blocks.insert(id, genesis);
+        Self {
+            blocks,
+            qcs: HashMap::new(),
+            committed_id: id,
+            committed_round: 0,
+            committed_height: height,
+        }
+    }
+
+    /// Inserts a block (idempotent). Returns whether it was new.
+    pub fn insert(&mut self, id: BlockId, block: Block) -> bool {
+        if self.blocks.contains_key(&id) {
+            return false;
+        }
+        self.blocks.insert(id, block);
+        true
+    }
+
+    /// Records the QC that certifies `qc.block_id`. Returns whether it was new.
+    pub fn insert_qc(&mut self, qc: &QuorumCert) -> bool {
+        if self.qcs.contains_key(&qc.block_id) {
+            return false;
+        }
+        self.qcs.insert(qc.block_id, qc.clone());
+        true
+    }
+
+    /// The block with `id`, if known.
+    pub fn get(&self, id: &BlockId) -> Option<&Block> {
+        self.blocks.get(id)
+    }
+
+    /// Whether the block is known.
+    pub fn contains(&self, id: &BlockId) -> bool {
+        self.blocks.contains_key(id)
+    }
+
+    /// The QC certifying `id`, if known.
+    pub fn qc(&self, id: &BlockId) -> Option<&QuorumCert> {
+        self.qcs.get(id)
+    }
+
+    /// Id of the committed tip.
+    pub fn committed_id(&self) -> BlockId {
+        self.committed_id
+    }
+
+    /// Round of the committed tip.
+    pub fn committed_round(&self) -> Round {
+        self.committed_round
+    }
+
+    /// Height of the committed tip.
+    pub fn committed_height(&self) -> Height {
+        self.committed_height
+    }
+
+    /// Walks from `target` back to the committed tip.
+    pub fn walk_to_committed(&self, target: BlockId) -> ChainWalk {
+        let mut chain = Vec::new();
+        let mut cur = target;
+        while cur != self.committed_id {
+            let Some(b) = self.blocks.get(&cur) else {
+                return ChainWalk::Missing(cur);
+            };
+            if b.round <= self.committed_round {
+                return ChainWalk::Conflicts { block_id: cur, round: b.round };
+            }
+            chain.push(cur);
+            cur = b.parent_id;
+        }
+        chain.reverse();
+        ChainWalk::Complete(chain)
+    }
+
+    /// Marks `id` (which must be a known descendant of the tip) as the committed tip and prunes
+    /// blocks that can no longer matter.
+    pub fn set_committed(&mut self, id: BlockId) {
+        if let Some(b) = self.blocks.get(&id) {
+            self.committed_id = id;
+            self.committed_round = b.round;
+            self.committed_height = b.height();
+        }
+        let keep_from = self.committed_round.saturating_sub(RETAINED_COMMITTED_ROUNDS);
+        // Prune only occasionally: retain is linear in the number of blocks.
+        if self.committed_round.is_multiple_of(64) {
+            self.blocks.retain(|bid, b| b.round >= keep_from || *bid == self.committed_id);
+            let blocks = &self.blocks;
+            self.qcs.retain(|bid, _| blocks.contains_key(bid));
+        }
+    }
+
+    /// Up to `count` blocks starting at `id` and following parents (newest first).
+    pub fn chain_from(&self, id: BlockId, count: usize) -> Vec<Block> {
+        let mut out = Vec::new();
+        let mut cur = id;
+        while out.len() < count {
+            let Some(b) = self.blocks.get(&cur) else { break };
+            out.push(b.clone());
+            if b.round == 0 {
+                break;
+            }
+            cur = b.parent_id;
+        }
+        out
+    }
+
+    /// Number of blocks held.
+    pub fn len(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Whether only nothing is held (never: genesis or the committed tip is always there).
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+}

@@ -1,0 +1,18 @@
+//! `tandem-cl`: the Tandem consensus client.
+//!
+//! Rooms: [`types`] (blocks, votes, certificates and their encodings), [`crypto`] (signature
+//! traits, ed25519), [`core`] (the pure HotStuff state machine), [`safety_rules`] (the persisted
+//! guard against equivocation), [`leader`] (election), [`block_store`] (known blocks),
+//! [`storage`] (MDBX persistence), `sim` (test-only deterministic simulator), [`cli`].
+
+pub mod block_store;
+pub mod cli;
+pub mod core;
+pub mod crypto;
+pub mod leader;
+pub mod safety_rules;
+pub mod storage;
+pub mod types;
+
+#[cfg(test)]
+mod sim;

@@ -1,0 +1,757 @@
+//! Deterministic simulation of a whole validator set (test-only).
+//!
+//! One seed decides everything: the number of validators (4, 7 or 10), the signature scheme
+//! (mostly the cheap test scheme, every tenth seed real ed25519), the storage (in memory, every
+//! 25th seed MDBX in a temporary directory), the network before GST (delay, loss, duplication,
+//! reordering, a partition that heals), crashes and restarts from each node's own storage
+//! (some of them torn: the node dies part-way through performing one event's actions), and up
+//! to f byzantine validators: an equivocating leader, a twin that runs the same key twice, and a
+//! sender of malformed, mutated and replayed messages. Time is virtual; events are processed in
+//! order of (time, sequence number), so a seed replays exactly.
+//!
+//! Checked after every step (every handled event): no two honest nodes commit different blocks
+//! at one height; every honest node's committed chain is contiguous, linked parent to child, and
+//! delivered exactly once; no honest validator signs two different votes, timeouts or proposals
+//! for a round, or a vote after a timeout in the same round; the fork-choice finalized hash is
+//! the last delivered block. Liveness: after GST (network synchronous, every honest node up),
+//! every honest node must commit at least [`NEW_COMMITS_AFTER_GST`] blocks above the highest
+//! height committed by anyone at GST, within [`LIVENESS_BOUND_MS`] of virtual time.
+
+mod network;
+mod scenario;
+
+#[cfg(test)]
+mod tests;
+
+use crate::core::{Action, Core, CoreConfig, CoreParams, Event, PersistOp, Timer};
+use crate::crypto::test_scheme::{HashSigner, HashVerifier};
+use crate::crypto::{Ed25519Signer, Ed25519Verifier, Signer, Verifier};
+use crate::leader::RoundRobin;
+use crate::storage::{ChainMeta, MdbxStorage, MemStorage, Storage};
+use crate::types::codec::Codec;
+use crate::types::{
+    Block, BlockId, Height, Message, Payload, PayloadAttributes, Round, Validator, ValidatorIndex,
+    ValidatorSet,
+};
+use alloy_primitives::B256;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+pub use scenario::{Byzantine, Scenario};
+use sha2::{Digest, Sha256};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+
+/// Virtual start time (ms since the epoch).
+const T0_MS: u64 = 1_700_000_000_000;
+/// Blocks every honest node must commit after GST.
+pub const NEW_COMMITS_AFTER_GST: u64 = 2;
+/// Virtual time after GST within which they must be committed.
+pub const LIVENESS_BOUND_MS: u64 = 90_000;
+/// Hard cap on processed events (a runaway simulation is a failure).
+const MAX_EVENTS: u64 = 3_000_000;
+
+/// The block hash the mock executor computes for a payload.
+pub fn mock_block_hash(p: &Payload) -> B256 {
+    let mut h = Sha256::new();
+    h.update(b"mock-el");
+    h.update(p.parent_hash);
+    h.update(p.number.to_be_bytes());
+    h.update(p.timestamp.to_be_bytes());
+    h.update(p.prev_randao);
+    h.update(p.parent_beacon_block_root);
+    h.update(&p.body);
+    B256::from_slice(&h.finalize())
+}
+
+/// The mock executor's payload for `attributes` with `body`.
+pub fn mock_payload(attributes: &PayloadAttributes, body: Vec<u8>) -> Payload {
+    let mut p = Payload {
+        block_hash: B256::ZERO,
+        parent_hash: attributes.parent_hash,
+        number: attributes.number,
+        timestamp: attributes.timestamp,
+        prev_randao: attributes.prev_randao,
+        parent_beacon_block_root: attributes.parent_beacon_block_root,
+        withdrawals: vec![],
+        body,
+    };
+    p.block_hash = mock_block_hash(&p);
+    p
+}
+
+/// The genesis block of simulated chains.
+pub fn sim_genesis() -> Block {
+    Block::genesis(Payload {
+        block_hash: B256::repeat_byte(0x11),
+        parent_hash: B256::ZERO,
+        number: 0,
+        timestamp: T0_MS / 1000 - 1,
+        prev_randao: B256::ZERO,
+        parent_beacon_block_root: B256::ZERO,
+        withdrawals: vec![],
+        body: vec![],
+    })
+}
+
+/// Keys of a simulated validator set.
+pub enum Keys {
+    /// Test scheme secrets.
+    Hash(Vec<[u8; 32]>),
+    /// Ed25519 seeds.
+    Ed25519(Vec<[u8; 32]>),
+}
+
+impl Keys {
+    /// Deterministic keys for `n` validators.
+    pub fn new(n: usize, ed25519: bool) -> Self {
+        let seeds: Vec<[u8; 32]> = (0..n)
+            .map(|i| {
+                Sha256::new()
+                    .chain_update(b"sim-key")
+                    .chain_update((i as u64).to_be_bytes())
+                    .finalize()
+                    .into()
+            })
+            .collect();
+        if ed25519 { Self::Ed25519(seeds) } else { Self::Hash(seeds) }
+    }
+    /// The signer of validator `i`.
+    pub fn signer(&self, i: usize) -> Box<dyn Signer> {
+        match self {
+            Self::Hash(s) => Box::new(HashSigner { secret: s[i] }),
+            Self::Ed25519(s) => Box::new(Ed25519Signer::from_seed(&s[i])),
+        }
+    }
+    /// The verifier and validator set (unit voting power).
+    pub fn set(&self) -> (Arc<dyn Verifier>, Arc<ValidatorSet>) {
+        let n = match self {
+            Self::Hash(s) | Self::Ed25519(s) => s.len(),
+        };
+        let pks: Vec<_> = (0..n).map(|i| self.signer(i).public_key()).collect();
+        let set = ValidatorSet::new(
+            pks.iter().map(|pk| Validator { public_key: *pk, voting_power: 1 }).collect(),
+        )
+        .expect("valid set");
+        let verifier: Arc<dyn Verifier> = match self {
+            Self::Hash(s) => Arc::new(HashVerifier { secrets: s.clone() }),
+            Self::Ed25519(_) => Arc::new(Ed25519Verifier::new(&pks).expect("valid keys")),
+        };
+        (verifier, Arc::new(set))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum SimEvent {
+    Deliver { to: usize, from: ValidatorIndex, bytes: Vec<u8> },
+    Timer { inst: usize, incarnation: u64, timer: TimerKey },
+    Executor { inst: usize, incarnation: u64, reply: ExecReply },
+    Crash { inst: usize, torn_after: Option<usize> },
+    Restart { inst: usize },
+    Gst,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKey {
+    Round(Round),
+    Propose(Round),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum ExecReply {
+    Built { round: Round, payload: Option<Vec<u8>> },
+    Validated { block_id: BlockId, valid: bool },
+}
+
+struct Instance {
+    index: ValidatorIndex,
+    core: Option<Core>,
+    storage: Box<dyn Storage>,
+    incarnation: u64,
+    torn_after: Option<usize>,
+    /// Delivered (committed) blocks, like an EL's finalized chain: survives crashes.
+    app: Vec<(BlockId, Block)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Outcome of one seed.
+#[derive(Debug)]
+pub struct SimReport {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Virtual time simulated.
+    pub virtual_ms: u64,
+    /// Events processed.
+    pub events: u64,
+    /// Lowest committed height among honest nodes at the end.
+    pub min_height: Height,
+    /// Equivocation evidence reported by honest nodes.
+    pub evidence: u64,
+    /// Messages dropped because they did not decode.
+    pub undecodable: u64,
+}
+
+/// The simulator state for one seed.
+pub struct Sim {
+    sc: Scenario,
+    rng: StdRng,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(u64, u64, SimEvent)>>,
+    instances: Vec<Instance>,
+    routes: Vec<Vec<usize>>,
+    keys: Keys,
+    verifier: Arc<dyn Verifier>,
+    validators: Arc<ValidatorSet>,
+    genesis: Block,
+    gst_reached: bool,
+    gst_height: Height,
+    committed: HashMap<Height, BlockId>,
+    signed_votes: HashMap<(ValidatorIndex, Round), BlockId>,
+    signed_timeouts: HashMap<(ValidatorIndex, Round), Round>,
+    signed_proposals: HashMap<(ValidatorIndex, Round), BlockId>,
+    sent_log: Vec<(ValidatorIndex, Vec<u8>)>,
+    evidence: u64,
+    undecodable: u64,
+    events: u64,
+}
+
+impl Sim {
+    /// Sets up the simulation of `sc`.
+    pub fn new(sc: Scenario) -> Self {
+        let keys = Keys::new(sc.n, sc.ed25519);
+        let (verifier, validators) = keys.set();
+        let genesis = sim_genesis();
+        let mut sim = Self {
+            rng: StdRng::seed_from_u64(sc.seed ^ 0x5eed_5eed),
+            now: T0_MS,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            instances: Vec::new(),
+            routes: vec![Vec::new(); sc.n],
+            keys,
+            verifier,
+            validators,
+            genesis,
+            gst_reached: false,
+            gst_height: 0,
+            committed: HashMap::new(),
+            signed_votes: HashMap::new(),
+            signed_timeouts: HashMap::new(),
+            signed_proposals: HashMap::new(),
+            sent_log: Vec::new(),
+            evidence: 0,
+            undecodable: 0,
+            events: 0,
+            sc,
+        };
+        let mut owners: Vec<ValidatorIndex> = (0..sim.sc.n as ValidatorIndex).collect();
+        for (idx, b) in &sim.sc.byzantine {
+            if *b == Byzantine::Twin {
+                owners.push(*idx);
+            }
+        }
+        let meta = ChainMeta { chain_id: 7, genesis_id: sim.genesis.id() };
+        for index in owners {
+            let (storage, dir): (Box<dyn Storage>, _) = if sim.sc.mdbx {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let s = MdbxStorage::open(dir.path(), meta).expect("open mdbx");
+                (Box::new(s), Some(dir))
+            } else {
+                (Box::new(MemStorage::new()), None)
+            };
+            sim.routes[usize::from(index)].push(sim.instances.len());
+            sim.instances.push(Instance {
+                index,
+                core: None,
+                storage,
+                incarnation: 0,
+                torn_after: None,
+                app: Vec::new(),
+                _dir: dir,
+            });
+        }
+        sim
+    }
+
+    fn schedule(&mut self, at: u64, ev: SimEvent) {
+        self.seq += 1;
+        self.queue.push(Reverse((at.max(self.now), self.seq, ev)));
+    }
+
+    fn is_honest(&self, index: ValidatorIndex) -> bool {
+        !self.sc.byzantine.iter().any(|(i, _)| *i == index)
+    }
+
+    fn config(&self) -> CoreConfig {
+        CoreConfig {
+            chain_id: 7,
+            sub_second_blocks: self.sc.sub_second,
+            round_timeout_base_ms: self.sc.base_timeout_ms,
+            round_timeout_max_ms: 10_000,
+            max_future_secs: 4,
+            ..CoreConfig::default()
+        }
+    }
+
+    fn boot(&mut self, inst: usize) -> Result<(), String> {
+        let index = self.instances[inst].index;
+        let recovery = self.instances[inst]
+            .storage
+            .load()
+            .map_err(|e| format!("node {index} cannot load its storage: {e}"))?;
+        let params = CoreParams {
+            config: self.config(),
+            me: index,
+            validators: self.validators.clone(),
+            signer: self.keys.signer(usize::from(index)),
+            verifier: self.verifier.clone(),
+            election: Box::new(RoundRobin::new(self.sc.n)),
+            genesis: self.genesis.clone(),
+        };
+        let core =
+            Core::new(params, recovery).map_err(|e| format!("node {index} cannot start: {e}"))?;
+        // Re-deliver what storage committed but the app never received (crash in between).
+        let node = &mut self.instances[inst];
+        node.incarnation += 1;
+        node.core = Some(core);
+        let missing: Vec<(BlockId, Block)> = {
+            let core = node.core.as_ref().expect("just set");
+            let tip = core.committed_height();
+            let have = node.app.len() as u64;
+            let mut chain = Vec::new();
+            let mut id = core.committed_id();
+            let store = core.block_store();
+            let mut h = tip;
+            while h > have {
+                let Some(b) = store.get(&id) else {
+                    return Err(format!(
+                        "node {index}: committed block {id} at height {h} not in store after restart"
+                    ));
+                };
+                chain.push((id, b.clone()));
+                id = b.parent_id;
+                h -= 1;
+            }
+            chain.reverse();
+            chain
+        };
+        for (id, b) in missing {
+            self.deliver_commit(inst, id, b)?;
+        }
+        self.step(inst, Event::Start)
+    }
+
+    /// Runs the scenario to its end; `Err` describes the first violation.
+    pub fn run(mut self) -> Result<SimReport, String> {
+        for inst in 0..self.instances.len() {
+            self.boot(inst)?;
+        }
+        let sc = self.sc.clone();
+        for c in &sc.crashes {
+            let torn_after = c.torn.then(|| self.rng.gen_range(0..4));
+            for inst in self.routes[usize::from(c.node)].clone() {
+                self.schedule(T0_MS + c.at_ms, SimEvent::Crash { inst, torn_after });
+                self.schedule(
+                    T0_MS + (c.at_ms + c.down_ms).min(sc.gst_ms),
+                    SimEvent::Restart { inst },
+                );
+            }
+        }
+        self.schedule(T0_MS + sc.gst_ms, SimEvent::Gst);
+        while let Some(Reverse((at, _, ev))) = self.queue.pop() {
+            self.now = at;
+            self.events += 1;
+            if self.events > MAX_EVENTS {
+                return Err(format!("more than {MAX_EVENTS} events by t={}ms", self.now - T0_MS));
+            }
+            self.dispatch(ev)?;
+            if self.gst_reached {
+                let needed = self.gst_height + NEW_COMMITS_AFTER_GST;
+                if self.honest_min_height() >= needed {
+                    break;
+                }
+                if self.now > T0_MS + sc.gst_ms + LIVENESS_BOUND_MS {
+                    return Err(format!(
+                        "liveness: {}ms after GST honest heights are {:?}, need {needed}",
+                        LIVENESS_BOUND_MS,
+                        self.honest_heights()
+                    ));
+                }
+            }
+        }
+        Ok(SimReport {
+            virtual_ms: self.now - T0_MS,
+            events: self.events,
+            min_height: self.honest_min_height(),
+            evidence: self.evidence,
+            undecodable: self.undecodable,
+            scenario: self.sc,
+        })
+    }
+
+    fn honest_heights(&self) -> Vec<(ValidatorIndex, Height)> {
+        self.instances
+            .iter()
+            .filter(|i| self.is_honest(i.index))
+            .map(|i| (i.index, i.app.len() as Height))
+            .collect()
+    }
+
+    fn honest_min_height(&self) -> Height {
+        self.honest_heights().iter().map(|(_, h)| *h).min().unwrap_or(0)
+    }
+
+    fn dispatch(&mut self, ev: SimEvent) -> Result<(), String> {
+        match ev {
+            SimEvent::Deliver { to, from, bytes } => match Message::decode(&bytes) {
+                Ok(message) => self.step(to, Event::Message { from, message }),
+                Err(_) => {
+                    self.undecodable += 1;
+                    Ok(())
+                }
+            },
+            SimEvent::Timer { inst, incarnation, timer } => {
+                if self.instances[inst].incarnation != incarnation {
+                    return Ok(());
+                }
+                let t = match timer {
+                    TimerKey::Round(r) => Timer::Round(r),
+                    TimerKey::Propose(r) => Timer::Propose(r),
+                };
+                self.step(inst, Event::Timer(t))
+            }
+            SimEvent::Executor { inst, incarnation, reply } => {
+                if self.instances[inst].incarnation != incarnation {
+                    return Ok(());
+                }
+                let event = match reply {
+                    ExecReply::Built { round, payload } => Event::PayloadBuilt {
+                        round,
+                        payload: payload.and_then(|b| Payload::decode(&b).ok()),
+                    },
+                    ExecReply::Validated { block_id, valid } => {
+                        Event::PayloadValidated { block_id, valid }
+                    }
+                };
+                self.step(inst, event)
+            }
+            SimEvent::Crash { inst, torn_after } => {
+                let node = &mut self.instances[inst];
+                if node.core.is_some() {
+                    if torn_after.is_some() {
+                        node.torn_after = torn_after;
+                    } else {
+                        node.core = None;
+                        node.incarnation += 1;
+                    }
+                }
+                Ok(())
+            }
+            SimEvent::Restart { inst } => {
+                let node = &mut self.instances[inst];
+                node.torn_after = None;
+                if node.core.is_none() { self.boot(inst) } else { Ok(()) }
+            }
+            SimEvent::Gst => {
+                self.gst_reached = true;
+                self.gst_height =
+                    self.instances.iter().map(|i| i.app.len() as Height).max().unwrap_or(0);
+                for inst in 0..self.instances.len() {
+                    if self.instances[inst].core.is_none() {
+                        self.instances[inst].torn_after = None;
+                        self.boot(inst)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn step(&mut self, inst: usize, event: Event) -> Result<(), String> {
+        let now = self.now;
+        let Some(core) = self.instances[inst].core.as_mut() else { return Ok(()) };
+        let actions = core.handle(now, event);
+        let torn = self.instances[inst].torn_after.take();
+        for (k, action) in actions.into_iter().enumerate() {
+            if torn == Some(k) {
+                let node = &mut self.instances[inst];
+                node.core = None;
+                node.incarnation += 1;
+                return Ok(());
+            }
+            self.perform(inst, action)?;
+        }
+        if torn.is_some() {
+            // fewer actions than the tear point: crash after all of them
+            let node = &mut self.instances[inst];
+            node.core = None;
+            node.incarnation += 1;
+        }
+        Ok(())
+    }
+
+    fn deliver_commit(&mut self, inst: usize, id: BlockId, block: Block) -> Result<(), String> {
+        let node = &mut self.instances[inst];
+        let index = node.index;
+        let height = block.height();
+        let expected = node.app.len() as Height + 1;
+        if height != expected {
+            return Err(format!(
+                "node {index} delivered height {height}, expected {expected} (gap or duplicate)"
+            ));
+        }
+        let parent = node.app.last().map_or(self.genesis.id(), |(pid, _)| *pid);
+        if block.parent_id != parent {
+            return Err(format!(
+                "node {index} committed {id} at height {height} whose parent is not its previous commit"
+            ));
+        }
+        node.app.push((id, block));
+        if self.is_honest(index) {
+            match self.committed.get(&height) {
+                Some(other) if *other != id => {
+                    return Err(format!(
+                        "SAFETY: node {index} committed {id} at height {height}, another node committed {other}"
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    self.committed.insert(height, id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_signed(&mut self, index: ValidatorIndex, message: &Message) -> Result<(), String> {
+        if !self.is_honest(index) {
+            return Ok(());
+        }
+        match message {
+            Message::Vote(v) if v.voter == index => {
+                match self.signed_votes.insert((index, v.round), v.block_id) {
+                    Some(prev) if prev != v.block_id => {
+                        return Err(format!(
+                            "SAFETY: honest node {index} voted twice in round {}: {prev} and {}",
+                            v.round, v.block_id
+                        ));
+                    }
+                    // a vote re-sent after a restart is the stored signature, not a new one
+                    Some(_) => {}
+                    None if self.signed_timeouts.contains_key(&(index, v.round)) => {
+                        return Err(format!(
+                            "SAFETY: honest node {index} voted in round {} after timing out",
+                            v.round
+                        ));
+                    }
+                    None => {}
+                }
+            }
+            Message::Timeout(t) if t.signer == index => {
+                if let Some(prev) = self.signed_timeouts.insert((index, t.round), t.high_qc.round)
+                    && prev != t.high_qc.round
+                {
+                    return Err(format!(
+                        "SAFETY: honest node {index} signed two timeouts for round {}",
+                        t.round
+                    ));
+                }
+            }
+            Message::Proposal(p) if p.block.proposer == index => {
+                let id = p.block.id();
+                if let Some(prev) = self.signed_proposals.insert((index, p.block.round), id)
+                    && prev != id
+                {
+                    return Err(format!(
+                        "SAFETY: honest node {index} proposed twice in round {}",
+                        p.block.round
+                    ));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn perform(&mut self, inst: usize, action: Action) -> Result<(), String> {
+        let index = self.instances[inst].index;
+        let incarnation = self.instances[inst].incarnation;
+        match action {
+            Action::Persist(op) => {
+                if let PersistOp::Evidence(_) = &op
+                    && self.is_honest(index)
+                {
+                    self.evidence += 1;
+                }
+                self.instances[inst]
+                    .storage
+                    .apply(&op)
+                    .map_err(|e| format!("node {index} storage write failed: {e}"))
+            }
+            Action::Send { to, message } => {
+                self.check_signed(index, &message)?;
+                let bytes = message.encode();
+                self.byzantine_extra(index, &bytes);
+                self.send(index, to, bytes);
+                Ok(())
+            }
+            Action::Broadcast { message } => {
+                self.check_signed(index, &message)?;
+                if let Message::Proposal(p) = &message
+                    && self.byz(index) == Some(Byzantine::Equivocator)
+                {
+                    self.equivocate(index, p);
+                    return Ok(());
+                }
+                let bytes = message.encode();
+                self.byzantine_extra(index, &bytes);
+                for to in 0..self.sc.n as ValidatorIndex {
+                    if to != index {
+                        self.send(index, to, bytes.clone());
+                    }
+                }
+                Ok(())
+            }
+            Action::SetTimer { timer, at_ms } => {
+                let timer = match timer {
+                    Timer::Round(r) => TimerKey::Round(r),
+                    Timer::Propose(r) => TimerKey::Propose(r),
+                };
+                self.schedule(at_ms, SimEvent::Timer { inst, incarnation, timer });
+                Ok(())
+            }
+            Action::BuildPayload { round, attributes } => {
+                let body: Vec<u8> = (0..8).map(|_| self.rng.r#gen()).collect();
+                let payload = mock_payload(&attributes, body);
+                let delay = self.rng.gen_range(1..5);
+                let reply = ExecReply::Built { round, payload: Some(payload.encode()) };
+                self.schedule(self.now + delay, SimEvent::Executor { inst, incarnation, reply });
+                Ok(())
+            }
+            Action::ValidatePayload { block_id, payload } => {
+                let valid = mock_block_hash(&payload) == payload.block_hash
+                    && payload.withdrawals.is_empty();
+                let delay = self.rng.gen_range(1..5);
+                let reply = ExecReply::Validated { block_id, valid };
+                self.schedule(self.now + delay, SimEvent::Executor { inst, incarnation, reply });
+                Ok(())
+            }
+            Action::Commit { block_id, block } => self.deliver_commit(inst, block_id, block),
+            Action::ForkChoice { finalized, .. } => {
+                let node = &self.instances[inst];
+                let tip = node
+                    .app
+                    .last()
+                    .map_or(self.genesis.payload.block_hash, |(_, b)| b.payload.block_hash);
+                if finalized != tip {
+                    return Err(format!(
+                        "node {index}: fork choice finalized {finalized} is not its last delivered block {tip}"
+                    ));
+                }
+                Ok(())
+            }
+            Action::Evidence(_) => Ok(()),
+        }
+    }
+
+    fn byz(&self, index: ValidatorIndex) -> Option<Byzantine> {
+        self.sc.byzantine.iter().find(|(i, _)| *i == index).map(|(_, b)| *b)
+    }
+
+    /// An equivocating leader: a second, differently-bodied but valid proposal to half the peers.
+    fn equivocate(&mut self, index: ValidatorIndex, p: &crate::types::Proposal) {
+        let mut block = p.block.clone();
+        block.payload.body.push(0xEE);
+        block.payload.block_hash = mock_block_hash(&block.payload);
+        let id = block.id();
+        let signer = self.keys.signer(usize::from(index));
+        let sig = signer.sign(&crate::types::Proposal::signing_bytes(7, &id));
+        let twin = crate::types::Proposal { block, tc: p.tc.clone(), signature: sig };
+        let a = Message::Proposal(p.clone()).encode();
+        let b = Message::Proposal(twin).encode();
+        for to in 0..self.sc.n as ValidatorIndex {
+            if to != index {
+                let bytes = if self.rng.gen_bool(0.5) { a.clone() } else { b.clone() };
+                self.send(index, to, bytes);
+            }
+        }
+    }
+
+    /// A garbage sender: alongside its honest traffic, mutated, truncated, replayed and
+    /// forged messages.
+    fn byzantine_extra(&mut self, index: ValidatorIndex, bytes: &[u8]) {
+        if self.byz(index) != Some(Byzantine::Garbage) {
+            return;
+        }
+        if self.sent_log.len() < 256 {
+            self.sent_log.push((index, bytes.to_vec()));
+        }
+        let to = self.rng.gen_range(0..self.sc.n) as ValidatorIndex;
+        if to == index {
+            return;
+        }
+        let junk = match self.rng.gen_range(0..5) {
+            0 => {
+                let mut b = bytes.to_vec();
+                let i = self.rng.gen_range(0..b.len());
+                b[i] ^= 1 << self.rng.gen_range(0..8);
+                b
+            }
+            1 => bytes[..self.rng.gen_range(0..bytes.len())].to_vec(),
+            2 => {
+                // replay something old (stale)
+                let i = self.rng.gen_range(0..self.sent_log.len());
+                self.sent_log[i].1.clone()
+            }
+            3 => (0..self.rng.gen_range(1..200)).map(|_| self.rng.r#gen()).collect(),
+            _ => {
+                // a vote for a far-future round with a forged signature, claiming another voter
+                let voter = self.rng.gen_range(0..self.sc.n) as ValidatorIndex;
+                Message::Vote(crate::types::Vote {
+                    block_id: B256::repeat_byte(7),
+                    round: self.rng.gen_range(1..1_000_000),
+                    voter,
+                    signature: crate::types::Signature([9; 64]),
+                })
+                .encode()
+            }
+        };
+        self.send(index, to, junk);
+    }
+
+    fn send(&mut self, from: ValidatorIndex, to: ValidatorIndex, bytes: Vec<u8>) {
+        let targets = self.routes[usize::from(to)].clone();
+        // A twin pair splits the network: each instance hears from half the peers.
+        let targets: Vec<usize> = if targets.len() > 1 {
+            vec![targets[usize::from(from) % targets.len()]]
+        } else {
+            targets
+        };
+        for inst in targets {
+            for delay in network::deliveries(&mut self.rng, &self.sc, self.now - T0_MS, from, to) {
+                self.schedule(
+                    self.now + delay,
+                    SimEvent::Deliver { to: inst, from, bytes: bytes.clone() },
+                );
+            }
+        }
+    }
+}
+
+/// Parses `START..END` (END exclusive).
+pub fn parse_seed_range(s: &str) -> Option<(u64, u64)> {
+    let (a, b) = s.trim().split_once("..")?;
+    let (a, b) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a < b).then_some((a, b))
+}
+
+/// Runs one seed.
+pub fn run_seed(seed: u64) -> Result<SimReport, String> {
+    Sim::new(Scenario::from_seed(seed)).run()
+}
+
+/// Counts of seeds by outcome.
+pub fn summary(start: u64, end: u64, passed: u64, failed: u64) -> String {
+    format!("seeds {start}..{end}: {passed} passed, {failed} failed")
+}

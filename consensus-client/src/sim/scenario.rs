@@ -1,0 +1,127 @@
+//! What one seed decides.
+
+use crate::types::ValidatorIndex;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+/// A byzantine behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Byzantine {
+    /// Sends two different valid proposals when leading.
+    Equivocator,
+    /// Runs the same key in two instances, each hearing half the network (double votes).
+    Twin,
+    /// Sends mutated, truncated, replayed, random and forged messages besides honest ones.
+    Garbage,
+}
+
+/// A crash of an honest node.
+#[derive(Debug, Clone)]
+pub struct Crash {
+    /// Which node.
+    pub node: ValidatorIndex,
+    /// When (ms after start).
+    pub at_ms: u64,
+    /// Downtime (restart no later than GST).
+    pub down_ms: u64,
+    /// Whether it dies part-way through performing the actions of one event.
+    pub torn: bool,
+}
+
+/// Everything a seed decides.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// The seed.
+    pub seed: u64,
+    /// Validators.
+    pub n: usize,
+    /// Real ed25519 instead of the test scheme.
+    pub ed25519: bool,
+    /// MDBX storage instead of memory.
+    pub mdbx: bool,
+    /// Sub-second blocks.
+    pub sub_second: bool,
+    /// Base round timeout.
+    pub base_timeout_ms: u64,
+    /// Global stabilisation time (ms after start).
+    pub gst_ms: u64,
+    /// Max delay before GST.
+    pub pre_gst_max_delay_ms: u64,
+    /// Max delay after GST (Δ).
+    pub post_gst_max_delay_ms: u64,
+    /// Loss probability before GST.
+    pub loss: f64,
+    /// Duplication probability.
+    pub duplication: f64,
+    /// A partition before GST: one side and its start/end time.
+    pub partition: Option<(Vec<ValidatorIndex>, u64, u64)>,
+    /// Crashes of honest nodes.
+    pub crashes: Vec<Crash>,
+    /// Byzantine validators (at most f).
+    pub byzantine: Vec<(ValidatorIndex, Byzantine)>,
+}
+
+impl Scenario {
+    /// The scenario of `seed`.
+    pub fn from_seed(seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let n = [4usize, 7, 10][rng.gen_range(0..3)];
+        let f = (n - 1) / 3;
+        let sub_second = rng.gen_bool(0.5);
+        let gst_ms = rng.gen_range(1_000..8_000);
+        let mut order: Vec<ValidatorIndex> = (0..n as ValidatorIndex).collect();
+        order.shuffle(&mut rng);
+        let n_byz = rng.gen_range(0..=f);
+        let mut byzantine = Vec::new();
+        let mut twin = false;
+        for &i in &order[..n_byz] {
+            let b = match rng.gen_range(0..3) {
+                0 => Byzantine::Equivocator,
+                1 if !twin => {
+                    twin = true;
+                    Byzantine::Twin
+                }
+                _ => Byzantine::Garbage,
+            };
+            byzantine.push((i, b));
+        }
+        let honest = &order[n_byz..];
+        let mut crashes = Vec::new();
+        if rng.gen_bool(0.4) {
+            for _ in 0..rng.gen_range(1..=2) {
+                crashes.push(Crash {
+                    node: honest[rng.gen_range(0..honest.len())],
+                    at_ms: rng.gen_range(0..gst_ms),
+                    down_ms: rng.gen_range(100..3_000),
+                    torn: rng.gen_bool(0.5),
+                });
+            }
+        }
+        let partition = rng.gen_bool(0.4).then(|| {
+            let k = rng.gen_range(1..n);
+            let mut side = order.clone();
+            side.shuffle(&mut rng);
+            side.truncate(k);
+            let start = rng.gen_range(0..gst_ms);
+            let end = rng.gen_range(start..=gst_ms);
+            (side, start, end)
+        });
+        Self {
+            seed,
+            n,
+            ed25519: seed % 10 == 3,
+            mdbx: seed % 25 == 7,
+            sub_second,
+            base_timeout_ms: if sub_second { 1_000 } else { 2_500 },
+            gst_ms,
+            pre_gst_max_delay_ms: rng.gen_range(20..800),
+            post_gst_max_delay_ms: rng.gen_range(5..100),
+            loss: rng.gen_range(0.0..0.3),
+            duplication: rng.gen_range(0.0..0.1),
+            partition,
+            crashes,
+            byzantine,
+        }
+    }
+}

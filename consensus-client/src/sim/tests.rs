@@ -1,0 +1,179 @@
+//! The seeded simulation suite.
+//!
+//! `cargo test -p tandem-cl --lib sim::tests::seeds -- --nocapture` runs the default seeds;
+//! `TANDEM_SIM_SEEDS=START..END` (END exclusive) runs that range instead.
+
+use super::*;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Seeds of the default suite.
+const DEFAULT_SEEDS: (u64, u64) = (0, 1000);
+
+fn repro(seed: u64) -> String {
+    format!(
+        "TANDEM_SIM_SEEDS={seed}..{} cargo test -p tandem-cl --lib sim::tests::seeds -- --nocapture",
+        seed + 1
+    )
+}
+
+/// What the passing seeds exercised, summed (printed with the summary line).
+#[derive(Debug, Default)]
+struct Totals {
+    events: u64,
+    virtual_secs: u64,
+    committed_blocks: u64,
+    evidence: u64,
+    undecodable: u64,
+    with_byzantine: u64,
+    with_crashes: u64,
+}
+
+impl Totals {
+    fn add(&mut self, r: &SimReport) {
+        self.events += r.events;
+        self.virtual_secs += r.virtual_ms / 1000;
+        self.committed_blocks += r.min_height;
+        self.evidence += r.evidence;
+        self.undecodable += r.undecodable;
+        self.with_byzantine += u64::from(!r.scenario.byzantine.is_empty());
+        self.with_crashes += u64::from(!r.scenario.crashes.is_empty());
+    }
+}
+
+#[test]
+fn seeds() {
+    let (start, end) = match std::env::var("TANDEM_SIM_SEEDS") {
+        Ok(s) => parse_seed_range(&s).unwrap_or_else(|| {
+            panic!("TANDEM_SIM_SEEDS must be START..END with START < END, got {s:?}")
+        }),
+        Err(_) => DEFAULT_SEEDS,
+    };
+    let next = AtomicU64::new(start);
+    let failures: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
+    let passed = AtomicU64::new(0);
+    let totals = Mutex::new(Totals::default());
+    let started = std::time::Instant::now();
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= end {
+                        break;
+                    }
+                    match std::panic::catch_unwind(|| run_seed(seed)) {
+                        Ok(Ok(report)) => {
+                            passed.fetch_add(1, Ordering::Relaxed);
+                            totals.lock().unwrap().add(&report);
+                        }
+                        Ok(Err(e)) => failures.lock().unwrap().push((seed, e)),
+                        Err(_) => failures.lock().unwrap().push((seed, "panicked".into())),
+                    }
+                }
+            });
+        }
+    });
+    let mut failures = failures.into_inner().unwrap();
+    failures.sort_by_key(|(s, _)| *s);
+    for (seed, e) in &failures {
+        eprintln!(
+            "seed {seed} FAILED: {e}\n  scenario: {:?}\n  reproduce: {}",
+            Scenario::from_seed(*seed),
+            repro(*seed)
+        );
+    }
+    let line = summary(start, end, passed.load(Ordering::Relaxed), failures.len() as u64);
+    eprintln!(
+        "{line} ({:.1}s); {:?}",
+        started.elapsed().as_secs_f64(),
+        totals.into_inner().unwrap()
+    );
+    println!("{line}");
+    assert!(failures.is_empty(), "{line}");
+}
+
+#[test]
+fn seed_range_parsing() {
+    assert_eq!(parse_seed_range("5..9"), Some((5, 9)));
+    assert_eq!(parse_seed_range(" 0..1 "), Some((0, 1)));
+    assert_eq!(parse_seed_range("9..5"), None);
+    assert_eq!(parse_seed_range("5"), None);
+    assert_eq!(parse_seed_range("a..b"), None);
+    assert_eq!(summary(0, 10, 9, 1), "seeds 0..10: 9 passed, 1 failed");
+}
+
+#[test]
+fn a_seed_replays_identically() {
+    let a = run_seed(42).unwrap();
+    let b = run_seed(42).unwrap();
+    assert_eq!((a.events, a.virtual_ms, a.min_height), (b.events, b.virtual_ms, b.min_height));
+}
+
+#[test]
+fn seeds_cover_every_setting() {
+    let scs: Vec<_> = (DEFAULT_SEEDS.0..DEFAULT_SEEDS.1).map(Scenario::from_seed).collect();
+    for n in [4, 7, 10] {
+        assert!(scs.iter().any(|s| s.n == n), "n = {n}");
+    }
+    assert!(scs.iter().filter(|s| s.ed25519).count() >= 50);
+    assert!(scs.iter().filter(|s| s.mdbx).count() >= 20);
+    assert!(scs.iter().any(|s| s.partition.is_some()));
+    assert!(scs.iter().any(|s| s.crashes.iter().any(|c| c.torn)));
+    for b in [Byzantine::Equivocator, Byzantine::Twin, Byzantine::Garbage] {
+        assert!(
+            scs.iter().filter(|s| s.byzantine.iter().any(|(_, x)| *x == b)).count() >= 50,
+            "{b:?}"
+        );
+    }
+    assert!(scs.iter().any(|s| s.byzantine.len() == (s.n - 1) / 3 && s.n == 10));
+}
+
+/// A network that never heals must not break safety (liveness is not expected), and a
+/// checker that sees two different commits at one height must fail: the checks can fail.
+#[test]
+fn checker_detects_conflicting_commits() {
+    let mut sim = Sim::new(Scenario::from_seed(1));
+    for inst in 0..sim.instances.len() {
+        sim.boot(inst).unwrap();
+    }
+    let g = sim.genesis.clone();
+    let attrs = PayloadAttributes {
+        parent_hash: g.payload.block_hash,
+        number: 1,
+        timestamp: g.payload.timestamp + 1,
+        prev_randao: B256::ZERO,
+        parent_beacon_block_root: g.id(),
+    };
+    let mk = |body: u8| {
+        let mut b = g.clone();
+        b.round = 1;
+        b.parent_id = g.id();
+        b.payload = mock_payload(&attrs, vec![body]);
+        b
+    };
+    let (a, b) = (mk(1), mk(2));
+    let honest: Vec<usize> =
+        (0..sim.instances.len()).filter(|i| sim.is_honest(sim.instances[*i].index)).collect();
+    sim.deliver_commit(honest[0], a.id(), a).unwrap();
+    let err = sim.deliver_commit(honest[1], b.id(), b).unwrap_err();
+    assert!(err.contains("SAFETY"), "{err}");
+}
+
+#[test]
+fn checker_detects_double_votes() {
+    let mut sim = Sim::new(Scenario::from_seed(2));
+    let honest = (0..sim.sc.n as ValidatorIndex).find(|i| sim.is_honest(*i)).unwrap();
+    let vote = |id: u8| {
+        Message::Vote(crate::types::Vote {
+            block_id: B256::repeat_byte(id),
+            round: 3,
+            voter: honest,
+            signature: crate::types::Signature([0; 64]),
+        })
+    };
+    sim.check_signed(honest, &vote(1)).unwrap();
+    sim.check_signed(honest, &vote(1)).unwrap();
+    assert!(sim.check_signed(honest, &vote(2)).unwrap_err().contains("voted twice"));
+}

@@ -1,0 +1,237 @@
+//! Persistence of what a restarted node needs: the safety data, blocks, QCs, the committed
+//! index and equivocation evidence.
+//!
+//! The core never writes: it emits `Action::Persist(op)` and the node loop calls
+//! [`Storage::apply`] before performing any later action of the same batch (a vote or timeout is
+//! only sent once the safety data that records it is durable). [`MdbxStorage`] is the production
+//! store: every `apply` is one MDBX write transaction committed in durable sync mode (fsync).
+//! [`MemStorage`] has the same semantics in memory (simulation and tests, where it survives a
+//! simulated crash because the simulator keeps it).
+//!
+//! Records carry an 8-byte SHA-256 checksum; a record that fails it, or fails to decode, makes
+//! [`Storage::load`] fail with a clear error rather than start from partial state.
+
+mod mdbx;
+
+pub use mdbx::MdbxStorage;
+
+use crate::core::{Evidence, EvidenceKind, PersistOp, Recovery};
+use crate::safety_rules::SafetyData;
+use crate::types::codec::{Codec, DecodeError, Reader, Writer};
+use crate::types::{Block, BlockId, Height, QuorumCert, Signature};
+use alloy_primitives::B256;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// Identity of the chain a data dir belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainMeta {
+    /// Chain id.
+    pub chain_id: u64,
+    /// Consensus genesis block id.
+    pub genesis_id: B256,
+}
+
+const META_VERSION: u8 = 1;
+
+impl Codec for ChainMeta {
+    const NAME: &'static str = "chain meta";
+    fn write(&self, w: &mut Writer) {
+        w.u8(META_VERSION);
+        w.u64(self.chain_id);
+        w.b256(&self.genesis_id);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let version = r.u8(Self::NAME)?;
+        if version != META_VERSION {
+            return Err(DecodeError::UnsupportedVersion { what: Self::NAME, version });
+        }
+        Ok(Self { chain_id: r.u64(Self::NAME)?, genesis_id: r.b256(Self::NAME)? })
+    }
+}
+
+impl Codec for Evidence {
+    const NAME: &'static str = "evidence";
+    fn write(&self, w: &mut Writer) {
+        w.u8(match self.kind {
+            EvidenceKind::Proposal => 0,
+            EvidenceKind::Vote => 1,
+            EvidenceKind::Timeout => 2,
+        });
+        w.u64(self.round);
+        w.u16(self.signer);
+        w.b256(&self.first.0);
+        self.first.1.write(w);
+        w.b256(&self.second.0);
+        self.second.1.write(w);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let kind = match r.u8(Self::NAME)? {
+            0 => EvidenceKind::Proposal,
+            1 => EvidenceKind::Vote,
+            2 => EvidenceKind::Timeout,
+            tag => return Err(DecodeError::InvalidTag { what: Self::NAME, tag }),
+        };
+        Ok(Self {
+            kind,
+            round: r.u64(Self::NAME)?,
+            signer: r.u16(Self::NAME)?,
+            first: (r.b256(Self::NAME)?, Signature::read(r)?),
+            second: (r.b256(Self::NAME)?, Signature::read(r)?),
+        })
+    }
+}
+
+/// Why storage failed. Every variant is fatal for a validator: it must not sign on.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    /// The directory holds files but no consensus database.
+    #[error("{path} is not empty and is not a tandem-cl data dir; refusing to touch it")]
+    NotADataDir {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The data dir belongs to another chain.
+    #[error(
+        "{path} belongs to another chain (chain id {found_chain_id}, genesis {found_genesis}); \
+         expected chain id {expected_chain_id}, genesis {expected_genesis}"
+    )]
+    ForeignChain {
+        /// The directory.
+        path: PathBuf,
+        /// Expected chain id.
+        expected_chain_id: u64,
+        /// Chain id found.
+        found_chain_id: u64,
+        /// Expected genesis id.
+        expected_genesis: B256,
+        /// Genesis id found.
+        found_genesis: B256,
+    },
+    /// The database or a record in it is corrupt.
+    #[error("corrupt consensus data in {path}: {reason}")]
+    Corrupt {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An MDBX operation failed.
+    #[error("mdbx {op} failed in {path}: {source}")]
+    Mdbx {
+        /// The operation.
+        op: &'static str,
+        /// The directory.
+        path: PathBuf,
+        /// The error.
+        source: libmdbx::Error,
+    },
+    /// A filesystem operation failed.
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Durable storage of consensus state. `apply` returns only once the write is durable.
+pub trait Storage {
+    /// Makes one write durable.
+    fn apply(&mut self, op: &PersistOp) -> Result<(), StorageError>;
+    /// Reads everything back; `None` for a fresh store that never saved safety data.
+    fn load(&self) -> Result<Option<Recovery>, StorageError>;
+}
+
+/// Checksum-prefixed record bytes.
+pub(crate) fn seal(data: &[u8]) -> Vec<u8> {
+    let sum = Sha256::digest(data);
+    let mut out = Vec::with_capacity(8 + data.len());
+    out.extend_from_slice(&sum[..8]);
+    out.extend_from_slice(data);
+    out
+}
+
+/// Checks and strips the checksum of a record.
+pub(crate) fn unseal(record: &[u8]) -> Option<&[u8]> {
+    if record.len() < 8 {
+        return None;
+    }
+    let (sum, data) = record.split_at(8);
+    (Sha256::digest(data)[..8] == *sum).then_some(data)
+}
+
+/// In-memory storage with the same semantics as [`MdbxStorage`].
+#[derive(Debug, Default, Clone)]
+pub struct MemStorage {
+    safety: Option<Vec<u8>>,
+    blocks: HashMap<BlockId, Vec<u8>>,
+    qcs: HashMap<BlockId, Vec<u8>>,
+    committed: BTreeMap<Height, BlockId>,
+    evidence: Vec<Evidence>,
+}
+
+impl MemStorage {
+    /// Empty storage.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Evidence recorded so far.
+    pub fn evidence(&self) -> &[Evidence] {
+        &self.evidence
+    }
+    /// The committed index.
+    pub fn committed(&self) -> &BTreeMap<Height, BlockId> {
+        &self.committed
+    }
+    /// A stored block.
+    pub fn block(&self, id: &BlockId) -> Option<Block> {
+        self.blocks.get(id).and_then(|b| Block::decode(b).ok())
+    }
+}
+
+fn corrupt(what: &str, e: DecodeError) -> StorageError {
+    StorageError::Corrupt { path: PathBuf::from("<memory>"), reason: format!("{what}: {e}") }
+}
+
+impl Storage for MemStorage {
+    fn apply(&mut self, op: &PersistOp) -> Result<(), StorageError> {
+        match op {
+            PersistOp::Safety(d) => self.safety = Some(d.encode()),
+            PersistOp::Block(b) => {
+                self.blocks.insert(b.id(), b.encode());
+            }
+            PersistOp::Qc(qc) => {
+                self.qcs.insert(qc.block_id, qc.encode());
+            }
+            PersistOp::Committed { height, block_id } => {
+                self.committed.insert(*height, *block_id);
+            }
+            PersistOp::Evidence(e) => self.evidence.push(e.clone()),
+        }
+        Ok(())
+    }
+
+    fn load(&self) -> Result<Option<Recovery>, StorageError> {
+        let Some(safety) = &self.safety else { return Ok(None) };
+        let safety = SafetyData::decode(safety).map_err(|e| corrupt("safety", e))?;
+        let blocks = self
+            .blocks
+            .values()
+            .map(|b| Block::decode(b).map_err(|e| corrupt("block", e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let qcs = self
+            .qcs
+            .values()
+            .map(|q| QuorumCert::decode(q).map_err(|e| corrupt("qc", e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let committed = self.committed.values().next_back().copied();
+        Ok(Some(Recovery { safety, blocks, qcs, committed }))
+    }
+}
+
+#[cfg(test)]
+mod tests;
