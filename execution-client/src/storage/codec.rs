@@ -232,8 +232,11 @@ mod tests {
             vec![ReceiptEnvelope::Legacy(receipt.clone()), ReceiptEnvelope::Eip1559(receipt)];
         let encoded = encode_receipts(&receipts);
         // Outer list of two byte strings; the second is type 0x02 followed by the RLP receipt.
-        assert_eq!(hex::encode(&encoded[..4]), "f9022e");
-        assert_eq!(keccak(&encoded), keccak(&encode_receipts(&decode_receipts(&encoded).unwrap())));
+        assert_eq!(hex::encode(&encoded[..4]), "f90293b9");
+        assert_eq!(
+            keccak(&encoded),
+            b256!("0b3a5fd4e6e9056bd6dcaaf5098624978e8d1b1b55edb171596830b5718d3234")
+        );
         assert_eq!(decode_receipts(&encoded).unwrap(), receipts);
         assert!(decode_receipts(&encoded[..10]).is_err());
     }

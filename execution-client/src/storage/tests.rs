@@ -1,1 +1,483 @@
+//! Database tests: identity checks, block round trips, random chains checked against an
+//! in-memory model (roots, history at every block, unwind), and rejection of bad commits.
 
+use super::*;
+use alloy_consensus::{Eip658Value, Receipt, ReceiptWithBloom, Signed, TxLegacy};
+use alloy_primitives::{Bytes, Signature, TxKind, U256, keccak256};
+use alloy_trie::TrieAccount;
+use alloy_trie::root::{state_root_unhashed, storage_root_unhashed};
+use revm::DatabaseRef;
+use revm::bytecode::Bytecode;
+use revm::database::{AccountStatus, BundleAccount, states::StorageSlot};
+use revm::primitives::KECCAK_EMPTY;
+use std::collections::BTreeMap;
+
+pub(crate) const GENESIS: &str = r#"{
+  "config": { "chainId": 1337, "londonBlock": 0, "shanghaiTime": 0, "cancunTime": 0 },
+  "gasLimit": "0x1c9c380",
+  "timestamp": "0x0",
+  "difficulty": "0x0",
+  "alloc": {
+    "0x00000000000000000000000000000000000000aa": { "balance": "0x10", "nonce": "0x1" },
+    "0x00000000000000000000000000000000000000bb": {
+      "balance": "0x0",
+      "code": "0x600160005500",
+      "storage": { "0x0000000000000000000000000000000000000000000000000000000000000001": "0x0000000000000000000000000000000000000000000000000000000000000002" }
+    }
+  }
+}"#;
+
+pub(crate) fn spec() -> ChainSpec {
+    ChainSpec::from_json_str(GENESIS, "genesis.json").unwrap()
+}
+
+/// Plain state as a model: account and its storage.
+pub(crate) type ModelState = BTreeMap<Address, (StoredAccount, BTreeMap<B256, U256>)>;
+
+pub(crate) fn model_root(state: &ModelState) -> B256 {
+    state_root_unhashed(state.iter().map(|(address, (account, storage))| {
+        let storage_root = storage_root_unhashed(storage.iter().map(|(k, v)| (*k, *v)));
+        (
+            *address,
+            TrieAccount {
+                nonce: account.nonce,
+                balance: account.balance,
+                storage_root,
+                code_hash: account.code_hash,
+            },
+        )
+    }))
+}
+
+pub(crate) fn genesis_model(spec: &ChainSpec) -> ModelState {
+    spec.genesis()
+        .alloc
+        .iter()
+        .map(|(address, account)| {
+            let code_hash =
+                account.code.as_ref().filter(|c| !c.is_empty()).map_or(KECCAK_EMPTY, keccak256);
+            let storage = account
+                .storage
+                .iter()
+                .flatten()
+                .map(|(k, v)| (*k, U256::from_be_bytes(v.0)))
+                .filter(|(_, v)| !v.is_zero())
+                .collect();
+            (
+                *address,
+                (
+                    StoredAccount {
+                        nonce: account.nonce.unwrap_or(0),
+                        balance: account.balance,
+                        code_hash,
+                    },
+                    storage,
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Deterministic xorshift generator.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn info(account: &StoredAccount) -> AccountInfo {
+    account.to_info()
+}
+
+/// A random block's bundle over `universe` addresses; applies it to `model`.
+pub(crate) fn random_bundle(
+    rng: &mut Rng,
+    model: &mut ModelState,
+    universe: u64,
+    touches: u64,
+) -> BundleState {
+    let mut bundle = BundleState::default();
+    for _ in 0..touches {
+        let address = Address::from_word(keccak256(rng.below(universe).to_be_bytes()));
+        if bundle.state.contains_key(&address) {
+            continue;
+        }
+        let original = model.get(&address).map(|(a, _)| *a);
+        let original_info = original.as_ref().map(info);
+        let account = match rng.below(10) {
+            0 => {
+                model.remove(&address);
+                BundleAccount::new(
+                    original_info,
+                    None,
+                    Default::default(),
+                    AccountStatus::Destroyed,
+                )
+            }
+            1 => {
+                // Self-destruct and re-create with code and fresh storage in the same block.
+                let code = Bytes::from(vec![0x60, rng.below(256) as u8, 0x00]);
+                let code_hash = keccak256(&code);
+                bundle.contracts.insert(code_hash, Bytecode::new_raw(code));
+                let new =
+                    StoredAccount { nonce: 1, balance: U256::from(rng.below(100)), code_hash };
+                let mut storage = BTreeMap::new();
+                let mut slots = revm::database::StorageWithOriginalValues::default();
+                for _ in 0..rng.below(4) {
+                    let slot = U256::from(rng.below(30));
+                    let value = U256::from(1 + rng.below(5));
+                    storage.insert(B256::from(slot.to_be_bytes::<32>()), value);
+                    slots.insert(slot, StorageSlot::new_changed(U256::ZERO, value));
+                }
+                model.insert(address, (new, storage));
+                BundleAccount::new(
+                    original_info,
+                    Some(info(&new)),
+                    slots,
+                    AccountStatus::DestroyedChanged,
+                )
+            }
+            2..=5 => {
+                let entry = model.entry(address).or_insert_with(|| {
+                    (
+                        StoredAccount { nonce: 1, balance: U256::from(1), code_hash: KECCAK_EMPTY },
+                        BTreeMap::new(),
+                    )
+                });
+                let mut slots = revm::database::StorageWithOriginalValues::default();
+                for _ in 0..1 + rng.below(5) {
+                    let slot = U256::from(rng.below(30));
+                    let key = B256::from(slot.to_be_bytes::<32>());
+                    if slots.contains_key(&slot) {
+                        continue;
+                    }
+                    let old = entry.1.get(&key).copied().unwrap_or_default();
+                    let value = U256::from(rng.below(4));
+                    if value.is_zero() {
+                        entry.1.remove(&key);
+                    } else {
+                        entry.1.insert(key, value);
+                    }
+                    slots.insert(slot, StorageSlot::new_changed(old, value));
+                }
+                let status = if original.is_some() {
+                    AccountStatus::Changed
+                } else {
+                    AccountStatus::InMemoryChange
+                };
+                BundleAccount::new(original_info, Some(info(&entry.0)), slots, status)
+            }
+            _ => {
+                let entry = model.entry(address).or_insert_with(|| {
+                    (
+                        StoredAccount { nonce: 0, balance: U256::ZERO, code_hash: KECCAK_EMPTY },
+                        BTreeMap::new(),
+                    )
+                });
+                entry.0.nonce += 1;
+                entry.0.balance = U256::from(rng.next());
+                let status = if original.is_some() {
+                    AccountStatus::Changed
+                } else {
+                    AccountStatus::InMemoryChange
+                };
+                BundleAccount::new(original_info, Some(info(&entry.0)), Default::default(), status)
+            }
+        };
+        bundle.state.insert(address, account);
+    }
+    bundle
+}
+
+/// An empty-bodied child of the tip with the given state root.
+pub(crate) fn child_block(db: &Database, state_root: B256, salt: u64) -> SealedBlock {
+    let (number, parent_hash) = db.canonical_tip().unwrap();
+    let header = Header {
+        number: number + 1,
+        parent_hash,
+        state_root,
+        timestamp: number + 1,
+        extra_data: Bytes::from(salt.to_be_bytes().to_vec()),
+        ..Default::default()
+    };
+    seal_block(Block {
+        header,
+        body: BlockBody { transactions: vec![], ommers: vec![], withdrawals: None },
+    })
+}
+
+/// Computes the root, checks it against the model and commits.
+pub(crate) fn commit(
+    db: &Database,
+    bundle: BundleState,
+    model: &ModelState,
+    salt: u64,
+) -> SealedBlock {
+    let (root, updates) = db.state_root_with(&bundle).unwrap();
+    assert_eq!(root, model_root(model), "incremental root differs from a full recompute");
+    let block = child_block(db, root, salt);
+    db.commit_block(&block, &[], &[], bundle, updates).unwrap();
+    block
+}
+
+/// Asserts `provider` reads exactly `model` for every address of the universe and every slot.
+fn assert_state(provider: &StateProvider<'_>, model: &ModelState, universe: u64, context: &str) {
+    for i in 0..universe {
+        let address = Address::from_word(keccak256(i.to_be_bytes()));
+        let expected = model.get(&address);
+        assert_eq!(
+            provider.account(address).unwrap(),
+            expected.map(|(a, _)| *a),
+            "{context}: account {i}"
+        );
+        for slot in 0..30u64 {
+            let key = B256::from(U256::from(slot).to_be_bytes::<32>());
+            let value = expected.and_then(|(_, s)| s.get(&key)).copied().unwrap_or_default();
+            assert_eq!(
+                provider.storage(address, key).unwrap(),
+                value,
+                "{context}: account {i} slot {slot}"
+            );
+        }
+    }
+}
+
+#[test]
+fn init_writes_genesis_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let spec = spec();
+    let db = Database::init(&path, &spec).unwrap();
+    assert_eq!(db.canonical_tip().unwrap(), (0, spec.genesis_hash()));
+    assert_eq!(db.header(0).unwrap().unwrap(), *spec.genesis_header());
+    assert_eq!(db.block_number(spec.genesis_hash()).unwrap(), Some(0));
+    let block = db.block(spec.genesis_hash()).unwrap().unwrap();
+    assert_eq!(block.hash(), spec.genesis_hash());
+    assert_eq!(block.body.withdrawals, Some(Default::default()));
+
+    let state = db.latest().unwrap();
+    let contract = Address::with_last_byte(0xbb);
+    let account = state.basic_ref(contract).unwrap().unwrap();
+    assert_eq!(
+        state.code_by_hash_ref(account.code_hash).unwrap().original_bytes().as_ref(),
+        &[0x60, 1, 0x60, 0, 0x55, 0]
+    );
+    assert_eq!(state.storage_ref(contract, U256::from(1)).unwrap(), U256::from(2));
+    assert_eq!(state.basic_ref(Address::with_last_byte(0xaa)).unwrap().unwrap().nonce, 1);
+    assert_eq!(state.basic_ref(Address::with_last_byte(0xcc)).unwrap(), None);
+    assert_eq!(state.block_hash_ref(0).unwrap(), spec.genesis_hash());
+    drop(state);
+    let (root, _) = db.state_root_with(&BundleState::default()).unwrap();
+    assert_eq!(root, spec.genesis_header().state_root);
+    drop(db);
+
+    let db = Database::open(&path).unwrap();
+    assert_eq!((db.chain_id(), db.genesis_hash()), (1337, spec.genesis_hash()));
+    drop(db);
+    // `init` again on the same chain opens it; another chain is refused.
+    Database::init(&path, &spec).unwrap();
+    let other = ChainSpec::from_json_str(&GENESIS.replace("1337", "1338"), "other.json").unwrap();
+    assert!(matches!(
+        Database::init(&path, &other),
+        Err(StorageError::ChainMismatch { found_chain_id: 1337, .. })
+    ));
+}
+
+#[test]
+fn refuses_missing_and_foreign_directories_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert!(matches!(Database::open(&empty), Err(StorageError::NotInitialized { .. })));
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "open must not create files");
+
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    let garbage = vec![0x5a; 64 * 1024];
+    std::fs::write(foreign.join(DATA_FILE), &garbage).unwrap();
+    let err = Database::open(&foreign).unwrap_err();
+    assert!(matches!(err, StorageError::Foreign { .. }), "{err}");
+    assert_eq!(
+        std::fs::read(foreign.join(DATA_FILE)).unwrap(),
+        garbage,
+        "foreign file was modified"
+    );
+    assert!(matches!(Database::init(&foreign, &spec()), Err(StorageError::Foreign { .. })));
+
+    // An MDBX environment of another program (no Meta table).
+    let other = dir.path().join("other");
+    {
+        let env = libmdbx::Database::<NoWriteMap>::open_with_options(
+            &other,
+            DatabaseOptions { max_tables: Some(4), ..Default::default() },
+        )
+        .unwrap();
+        let txn = env.begin_rw_txn().unwrap();
+        let table = txn.create_table(Some("Stuff"), TableFlags::default()).unwrap();
+        txn.put(&table, b"k", b"v", libmdbx::WriteFlags::empty()).unwrap();
+        txn.commit().unwrap();
+    }
+    let before = std::fs::read(other.join(DATA_FILE)).unwrap();
+    let err = Database::open(&other).unwrap_err();
+    assert!(err.to_string().contains("no Meta table"), "{err}");
+    assert_eq!(std::fs::read(other.join(DATA_FILE)).unwrap(), before);
+
+    let nonempty = dir.path().join("nonempty");
+    std::fs::create_dir(&nonempty).unwrap();
+    std::fs::write(nonempty.join("notes.txt"), b"hello").unwrap();
+    assert!(matches!(Database::init(&nonempty, &spec()), Err(StorageError::Foreign { .. })));
+}
+
+#[test]
+fn block_receipts_and_transactions_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::init(dir.path(), &spec()).unwrap();
+    let txs: Vec<TxEnvelope> = (0..3u64)
+        .map(|nonce| {
+            let tx = TxLegacy {
+                nonce,
+                gas_limit: 21_000,
+                to: TxKind::Call(Address::with_last_byte(1)),
+                chain_id: Some(1337),
+                ..Default::default()
+            };
+            TxEnvelope::Legacy(Signed::new_unhashed(tx, Signature::test_signature()))
+        })
+        .collect();
+    let receipts: Vec<ReceiptEnvelope> = (0..3u64)
+        .map(|i| {
+            ReceiptEnvelope::Legacy(ReceiptWithBloom::from(Receipt {
+                status: Eip658Value::Eip658(true),
+                cumulative_gas_used: 21_000 * (i + 1),
+                logs: vec![],
+            }))
+        })
+        .collect();
+    let senders = vec![Address::with_last_byte(9); 3];
+    let (root, updates) = db.state_root_with(&BundleState::default()).unwrap();
+    let mut block = child_block(&db, root, 0).into_inner();
+    block.body.transactions = txs.clone();
+    block.body.withdrawals = Some(Default::default());
+    let block = seal_block(block);
+    db.commit_block(&block, &senders, &receipts, BundleState::default(), updates).unwrap();
+
+    assert_eq!(db.block(1).unwrap().unwrap(), block);
+    assert_eq!(db.block(block.hash()).unwrap().unwrap().body, block.body);
+    assert_eq!(db.senders(1).unwrap().unwrap(), senders);
+    assert_eq!(db.receipts(1).unwrap().unwrap(), receipts);
+    let (tx, location) = db.transaction_by_hash(*txs[2].tx_hash()).unwrap().unwrap();
+    assert_eq!(tx, txs[2]);
+    assert_eq!(location, TxLocation { block_number: 1, block_hash: block.hash(), index: 2 });
+    assert_eq!(db.transaction_by_hash(B256::repeat_byte(1)).unwrap(), None);
+    assert_eq!(db.header(2).unwrap(), None);
+
+    db.unwind_to(0).unwrap();
+    assert_eq!(db.transaction_by_hash(*txs[0].tx_hash()).unwrap(), None);
+    assert_eq!(db.block(block.hash()).unwrap(), None);
+    assert_eq!(db.receipts(1).unwrap(), None);
+}
+
+#[test]
+fn bad_commits_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::init(dir.path(), &spec()).unwrap();
+    let mut model = genesis_model(&spec());
+    let bundle = random_bundle(&mut Rng(5), &mut model, 20, 10);
+    let (root, updates) = db.state_root_with(&bundle).unwrap();
+
+    let wrong_root = child_block(&db, B256::repeat_byte(1), 0);
+    let err = db.commit_block(&wrong_root, &[], &[], bundle.clone(), updates.clone()).unwrap_err();
+    assert!(matches!(err, StorageError::StateRootMismatch { number: 1, .. }), "{err}");
+
+    let mut orphan = child_block(&db, root, 0).into_inner();
+    orphan.header.parent_hash = B256::repeat_byte(2);
+    let err = db
+        .commit_block(&seal_block(orphan), &[], &[], bundle.clone(), updates.clone())
+        .unwrap_err();
+    assert!(matches!(err, StorageError::NotChildOfTip { tip_number: 0, .. }), "{err}");
+
+    let block = child_block(&db, root, 0);
+    let err = db
+        .commit_block(&block, &[Address::ZERO], &[], bundle.clone(), updates.clone())
+        .unwrap_err();
+    assert!(matches!(err, StorageError::BodyLengthMismatch { what: "senders", .. }), "{err}");
+    assert_eq!(db.canonical_tip().unwrap().0, 0);
+
+    db.commit_block(&block, &[], &[], bundle.clone(), updates.clone()).unwrap();
+    // The same updates again are stale: the tip moved.
+    let next = child_block(&db, root, 1);
+    let err = db.commit_block(&next, &[], &[], bundle, updates).unwrap_err();
+    assert!(matches!(err, StorageError::StaleTrieUpdates { number: 2, .. }), "{err}");
+    assert!(matches!(db.unwind_to(5), Err(StorageError::UnwindTarget { target: 5, tip: 1 })));
+    assert!(matches!(db.at_block(2), Err(StorageError::UnknownBlock { number: 2, tip: 1 })));
+}
+
+#[test]
+fn random_chain_history_and_unwind() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec();
+    let db = Database::init(dir.path(), &spec).unwrap();
+    let universe = 40;
+    let mut rng = Rng(0x1234_5678);
+    let mut model = genesis_model(&spec);
+    let mut snapshots = vec![model.clone()];
+    let mut blocks = Vec::new();
+    for salt in 0..30 {
+        let bundle = random_bundle(&mut rng, &mut model, universe, 12);
+        blocks.push(commit(&db, bundle, &model, salt));
+        snapshots.push(model.clone());
+    }
+    assert_eq!(db.canonical_tip().unwrap(), (30, blocks[29].hash()));
+    assert_state(&db.latest().unwrap(), &snapshots[30], universe, "latest");
+    for number in [0, 1, 7, 15, 29] {
+        let provider = db.at_block(number).unwrap();
+        assert_eq!(provider.block_number(), number);
+        assert_state(
+            &provider,
+            &snapshots[number as usize],
+            universe,
+            &format!("at block {number}"),
+        );
+    }
+
+    // Unwind ten blocks: state, roots and block data are those of block 20.
+    db.unwind_to(20).unwrap();
+    assert_eq!(db.canonical_tip().unwrap(), (20, blocks[19].hash()));
+    assert_state(&db.latest().unwrap(), &snapshots[20], universe, "after unwind to 20");
+    assert_state(&db.at_block(12).unwrap(), &snapshots[12], universe, "history after unwind");
+    let (root, _) = db.state_root_with(&BundleState::default()).unwrap();
+    assert_eq!(root, db.header(20).unwrap().unwrap().state_root);
+    assert_eq!(db.header(21).unwrap(), None);
+    assert_eq!(db.block_number(blocks[25].hash()).unwrap(), None);
+
+    // A different fork on top keeps the trie consistent, and can itself be unwound to genesis.
+    let mut model = snapshots[20].clone();
+    for salt in 100..110 {
+        let bundle = random_bundle(&mut rng, &mut model, universe, 12);
+        commit(&db, bundle, &model, salt);
+    }
+    assert_state(&db.latest().unwrap(), &model, universe, "fork");
+    db.unwind_to(0).unwrap();
+    assert_state(&db.latest().unwrap(), &snapshots[0], universe, "unwound to genesis");
+    let (root, _) = db.state_root_with(&BundleState::default()).unwrap();
+    assert_eq!(root, spec.genesis_header().state_root);
+    let stats = db.stats().unwrap();
+    for table in
+        ["AccountChangeSets", "StorageChangeSets", "AccountHistory", "StorageHistory", "TxLookup"]
+    {
+        assert_eq!(
+            stats.iter().find(|s| s.name == table).unwrap().entries,
+            0,
+            "{table} not emptied"
+        );
+    }
+}

@@ -16,6 +16,9 @@ use tandem_shared::ChainSpec;
 
 type Rw<'env> = Transaction<'env, RW, NoWriteMap>;
 
+/// A raw key and value.
+type Entry = (Vec<u8>, Vec<u8>);
+
 fn open<'t>(txn: &'t Rw<'_>, name: &'static str) -> Result<Table<'t>, StorageError> {
     txn.open_table(Some(name)).op("open table")
 }
@@ -33,7 +36,7 @@ fn delete_prefix(
     txn: &Rw<'_>,
     table: &Table<'_>,
     prefix: &[u8],
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+) -> Result<Vec<Entry>, StorageError> {
     let mut entries = Vec::new();
     {
         let mut cursor = txn.cursor(table).op("open cursor")?;
@@ -468,7 +471,7 @@ fn delete_prefix_from(
     txn: &Rw<'_>,
     table: &Table<'_>,
     from: &[u8],
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+) -> Result<Vec<Entry>, StorageError> {
     let mut entries = Vec::new();
     {
         let mut cursor = txn.cursor(table).op("open cursor")?;
