@@ -6,5 +6,6 @@
 pub mod cli;
 pub mod executor;
 pub mod fixtures;
+pub mod import;
 pub mod state_root;
 pub mod storage;

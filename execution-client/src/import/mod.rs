@@ -1,0 +1,129 @@
+//! The block import path: THE way a block enters the database, shared by the node (the engine's
+//! persistence of canonical blocks), `tandem-el import` and the blockchain-fixture runner.
+//!
+//! [`import_block`] takes a sealed block that must extend the canonical tip and:
+//!
+//! 1. validates its header against the tip's header and its body against the header;
+//! 2. recovers the senders in parallel and executes it on [`Database::latest`];
+//! 3. checks gas used, receipts root, logs bloom and requests hash;
+//! 4. computes the state root incrementally with [`Database::state_root_with`] and compares it
+//!    with the header's;
+//! 5. commits everything with [`Database::commit_block`] in one MDBX write transaction.
+//!
+//! Any failure before step 5 leaves the database untouched: an invalid block never changes the
+//! chain, which stays on the block's parent.
+
+use alloy_primitives::B256;
+
+use crate::{
+    executor::{self, BlockError, BlockErrorKind, Executor, InvalidBlock},
+    storage::{Database, SealedBlock, StorageError},
+};
+
+/// What importing a block did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// The block is now the canonical tip.
+    Imported {
+        /// Its number.
+        number: u64,
+        /// Its hash.
+        hash: B256,
+        /// Gas its transactions used.
+        gas_used: u64,
+    },
+    /// The block was already canonical; nothing was written.
+    AlreadyKnown {
+        /// Its number.
+        number: u64,
+        /// Its hash.
+        hash: B256,
+    },
+}
+
+/// Why a block was not imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The block breaks a consensus rule, or reading state failed while executing it.
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    /// The block does not extend the canonical tip (a side chain needs an unwind first).
+    #[error("block {number} ({hash}): parent {parent} is not the canonical tip {tip}")]
+    NotChildOfTip {
+        /// Block number.
+        number: u64,
+        /// Block hash.
+        hash: B256,
+        /// The block's parent hash.
+        parent: B256,
+        /// The canonical tip's hash.
+        tip: B256,
+    },
+    /// The database failed.
+    #[error("block {number} ({hash}): storage: {source}")]
+    Storage {
+        /// Block number.
+        number: u64,
+        /// Block hash.
+        hash: B256,
+        /// The storage error.
+        source: Box<StorageError>,
+    },
+}
+
+impl ImportError {
+    /// Whether the block itself is invalid (the chain must never accept it).
+    pub fn is_invalid(&self) -> bool {
+        matches!(self, Self::Block(e) if e.is_invalid())
+    }
+}
+
+/// Validates, executes and commits `block` on top of the canonical tip of `db`.
+pub fn import_block(
+    db: &Database,
+    executor: &Executor,
+    block: &SealedBlock,
+) -> Result<ImportOutcome, ImportError> {
+    let hash = block.hash();
+    let header = &block.header;
+    let number = header.number;
+    let storage = |source| ImportError::Storage { number, hash, source: Box::new(source) };
+    if db.block_number(hash).map_err(storage)?.is_some() {
+        return Ok(ImportOutcome::AlreadyKnown { number, hash });
+    }
+    let (tip_number, tip_hash) = db.canonical_tip().map_err(storage)?;
+    if header.parent_hash != tip_hash {
+        return Err(ImportError::NotChildOfTip {
+            number,
+            hash,
+            parent: header.parent_hash,
+            tip: tip_hash,
+        });
+    }
+    let parent = db.header(tip_number).map_err(storage)?.ok_or_else(|| ImportError::Storage {
+        number,
+        hash,
+        source: Box::new(StorageError::UnknownBlock { number: tip_number, tip: tip_number }),
+    })?;
+    let (senders, output) = {
+        let state = db.latest().map_err(storage)?;
+        executor::validate_and_execute(executor, block.inner(), hash, &parent, tip_hash, &state)?
+    };
+    let (state_root, trie_updates) = db.state_root_with(&output.bundle).map_err(storage)?;
+    if state_root != header.state_root {
+        return Err(BlockError::new(
+            number,
+            hash,
+            BlockErrorKind::Invalid(InvalidBlock::RootMismatch {
+                what: "state root",
+                header: header.state_root,
+                computed: state_root,
+            }),
+        )
+        .into());
+    }
+    let gas_used = output.gas_used;
+    db.commit_block(block, &senders, &output.receipts, output.bundle, trie_updates)
+        .map_err(storage)?;
+    Ok(ImportOutcome::Imported { number, hash, gas_used })
+}
