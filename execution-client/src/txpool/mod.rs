@@ -1,0 +1,492 @@
+//! The transaction pool.
+//!
+//! Transactions are validated on entry (signature, chain id, size, type, fees, intrinsic gas,
+//! block gas limit, nonce and balance against the latest state) with geth's error messages, because
+//! wallets and tools parse them. Per sender the pool keeps a nonce-ordered queue. A transaction is
+//! *executable* when every nonce from the sender's state nonce up to it is present and the sum of
+//! their upfront costs fits the balance; executable transactions are "pending" in RPC terms
+//! (`txpool_content`, `eth_getTransactionCount(pending)`), the rest "queued" (nonce gap or not
+//! yet affordable). A fee cap below the current base fee is accepted and parked: such a
+//! transaction stays in the pool but the best-transactions iterator does not offer it (nor the
+//! sender's later nonces) until the base fee falls.
+//!
+//! Replacement (same sender and nonce) needs a 10% bump of both fee cap and tip. The pool is
+//! bounded by count, bytes and per-sender slots; when over a bound it evicts the cheapest
+//! highest-nonce transaction (queued before executable, remote before local), so eviction never
+//! opens a nonce gap, and a single sender cannot fill the pool.
+//!
+//! The pool is plain data guarded by the caller (see [`SharedPool`]); it never reads the clock.
+
+mod best;
+mod error;
+pub mod journal;
+pub mod senders;
+mod validate;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
+
+use alloy_consensus::{Transaction, TxEnvelope};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, TxHash, U256};
+use parking_lot::RwLock;
+use tandem_shared::Fork;
+
+pub use best::BestTransactions;
+pub use error::PoolError;
+pub use validate::{MAX_INITCODE_SIZE, intrinsic_gas, spec_id, upfront_cost, validate_stateless};
+
+/// Limits and price rules of the pool.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Most transactions held in total.
+    pub max_count: usize,
+    /// Most encoded bytes held in total.
+    pub max_bytes: usize,
+    /// Most transactions one sender may hold.
+    pub max_per_sender: usize,
+    /// Minimum priority fee (tip) per gas, in wei.
+    pub min_tip: u128,
+    /// Fee bump a replacement needs, in percent.
+    pub price_bump_percent: u128,
+    /// Largest encoded transaction accepted.
+    pub max_tx_bytes: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            max_count: 20_000,
+            max_bytes: 64 * 1024 * 1024,
+            max_per_sender: 64,
+            min_tip: 1,
+            price_bump_percent: 10,
+            max_tx_bytes: 128 * 1024,
+        }
+    }
+}
+
+/// What the pool needs to know of the chain: refreshed on every new head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolContext {
+    /// This chain's id.
+    pub chain_id: u64,
+    /// The fork of the next block.
+    pub fork: Fork,
+    /// The next block's gas limit.
+    pub block_gas_limit: u64,
+    /// The next block's base fee.
+    pub base_fee: u64,
+}
+
+/// Where a transaction came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Sent to this node over RPC: journaled, evicted last.
+    Local,
+    /// Received by gossip or re-injected after a re-org.
+    External,
+}
+
+/// A validated transaction with its recovered sender.
+#[derive(Debug)]
+pub struct PooledTx {
+    /// The signed transaction.
+    pub tx: TxEnvelope,
+    /// Recovered sender.
+    pub sender: Address,
+    /// Transaction hash.
+    pub hash: TxHash,
+    /// EIP-2718 encoded length.
+    pub encoded_len: usize,
+    /// gas limit × fee cap + value.
+    pub cost: U256,
+    /// Where it came from.
+    pub origin: Origin,
+    /// Arrival order; earlier wins ties.
+    pub id: u64,
+}
+
+impl PooledTx {
+    /// Nonce of the transaction.
+    pub fn nonce(&self) -> u64 {
+        self.tx.nonce()
+    }
+
+    /// Tip the block producer earns per gas at `base_fee`, `None` when the fee cap is below it.
+    pub fn effective_tip(&self, base_fee: u64) -> Option<u128> {
+        self.tx.effective_tip_per_gas(base_fee)
+    }
+}
+
+/// Reads a sender's next nonce and balance from the latest state.
+pub trait AccountReader {
+    /// `(nonce, balance)` of `address`; an absent account is `(0, 0)`.
+    fn nonce_and_balance(&self, address: Address) -> Result<(u64, U256), PoolError>;
+}
+
+/// The result of a successful add.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddOutcome {
+    /// Hash of the added transaction.
+    pub hash: TxHash,
+    /// Whether it is executable now (else queued behind a gap or balance).
+    pub executable: bool,
+    /// Transaction it replaced (same sender and nonce).
+    pub replaced: Option<TxHash>,
+    /// Later transactions of the sender that became executable with this one.
+    pub promoted: Vec<TxHash>,
+    /// Transactions evicted to stay within bounds.
+    pub evicted: Vec<TxHash>,
+}
+
+/// Counts for `txpool_status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Executable transactions.
+    pub pending: usize,
+    /// Transactions behind a nonce gap or unaffordable.
+    pub queued: usize,
+}
+
+#[derive(Debug, Default)]
+struct SenderQueue {
+    state_nonce: u64,
+    balance: U256,
+    txs: BTreeMap<u64, Arc<PooledTx>>,
+}
+
+impl SenderQueue {
+    /// Number of executable transactions at the head of the queue.
+    fn executable_len(&self) -> usize {
+        let mut spent = U256::ZERO;
+        let mut n = 0;
+        for (expected, (nonce, tx)) in (self.state_nonce..).zip(self.txs.range(self.state_nonce..))
+        {
+            if *nonce != expected {
+                break;
+            }
+            spent = spent.saturating_add(tx.cost);
+            if spent > self.balance {
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+}
+
+/// The pool itself; wrap it in [`SharedPool`] to share between RPC and the payload builder.
+#[derive(Debug)]
+pub struct TxPool {
+    config: PoolConfig,
+    ctx: PoolContext,
+    by_hash: HashMap<TxHash, Arc<PooledTx>>,
+    senders: HashMap<Address, SenderQueue>,
+    bytes: usize,
+    next_id: u64,
+}
+
+/// A pool shared between threads.
+pub type SharedPool = Arc<RwLock<TxPool>>;
+
+impl TxPool {
+    /// An empty pool.
+    pub fn new(config: PoolConfig, ctx: PoolContext) -> Self {
+        Self { config, ctx, by_hash: HashMap::new(), senders: HashMap::new(), bytes: 0, next_id: 0 }
+    }
+
+    /// The pool's limits.
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    /// The chain context transactions are validated against.
+    pub fn context(&self) -> PoolContext {
+        self.ctx
+    }
+
+    /// Number of transactions held.
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    /// Whether the pool is empty.
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    /// Encoded bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// A pooled transaction by hash.
+    pub fn get(&self, hash: &TxHash) -> Option<Arc<PooledTx>> {
+        self.by_hash.get(hash).cloned()
+    }
+
+    /// Whether the pool holds `hash`.
+    pub fn contains(&self, hash: &TxHash) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
+    /// Validates and adds a transaction whose sender is already recovered.
+    pub fn add(
+        &mut self,
+        tx: TxEnvelope,
+        sender: Address,
+        origin: Origin,
+        state: &dyn AccountReader,
+    ) -> Result<AddOutcome, PoolError> {
+        let hash = *tx.tx_hash();
+        if self.by_hash.contains_key(&hash) {
+            return Err(PoolError::AlreadyKnown);
+        }
+        let encoded_len = tx.encode_2718_len();
+        validate_stateless(&tx, sender, encoded_len, &self.ctx, &self.config)?;
+        let nonce = tx.nonce();
+        if nonce == u64::MAX {
+            return Err(PoolError::NonceMax { address: sender, nonce });
+        }
+        let (state_nonce, balance) = state.nonce_and_balance(sender)?;
+        if nonce < state_nonce {
+            return Err(PoolError::NonceTooLow { address: sender, tx: nonce, state: state_nonce });
+        }
+        let cost = upfront_cost(&tx);
+        if cost > balance {
+            return Err(PoolError::InsufficientFunds { balance, cost, overshot: cost - balance });
+        }
+
+        let queue = self.senders.entry(sender).or_default();
+        queue.state_nonce = state_nonce;
+        queue.balance = balance;
+        // Drop what the state has already consumed.
+        let stale: Vec<u64> = queue.txs.range(..state_nonce).map(|(n, _)| *n).collect();
+        let mut removed = Vec::new();
+        for n in stale {
+            if let Some(old) = queue.txs.remove(&n) {
+                removed.push(old);
+            }
+        }
+        let replaced = match queue.txs.get(&nonce) {
+            Some(old) => {
+                if !is_sufficient_bump(&old.tx, &tx, self.config.price_bump_percent) {
+                    self.forget(removed);
+                    return Err(PoolError::ReplacementUnderpriced);
+                }
+                Some(old.hash)
+            }
+            None => {
+                if queue.txs.len() >= self.config.max_per_sender {
+                    let limit = self.config.max_per_sender;
+                    self.forget(removed);
+                    return Err(PoolError::AccountLimitExceeded { address: sender, limit });
+                }
+                None
+            }
+        };
+        let executable_before = queue.executable_len();
+        let id = self.next_id;
+        self.next_id += 1;
+        let pooled = Arc::new(PooledTx { tx, sender, hash, encoded_len, cost, origin, id });
+        if let Some(old) = queue.txs.insert(nonce, pooled.clone()) {
+            removed.push(old);
+        }
+        let executable_after = queue.executable_len();
+        let position = nonce - state_nonce;
+        let executable = (position as usize) < executable_after;
+        let promoted: Vec<TxHash> = if executable_after > executable_before + 1 {
+            queue
+                .txs
+                .range(
+                    state_nonce + executable_before as u64..state_nonce + executable_after as u64,
+                )
+                .filter(|(n, _)| **n != nonce)
+                .map(|(_, t)| t.hash)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.forget(removed);
+        self.bytes += encoded_len;
+        self.by_hash.insert(hash, pooled);
+
+        let evicted = self.enforce_limits();
+        if evicted.contains(&hash) {
+            return Err(PoolError::PoolFull);
+        }
+        Ok(AddOutcome { hash, executable, replaced, promoted, evicted })
+    }
+
+    /// Removes transactions already dropped from their sender queue from the indexes.
+    fn forget(&mut self, removed: Vec<Arc<PooledTx>>) {
+        for tx in removed {
+            if self.by_hash.remove(&tx.hash).is_some() {
+                self.bytes -= tx.encoded_len;
+            }
+        }
+    }
+
+    /// Evicts until within bounds; returns the evicted hashes.
+    fn enforce_limits(&mut self) -> Vec<TxHash> {
+        let mut evicted = Vec::new();
+        while self.by_hash.len() > self.config.max_count || self.bytes > self.config.max_bytes {
+            let Some((sender, nonce)) = self.eviction_candidate() else { break };
+            if let Some(queue) = self.senders.get_mut(&sender)
+                && let Some(tx) = queue.txs.remove(&nonce)
+            {
+                if queue.txs.is_empty() {
+                    self.senders.remove(&sender);
+                }
+                evicted.push(tx.hash);
+                self.forget(vec![tx]);
+            }
+        }
+        evicted
+    }
+
+    /// The cheapest last transaction of any sender, queued before executable, remote before
+    /// local, newest on ties.
+    fn eviction_candidate(&self) -> Option<(Address, u64)> {
+        self.senders
+            .iter()
+            .filter_map(|(sender, queue)| {
+                let (nonce, tx) = queue.txs.last_key_value()?;
+                let executable = nonce.saturating_sub(queue.state_nonce)
+                    < queue.executable_len() as u64
+                    && *nonce >= queue.state_nonce;
+                let key = (
+                    tx.origin == Origin::Local,
+                    executable,
+                    tx.tx.max_fee_per_gas(),
+                    std::cmp::Reverse(tx.id),
+                );
+                Some((key, (*sender, *nonce)))
+            })
+            .min_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, at)| at)
+    }
+
+    /// Applies a new canonical head: new chain context, fresh state for the accounts it touched
+    /// (senders of its transactions and any other changed account), and drops what it included.
+    pub fn on_new_head(
+        &mut self,
+        ctx: PoolContext,
+        changed: impl IntoIterator<Item = (Address, u64, U256)>,
+    ) -> Vec<TxHash> {
+        self.ctx = ctx;
+        let mut dropped = Vec::new();
+        for (address, nonce, balance) in changed {
+            let Some(queue) = self.senders.get_mut(&address) else { continue };
+            queue.state_nonce = nonce;
+            queue.balance = balance;
+            let stale: Vec<u64> = queue.txs.range(..nonce).map(|(n, _)| *n).collect();
+            let mut removed = Vec::new();
+            for n in stale {
+                if let Some(tx) = queue.txs.remove(&n) {
+                    dropped.push(tx.hash);
+                    removed.push(tx);
+                }
+            }
+            if queue.txs.is_empty() {
+                self.senders.remove(&address);
+            }
+            self.forget(removed);
+        }
+        dropped
+    }
+
+    /// Removes one transaction (e.g. found invalid while building) and everything after it from
+    /// the same sender, which can no longer execute.
+    pub fn remove_with_descendants(&mut self, hash: &TxHash) -> Vec<TxHash> {
+        let Some(tx) = self.by_hash.get(hash).cloned() else { return Vec::new() };
+        let Some(queue) = self.senders.get_mut(&tx.sender) else { return Vec::new() };
+        let later: Vec<u64> = queue.txs.range(tx.nonce()..).map(|(n, _)| *n).collect();
+        let mut removed = Vec::new();
+        for n in later {
+            if let Some(t) = queue.txs.remove(&n) {
+                removed.push(t);
+            }
+        }
+        if queue.txs.is_empty() {
+            self.senders.remove(&tx.sender);
+        }
+        let hashes = removed.iter().map(|t| t.hash).collect();
+        self.forget(removed);
+        hashes
+    }
+
+    /// Executable transactions by effective tip at the next base fee, nonce order per sender.
+    pub fn best_transactions(&self) -> BestTransactions {
+        let base_fee = self.ctx.base_fee;
+        let chains = self.senders.values().filter_map(|queue| {
+            let n = queue.executable_len();
+            let chain: Vec<Arc<PooledTx>> = queue
+                .txs
+                .range(queue.state_nonce..)
+                .take(n)
+                .take_while(|(_, tx)| tx.effective_tip(base_fee).is_some())
+                .map(|(_, tx)| tx.clone())
+                .collect();
+            (!chain.is_empty()).then_some(chain)
+        });
+        BestTransactions::new(base_fee, chains)
+    }
+
+    /// Next nonce counting executable pooled transactions (`eth_getTransactionCount(pending)`).
+    pub fn pending_nonce(&self, address: Address) -> Option<u64> {
+        let queue = self.senders.get(&address)?;
+        Some(queue.state_nonce + queue.executable_len() as u64)
+    }
+
+    /// Pending and queued transactions per sender and nonce, for `txpool_content`.
+    pub fn content(&self) -> PoolContent {
+        let mut content = PoolContent::default();
+        for (sender, queue) in &self.senders {
+            let n = queue.executable_len() as u64;
+            for (nonce, tx) in &queue.txs {
+                let executable = *nonce >= queue.state_nonce && nonce - queue.state_nonce < n;
+                let side = if executable { &mut content.pending } else { &mut content.queued };
+                side.entry(*sender).or_default().insert(*nonce, tx.clone());
+            }
+        }
+        content
+    }
+
+    /// Counts of pending and queued transactions.
+    pub fn status(&self) -> PoolStatus {
+        let pending: usize = self.senders.values().map(SenderQueue::executable_len).sum();
+        PoolStatus { pending, queued: self.by_hash.len() - pending }
+    }
+
+    /// All transactions from `origin`, in sender/nonce order (e.g. to rewrite the journal).
+    pub fn by_origin(&self, origin: Origin) -> Vec<Arc<PooledTx>> {
+        let mut out: Vec<_> =
+            self.by_hash.values().filter(|tx| tx.origin == origin).cloned().collect();
+        out.sort_by_key(|tx| (tx.sender, tx.nonce()));
+        out
+    }
+}
+
+/// Transactions per sender and nonce, split into pending and queued.
+#[derive(Debug, Default)]
+pub struct PoolContent {
+    /// Executable transactions.
+    pub pending: BTreeMap<Address, BTreeMap<u64, Arc<PooledTx>>>,
+    /// Transactions waiting for a nonce gap or balance.
+    pub queued: BTreeMap<Address, BTreeMap<u64, Arc<PooledTx>>>,
+}
+
+/// Whether `new` bumps both fee cap and tip of `old` by at least `percent`.
+fn is_sufficient_bump(old: &TxEnvelope, new: &TxEnvelope, percent: u128) -> bool {
+    let bumped = |v: u128| v.saturating_mul(100 + percent).div_ceil(100);
+    let old_tip = old.max_priority_fee_per_gas().unwrap_or(old.max_fee_per_gas());
+    let new_tip = new.max_priority_fee_per_gas().unwrap_or(new.max_fee_per_gas());
+    new.max_fee_per_gas() >= bumped(old.max_fee_per_gas()) && new_tip >= bumped(old_tip)
+}
+
+#[cfg(test)]
+mod tests;
