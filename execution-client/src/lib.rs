@@ -9,3 +9,4 @@ pub mod fixtures;
 pub mod import;
 pub mod state_root;
 pub mod storage;
+pub mod txpool;
