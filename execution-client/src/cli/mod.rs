@@ -1,6 +1,7 @@
 //! The `tandem-el` command line.
 
 mod chain;
+mod db;
 mod fixtures;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,8 @@ pub enum Command {
     Chain(chain::ChainArgs),
     /// Run Ethereum blockchain and state test fixtures (a file or a folder).
     Fixtures(fixtures::FixturesArgs),
+    /// Inspect the database: `db stats --datadir DIR`.
+    Db(db::DbArgs),
 }
 
 /// Parses the command line and runs the chosen command.
@@ -38,5 +41,6 @@ pub fn run() -> eyre::Result<()> {
     match cli.command {
         Command::Chain(args) => chain::run(&args),
         Command::Fixtures(args) => fixtures::run(&args),
+        Command::Db(args) => db::run(&args),
     }
 }

@@ -84,6 +84,11 @@ pub const DATA_FILE: &str = "mdbx.dat";
 /// Name of the MDBX lock file inside the database directory.
 pub const LOCK_FILE: &str = "mdbx.lck";
 
+/// The database directory inside a node's `--datadir`.
+pub fn db_dir(datadir: &Path) -> PathBuf {
+    datadir.join("db")
+}
+
 type Env = libmdbx::Database<NoWriteMap>;
 
 impl StoredAccount {

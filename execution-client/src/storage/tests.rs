@@ -481,3 +481,100 @@ fn random_chain_history_and_unwind() {
         );
     }
 }
+
+/// Parameters of the crash test's chain: universe, touches per block, seed.
+const CRASH_UNIVERSE: u64 = 400;
+const CRASH_TOUCHES: u64 = 150;
+const CRASH_SEED: u64 = 0xc0ffee;
+
+/// The model after `blocks` blocks of the crash test's chain, and its RNG positioned after them.
+fn crash_chain_model(blocks: u64) -> (ModelState, Rng) {
+    let mut rng = Rng(CRASH_SEED);
+    let mut model = genesis_model(&spec());
+    for _ in 0..blocks {
+        random_bundle(&mut rng, &mut model, CRASH_UNIVERSE, CRASH_TOUCHES);
+    }
+    (model, rng)
+}
+
+/// Child side of `kill_9_leaves_the_last_full_block`: commits blocks forever, printing each tip.
+#[test]
+#[ignore = "spawned by kill_9_leaves_the_last_full_block"]
+fn crash_writer_child() {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("TANDEM_CRASH_DB") else { return };
+    let db = Database::init(std::path::Path::new(&path), &spec()).unwrap();
+    let (tip, _) = db.canonical_tip().unwrap();
+    let (mut model, mut rng) = crash_chain_model(tip);
+    loop {
+        let bundle = random_bundle(&mut rng, &mut model, CRASH_UNIVERSE, CRASH_TOUCHES);
+        let (number, _) = db.canonical_tip().unwrap();
+        commit(&db, bundle, &model, number + 1);
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "committed {}", number + 1).unwrap();
+        out.flush().unwrap();
+    }
+}
+
+#[test]
+fn kill_9_leaves_the_last_full_block() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let exe = std::env::current_exe().unwrap();
+    let mut last_seen = 0;
+    for round in 0..5u64 {
+        let mut child = Command::new(&exe)
+            .args([
+                "storage::tests::crash_writer_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("TANDEM_CRASH_DB", &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        // Let it commit a few blocks, then kill it at a varying point inside the next one.
+        let mut committed = 0;
+        while committed < 4 {
+            let line = lines.next().expect("child exited early").unwrap();
+            if let Some(n) = line.strip_prefix("committed ") {
+                last_seen = n.trim().parse().unwrap();
+                committed += 1;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1 + 9 * round));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+
+        let db = Database::open(&path).unwrap();
+        let (tip, tip_hash) = db.canonical_tip().unwrap();
+        assert!(tip >= last_seen, "tip {tip} is behind the last reported commit {last_seen}");
+        eprintln!("round {round}: killed after reported block {last_seen}, reopened at tip {tip}");
+        let header = db.header(tip).unwrap().unwrap();
+        assert_eq!(header.hash_slow(), tip_hash);
+        for number in 1..=tip {
+            assert!(db.block(number).unwrap().is_some(), "block {number} incomplete");
+            assert!(db.receipts(number).unwrap().is_some(), "receipts {number} missing");
+        }
+        let (model, _) = crash_chain_model(tip);
+        assert_eq!(model_root(&model), header.state_root);
+        let (root, _) = db.state_root_with(&BundleState::default()).unwrap();
+        assert_eq!(root, header.state_root, "stored trie does not match the tip");
+        let provider = db.latest().unwrap();
+        for i in 0..CRASH_UNIVERSE {
+            let address = Address::from_word(keccak256(i.to_be_bytes()));
+            assert_eq!(
+                provider.account(address).unwrap(),
+                model.get(&address).map(|(a, _)| *a),
+                "account {i} at tip {tip}"
+            );
+        }
+    }
+}
