@@ -2,7 +2,10 @@
 
 mod chain;
 mod db;
+mod export;
 mod fixtures;
+mod import;
+mod init;
 
 use clap::{Parser, Subcommand};
 use tandem_shared::logging::LogArgs;
@@ -32,6 +35,12 @@ pub enum Command {
     Fixtures(fixtures::FixturesArgs),
     /// Inspect the database: `db stats --datadir DIR`.
     Db(db::DbArgs),
+    /// Create a data directory: the database with the genesis block of `--chain`.
+    Init(init::InitArgs),
+    /// Import blocks from an RLP file (concatenated blocks) through the node's import path.
+    Import(import::ImportArgs),
+    /// Export canonical blocks to an RLP file (concatenated blocks).
+    Export(export::ExportArgs),
 }
 
 /// Parses the command line and runs the chosen command.
@@ -42,5 +51,8 @@ pub fn run() -> eyre::Result<()> {
         Command::Chain(args) => chain::run(&args),
         Command::Fixtures(args) => fixtures::run(&args),
         Command::Db(args) => db::run(&args),
+        Command::Init(args) => init::run(&args),
+        Command::Import(args) => import::run(&args),
+        Command::Export(args) => export::run(&args),
     }
 }
