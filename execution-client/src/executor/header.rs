@@ -201,3 +201,100 @@ pub fn validate_body(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::Bytes;
+
+    fn chain(sub_second: bool) -> ChainSpec {
+        let tandem = if sub_second { r#", "tandem": { "subSecondBlocks": true }"# } else { "" };
+        let json = format!(
+            r#"{{ "config": {{ "chainId": 7, "shanghaiTime": 0, "cancunTime": 0{tandem} }},
+                "gasLimit": "0x1c9c380", "baseFeePerGas": "0x3b9aca00", "alloc": {{}} }}"#
+        );
+        ChainSpec::from_json_str(&json, "g.json").unwrap()
+    }
+
+    /// A valid child of the genesis header.
+    fn child(spec: &ChainSpec) -> Header {
+        let parent = spec.genesis_header();
+        Header {
+            parent_hash: spec.genesis_hash(),
+            number: 1,
+            timestamp: parent.timestamp + 1,
+            gas_limit: parent.gas_limit,
+            base_fee_per_gas: Some(calc_next_block_base_fee(
+                parent.gas_used,
+                parent.gas_limit,
+                parent.base_fee_per_gas.unwrap(),
+                BaseFeeParams::ethereum(),
+            )),
+            withdrawals_root: Some(alloy_trie::EMPTY_ROOT_HASH),
+            blob_gas_used: Some(0),
+            excess_blob_gas: Some(0),
+            parent_beacon_block_root: Some(B256::ZERO),
+            ..Default::default()
+        }
+    }
+
+    fn check(spec: &ChainSpec, header: &Header) -> Result<(), InvalidBlock> {
+        validate_header(spec, header, spec.genesis_header(), spec.genesis_hash())
+    }
+
+    #[test]
+    fn a_valid_child_passes() {
+        let spec = chain(false);
+        check(&spec, &child(&spec)).unwrap();
+    }
+
+    #[test]
+    fn each_broken_rule_is_named() {
+        let spec = chain(false);
+        let cases: Vec<(fn(&mut Header), &str)> = vec![
+            (|h| h.parent_hash = B256::repeat_byte(1), "parent hash"),
+            (|h| h.number = 2, "number"),
+            (|h| h.timestamp = 0, "timestamp"),
+            (|h| h.gas_limit += h.gas_limit / 1024, "gas limit"),
+            (|h| h.gas_limit = 4999, "gas limit"),
+            (|h| h.gas_used = h.gas_limit + 1, "gas used"),
+            (|h| h.base_fee_per_gas = Some(1), "base fee"),
+            (|h| h.extra_data = Bytes::from(vec![0; 33]), "extra data"),
+            (|h| h.difficulty = U256::from(1), "difficulty"),
+            (|h| h.nonce = B64::from(1u64), "nonce"),
+            (|h| h.ommers_hash = B256::ZERO, "ommers"),
+            (|h| h.excess_blob_gas = Some(DATA_GAS_PER_BLOB), "excess blob gas"),
+            (|h| h.blob_gas_used = Some(DATA_GAS_PER_BLOB * 7), "blob gas used"),
+            (|h| h.parent_beacon_block_root = None, "parentBeaconBlockRoot"),
+            (|h| h.requests_hash = Some(B256::ZERO), "requestsHash"),
+            (|h| h.withdrawals_root = None, "withdrawalsRoot"),
+        ];
+        for (breaks, what) in cases {
+            let mut header = child(&spec);
+            breaks(&mut header);
+            let err = check(&spec, &header).expect_err(what).to_string();
+            assert!(err.contains(what), "{what}: {err}");
+        }
+    }
+
+    #[test]
+    fn gas_limit_may_move_just_below_the_bound() {
+        let spec = chain(false);
+        let mut header = child(&spec);
+        header.gas_limit += header.gas_limit / 1024 - 1;
+        check(&spec, &header).unwrap();
+        header.gas_limit =
+            spec.genesis_header().gas_limit - (spec.genesis_header().gas_limit / 1024 - 1);
+        check(&spec, &header).unwrap();
+    }
+
+    #[test]
+    fn equal_timestamps_only_with_sub_second_blocks() {
+        for sub_second in [false, true] {
+            let spec = chain(sub_second);
+            let mut header = child(&spec);
+            header.timestamp = spec.genesis_header().timestamp;
+            assert_eq!(check(&spec, &header).is_ok(), sub_second);
+        }
+    }
+}
