@@ -131,6 +131,24 @@ pub struct TableStats {
     pub size_bytes: u64,
 }
 
+/// How the MDBX environment is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    /// Sync data and meta page on every commit (MDBX durable mode; the default). When `false`
+    /// (MDBX safe-no-sync), a process crash still loses nothing that was committed, but a power
+    /// loss may lose the last commits (never corrupting the file): for throwaway databases such
+    /// as fixture runs.
+    pub durable: bool,
+    /// Upper bound of the data file in bytes (virtual address space is reserved for it).
+    pub max_size: usize,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { durable: true, max_size: 256 << 30 }
+    }
+}
+
 /// The execution client's database: an MDBX environment holding one chain.
 ///
 /// Readers ([`Database::latest`], [`Database::at_block`], block reads) each see a consistent
@@ -148,11 +166,16 @@ impl Database {
     /// ([`StorageError::NotInitialized`]), when it is not ours, of another schema version, or
     /// unreadable; in those cases nothing at `path` is modified.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
+        Self::open_with(path, DatabaseConfig::default())
+    }
+
+    /// [`Database::open`] with explicit settings.
+    pub fn open_with(path: &Path, config: DatabaseConfig) -> Result<Self, StorageError> {
         if !path.join(DATA_FILE).is_file() {
             return Err(StorageError::NotInitialized { path: path.to_path_buf() });
         }
         let (chain_id, genesis_hash) = Self::check_identity(path)?;
-        let env = Self::open_env(path)?;
+        let env = Self::open_env(path, config)?;
         Self::create_tables(&env)?;
         Ok(Self { env, path: path.to_path_buf(), chain_id, genesis_hash })
     }
@@ -163,8 +186,17 @@ impl Database {
     /// [`StorageError::ChainMismatch`]; a non-empty directory without a database is refused with
     /// [`StorageError::Foreign`].
     pub fn init(path: &Path, spec: &ChainSpec) -> Result<Self, StorageError> {
+        Self::init_with(path, spec, DatabaseConfig::default())
+    }
+
+    /// [`Database::init`] with explicit settings.
+    pub fn init_with(
+        path: &Path,
+        spec: &ChainSpec,
+        config: DatabaseConfig,
+    ) -> Result<Self, StorageError> {
         if path.join(DATA_FILE).is_file() {
-            let db = Self::open(path)?;
+            let db = Self::open_with(path, config)?;
             if db.chain_id != spec.chain_id() || db.genesis_hash != spec.genesis_hash() {
                 return Err(StorageError::ChainMismatch {
                     path: path.to_path_buf(),
@@ -184,7 +216,7 @@ impl Database {
             });
         }
         std::fs::create_dir_all(path).map_err(io)?;
-        let result = Self::open_env(path).and_then(|env| {
+        let result = Self::open_env(path, config).and_then(|env| {
             Self::create_tables(&env)?;
             writer::write_genesis(&env, spec)?;
             Ok(env)
@@ -422,11 +454,12 @@ impl Database {
         DatabaseOptions { max_tables: Some(32), mode, ..Default::default() }
     }
 
-    fn open_env(path: &Path) -> Result<Env, StorageError> {
+    fn open_env(path: &Path, config: DatabaseConfig) -> Result<Env, StorageError> {
+        let max_size = isize::try_from(config.max_size).unwrap_or(isize::MAX);
         let mode = Mode::ReadWrite(ReadWriteOptions {
-            sync_mode: SyncMode::Durable,
+            sync_mode: if config.durable { SyncMode::Durable } else { SyncMode::SafeNoSync },
             min_size: None,
-            max_size: Some(1 << 40),
+            max_size: Some(max_size),
             growth_step: Some(1 << 28),
             shrink_threshold: None,
         });
