@@ -28,7 +28,7 @@ use revm::{
     state::{AccountInfo, Bytecode},
 };
 use tandem_el::{
-    executor::{Executor, recover_senders, validate_and_execute},
+    executor::{Executor, header, recover_senders, validate_post_execution},
     storage::{Database, SealedBlock},
 };
 
@@ -173,6 +173,8 @@ impl Bench {
 #[derive(Default)]
 struct Phases {
     gas: u64,
+    validate: Duration,
+    recover: Duration,
     execute: Duration,
     root: Duration,
     commit: Duration,
@@ -182,7 +184,7 @@ struct Phases {
 
 impl Phases {
     fn import(&self) -> Duration {
-        self.execute + self.root + self.commit
+        self.validate + self.recover + self.execute + self.root + self.commit
     }
 }
 
@@ -200,18 +202,31 @@ fn import_timed(
     phases: &mut Phases,
 ) {
     let started = Instant::now();
-    let (senders, output) = {
-        let state = db.latest().unwrap();
-        validate_and_execute(executor, block.inner(), block.hash(), parent, parent_hash, &state)
-            .unwrap()
-    };
+    let chain = executor.chain();
+    let body = &block.body;
+    header::validate_header(chain, &block.header, parent, parent_hash).unwrap();
+    header::validate_body(
+        chain,
+        &block.header,
+        &body.transactions,
+        &body.ommers,
+        body.withdrawals.as_deref().map(|w| w.as_slice()),
+    )
+    .unwrap();
+    let validated = Instant::now();
+    let senders = recover_senders(&body.transactions).unwrap();
+    let recovered = Instant::now();
+    let output = executor.execute(block.inner(), &senders, db.latest().unwrap()).unwrap();
+    validate_post_execution(&block.header, &output).unwrap();
     let executed = Instant::now();
     let (root, updates) = db.state_root_with(&output.bundle).unwrap();
     assert_eq!(root, block.header.state_root);
     let rooted = Instant::now();
     db.commit_block(block, &senders, &output.receipts, output.bundle, updates).unwrap();
     let committed = Instant::now();
-    phases.execute += executed - started;
+    phases.validate += validated - started;
+    phases.recover += recovered - validated;
+    phases.execute += executed - recovered;
     phases.root += rooted - executed;
     phases.commit += committed - rooted;
     phases.gas += block.header.gas_used;
@@ -320,13 +335,15 @@ fn main() {
         let import = mgas_per_s(p.gas, p.import());
         let bare = mgas_per_s(p.gas, p.bare);
         println!(
-            "| {} accounts | {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.1} |",
+            "| {} accounts | {} | {:.1} | {:.1} | {:.1} | {:.0}× | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
             accounts,
             workload.name(),
             p.gas as f64 / 1e6 / n,
             import,
             bare,
-            import / bare,
+            bare / import,
+            p.validate.as_secs_f64() * 1e3 / n,
+            p.recover.as_secs_f64() * 1e3 / n,
             p.execute.as_secs_f64() * 1e3 / n,
             p.root.as_secs_f64() * 1e3 / n,
             p.commit.as_secs_f64() * 1e3 / n,

@@ -18,6 +18,8 @@ use super::InvalidBlock;
 pub const MAXIMUM_EXTRA_DATA_SIZE: usize = 32;
 /// Smallest gas limit a block may have.
 pub const MINIMUM_GAS_LIMIT: u64 = 5000;
+/// Largest gas limit a block may have (2^63 - 1, as geth).
+pub const MAXIMUM_GAS_LIMIT: u64 = i64::MAX as u64;
 /// The gas limit may move by less than `parent / GAS_LIMIT_BOUND_DIVISOR` per block.
 pub const GAS_LIMIT_BOUND_DIVISOR: u64 = 1024;
 
@@ -50,7 +52,9 @@ pub fn validate_header(
     validate_standalone(chain, header)?;
 
     let bound = parent.gas_limit / GAS_LIMIT_BOUND_DIVISOR;
-    if header.gas_limit.abs_diff(parent.gas_limit) >= bound || header.gas_limit < MINIMUM_GAS_LIMIT
+    if header.gas_limit.abs_diff(parent.gas_limit) >= bound
+        || header.gas_limit < MINIMUM_GAS_LIMIT
+        || header.gas_limit > MAXIMUM_GAS_LIMIT
     {
         return Err(InvalidBlock::GasLimit { parent: parent.gas_limit, got: header.gas_limit });
     }
@@ -251,7 +255,8 @@ mod tests {
     #[test]
     fn each_broken_rule_is_named() {
         let spec = chain(false);
-        let cases: Vec<(fn(&mut Header), &str)> = vec![
+        type Breaks = fn(&mut Header);
+        let cases: Vec<(Breaks, &str)> = vec![
             (|h| h.parent_hash = B256::repeat_byte(1), "parent hash"),
             (|h| h.number = 2, "number"),
             (|h| h.timestamp = 0, "timestamp"),
