@@ -327,9 +327,9 @@ fn main() {
         }
     }
     println!(
-        "| state | workload | Mgas/block | import Mgas/s | bare revm Mgas/s | import ÷ bare | execute ms/block | state root ms/block | commit ms/block |"
+        "| state | workload | Mgas/block | import Mgas/s | bare revm Mgas/s | bare ÷ import | validate ms | senders ms | execute ms | state root ms | commit ms |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (accounts, workload, p) in &rows {
         let n = p.blocks as f64;
         let import = mgas_per_s(p.gas, p.import());
