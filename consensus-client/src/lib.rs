@@ -2,7 +2,7 @@
 //!
 //! Rooms: [`types`] (blocks, votes, certificates and their encodings), [`crypto`] (signature
 //! traits, ed25519), [`core`] (the pure HotStuff state machine), [`safety_rules`] (the persisted
-//! guard against equivocation), [`leader`] (election), [`block_store`] (known blocks),
+//! guard against equivocation), [`leader`] (election), [`block_store`] (known blocks), [`node`] (how the node loop performs actions),
 //! [`storage`] (MDBX persistence), `sim` (test-only deterministic simulator), [`cli`].
 
 pub mod block_store;
@@ -10,6 +10,7 @@ pub mod cli;
 pub mod core;
 pub mod crypto;
 pub mod leader;
+pub mod node;
 pub mod safety_rules;
 pub mod storage;
 pub mod types;

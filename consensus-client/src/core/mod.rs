@@ -914,6 +914,7 @@ impl Core {
         self.timeouts.prune_below(keep);
         self.seen_proposals = self.seen_proposals.split_off(&keep);
         self.waiting_parent = self.waiting_parent.split_off(&round);
+        self.pending_validation.retain(|_, (b, _)| b.round >= keep);
         self.arm_round_timer(out);
         if self.leader(round) == self.me {
             self.try_propose(out);

@@ -45,7 +45,7 @@ use std::sync::Arc;
 /// Virtual start time (ms since the epoch).
 const T0_MS: u64 = 1_700_000_000_000;
 /// Blocks every honest node must commit after GST.
-pub const NEW_COMMITS_AFTER_GST: u64 = 2;
+pub const NEW_COMMITS_AFTER_GST: u64 = 5;
 /// Virtual time after GST within which they must be committed.
 pub const LIVENESS_BOUND_MS: u64 = 90_000;
 /// Hard cap on processed events (a runaway simulation is a failure).
@@ -214,6 +214,9 @@ pub struct Sim {
     evidence: u64,
     undecodable: u64,
     events: u64,
+    /// Fault injection for testing the checkers: every safety-data write after a node's first
+    /// is silently dropped (a restarted node comes back with stale safety data).
+    drop_safety_writes: bool,
 }
 
 impl Sim {
@@ -243,6 +246,7 @@ impl Sim {
             evidence: 0,
             undecodable: 0,
             events: 0,
+            drop_safety_writes: false,
             sc,
         };
         let mut owners: Vec<ValidatorIndex> = (0..sim.sc.n as ValidatorIndex).collect();
@@ -583,6 +587,12 @@ impl Sim {
                     && self.is_honest(index)
                 {
                     self.evidence += 1;
+                }
+                if self.drop_safety_writes
+                    && matches!(op, PersistOp::Safety(_))
+                    && self.instances[inst].storage.load().ok().flatten().is_some()
+                {
+                    return Ok(());
                 }
                 self.instances[inst]
                     .storage

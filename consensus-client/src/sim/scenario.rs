@@ -69,7 +69,7 @@ impl Scenario {
         let n = [4usize, 7, 10][rng.gen_range(0..3)];
         let f = (n - 1) / 3;
         let sub_second = rng.gen_bool(0.5);
-        let gst_ms = rng.gen_range(1_000..8_000);
+        let gst_ms = rng.gen_range(2_000..20_000);
         let mut order: Vec<ValidatorIndex> = (0..n as ValidatorIndex).collect();
         order.shuffle(&mut rng);
         let n_byz = rng.gen_range(0..=f);

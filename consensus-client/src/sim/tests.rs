@@ -94,6 +94,25 @@ fn seeds() {
     assert!(failures.is_empty(), "{line}");
 }
 
+/// Mutation check: a node that forgets its safety data across a crash must be caught by the
+/// after-every-step checks in some seeds (so the suite can fail for the bug it guards against).
+#[test]
+fn losing_safety_data_is_caught() {
+    let mut caught = 0;
+    for seed in 0..200 {
+        let sc = Scenario::from_seed(seed);
+        if sc.crashes.is_empty() {
+            continue;
+        }
+        let mut sim = Sim::new(sc);
+        sim.drop_safety_writes = true;
+        if let Err(e) = sim.run() {
+            caught += u64::from(e.contains("SAFETY"));
+        }
+    }
+    assert!(caught > 0, "no seed noticed a validator forgetting its votes");
+}
+
 #[test]
 fn seed_range_parsing() {
     assert_eq!(parse_seed_range("5..9"), Some((5, 9)));
