@@ -59,6 +59,12 @@ fn run(size: u64, touched: u64, runs: usize) -> Figures {
     let start = Instant::now();
     let db = Database::init(dir.path(), &spec).expect("init");
     eprintln!("{size} accounts: init (genesis trie) {:.1} s", start.elapsed().as_secs_f64());
+    let start = Instant::now();
+    let warmed = db.warm_up().expect("warm up");
+    eprintln!(
+        "{size} accounts: warm-up read {warmed} entries in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
 
     // In-memory nonce per account index, so each bundle carries correct original values.
     let mut nonces = vec![0u64; size as usize];

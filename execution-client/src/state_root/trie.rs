@@ -91,25 +91,39 @@ pub fn trie_root<S: TrieSource>(
     }
 
     let mut builder = HashBuilder::default().with_updates(true);
-    let mut leaf = source.seek_leaf(&B256::ZERO)?;
+    // The leaf position is lazy: a gap between two reused subtrees that no key can fall into
+    // (consecutive siblings, the usual case) costs no seek at all.
+    let mut next = LeafCursor::At(B256::ZERO);
     for subtree in reused {
-        while let Some((key, value)) = &leaf {
+        let start = first_key_under(&subtree.path);
+        loop {
+            if let LeafCursor::At(from) = next {
+                if from >= start {
+                    break;
+                }
+                next = LeafCursor::Fetched(source.seek_leaf(&from)?);
+            }
+            let LeafCursor::Fetched(Some((key, value))) = &next else { break };
             let nibbles = Nibbles::unpack(key);
             if nibbles >= subtree.path {
                 break;
             }
             builder.add_leaf(nibbles, value);
-            leaf = next_leaf(source, key)?;
+            next = LeafCursor::after(key);
         }
         builder.add_branch(subtree.path, subtree.hash, subtree.stored_below);
-        leaf = match subtree.path.increment() {
-            Some(after) => source.seek_leaf(&first_key_under(&after))?,
-            None => None,
+        next = match subtree.path.increment() {
+            Some(after) => LeafCursor::At(first_key_under(&after)),
+            None => LeafCursor::Fetched(None),
         };
     }
-    while let Some((key, value)) = &leaf {
+    loop {
+        if let LeafCursor::At(from) = next {
+            next = LeafCursor::Fetched(source.seek_leaf(&from)?);
+        }
+        let LeafCursor::Fetched(Some((key, value))) = &next else { break };
         builder.add_leaf(Nibbles::unpack(key), value);
-        leaf = next_leaf(source, key)?;
+        next = LeafCursor::after(key);
     }
     let root = builder.root();
     let (_, new_nodes) = builder.split();
@@ -119,14 +133,21 @@ pub fn trie_root<S: TrieSource>(
     Ok((root, updates))
 }
 
-/// The leaf after `key`, or `None` at the end of the key space.
-fn next_leaf<S: TrieSource>(
-    source: &mut S,
-    key: &B256,
-) -> Result<Option<(B256, Vec<u8>)>, S::Error> {
-    match successor(key) {
-        Some(next) => source.seek_leaf(&next),
-        None => Ok(None),
+/// Where the next leaf comes from.
+enum LeafCursor {
+    /// Not read yet: the first leaf with key `>=` this one.
+    At(B256),
+    /// Read: this leaf, or `None` past the last.
+    Fetched(Option<(B256, Vec<u8>)>),
+}
+
+impl LeafCursor {
+    /// The position right after the leaf at `key`.
+    fn after(key: &B256) -> Self {
+        match successor(key) {
+            Some(next) => Self::At(next),
+            None => Self::Fetched(None),
+        }
     }
 }
 
