@@ -45,7 +45,12 @@ pub enum Command {
 
 /// Parses the command line and runs the chosen command.
 pub fn run() -> eyre::Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if cli.log.filter == "info" {
+        // libmdbx reports every environment open at info level: noise at the default level
+        // (thousands of lines for `tandem-el fixtures`, which opens a database per test).
+        cli.log.filter = "info,libmdbx=warn".into();
+    }
     tandem_shared::logging::init(&cli.log)?;
     match cli.command {
         Command::Chain(args) => chain::run(&args),
