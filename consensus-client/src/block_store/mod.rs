@@ -39,6 +39,7 @@ pub struct BlockStore {
     committed_id: BlockId,
     committed_round: Round,
     committed_height: Height,
+    last_prune_round: Round,
 }
 
 impl BlockStore {
@@ -54,6 +55,7 @@ impl BlockStore {
             committed_id: id,
             committed_round: 0,
             committed_height: height,
+            last_prune_round: 0,
         }
     }
 
@@ -132,8 +134,9 @@ impl BlockStore {
             self.committed_height = b.height();
         }
         let keep_from = self.committed_round.saturating_sub(RETAINED_COMMITTED_ROUNDS);
-        // Prune only occasionally: retain is linear in the number of blocks.
-        if self.committed_round.is_multiple_of(64) {
+        // Prune only every 64 committed rounds: retain is linear in the number of blocks.
+        if self.committed_round >= self.last_prune_round + 64 {
+            self.last_prune_round = self.committed_round;
             self.blocks.retain(|bid, b| b.round >= keep_from || *bid == self.committed_id);
             let blocks = &self.blocks;
             self.qcs.retain(|bid, _| blocks.contains_key(bid));
@@ -163,5 +166,76 @@ impl BlockStore {
     /// Whether only nothing is held (never: genesis or the committed tip is always there).
     pub fn is_empty(&self) -> bool {
         self.blocks.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::sim_genesis;
+
+    /// A chain of blocks on `parent` with the given rounds (QC rounds = parent rounds).
+    fn chain(parent: &Block, rounds: &[Round], tag: u8) -> Vec<(BlockId, Block)> {
+        let mut out: Vec<(BlockId, Block)> = Vec::new();
+        let mut p = parent.clone();
+        for r in rounds {
+            let pid = p.id();
+            let mut b = p.clone();
+            b.round = *r;
+            b.parent_id = pid;
+            b.qc = QuorumCert { block_id: pid, round: p.round, signatures: vec![] };
+            b.payload.number = p.payload.number + 1;
+            b.payload.body = vec![tag];
+            out.push((b.id(), b.clone()));
+            p = b;
+        }
+        out
+    }
+
+    #[test]
+    fn walks_back_to_the_committed_tip() {
+        let g = sim_genesis();
+        let mut s = BlockStore::new(g.clone());
+        let c = chain(&g, &[1, 2, 3], 0);
+        assert_eq!(s.walk_to_committed(c[2].0), ChainWalk::Missing(c[2].0));
+        s.insert(c[2].0, c[2].1.clone());
+        s.insert(c[0].0, c[0].1.clone());
+        assert_eq!(s.walk_to_committed(c[2].0), ChainWalk::Missing(c[1].0));
+        s.insert(c[1].0, c[1].1.clone());
+        assert_eq!(
+            s.walk_to_committed(c[2].0),
+            ChainWalk::Complete(c.iter().map(|x| x.0).collect())
+        );
+        s.set_committed(c[1].0);
+        assert_eq!((s.committed_round(), s.committed_height()), (2, 2));
+        assert_eq!(s.walk_to_committed(c[2].0), ChainWalk::Complete(vec![c[2].0]));
+        // a fork from below the committed tip conflicts
+        let fork = chain(&c[0].1, &[3, 4], 9);
+        for (id, b) in &fork {
+            s.insert(*id, b.clone());
+        }
+        assert_eq!(
+            s.walk_to_committed(fork[1].0),
+            ChainWalk::Conflicts { block_id: c[0].0, round: 1 }
+        );
+        assert_eq!(s.chain_from(c[2].0, 10).len(), 4);
+        assert_eq!(s.chain_from(c[2].0, 2).len(), 2);
+    }
+
+    #[test]
+    fn prunes_old_rounds_but_keeps_the_tip() {
+        let g = sim_genesis();
+        let mut s = BlockStore::new(g.clone());
+        let rounds: Vec<Round> = (1..=RETAINED_COMMITTED_ROUNDS + 200).collect();
+        let c = chain(&g, &rounds, 0);
+        for (id, b) in &c {
+            s.insert(*id, b.clone());
+        }
+        for (id, _) in &c {
+            s.set_committed(*id);
+        }
+        assert!(s.len() <= RETAINED_COMMITTED_ROUNDS as usize + 70, "{}", s.len());
+        assert!(s.contains(&s.committed_id()));
+        assert!(!s.contains(&c[0].0));
     }
 }

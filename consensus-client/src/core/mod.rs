@@ -569,7 +569,7 @@ pub struct Core {
     commit_target: Option<(BlockId, Round)>,
     sync_replies: HashMap<ValidatorIndex, Round>,
     buckets: HashMap<ValidatorIndex, Bucket>,
-    evidence_seen: HashSet<(u8, ValidatorIndex, Round)>,
+    evidence_seen: BTreeMap<Round, HashSet<(u8, ValidatorIndex)>>,
     stats: CoreStats,
 }
 
@@ -646,7 +646,7 @@ impl Core {
             commit_target: None,
             sync_replies: HashMap::new(),
             buckets: HashMap::new(),
-            evidence_seen: HashSet::new(),
+            evidence_seen: BTreeMap::new(),
             stats: CoreStats::default(),
         })
     }
@@ -915,6 +915,7 @@ impl Core {
         self.seen_proposals = self.seen_proposals.split_off(&keep);
         self.waiting_parent = self.waiting_parent.split_off(&round);
         self.pending_validation.retain(|_, (b, _)| b.round >= keep);
+        self.evidence_seen = self.evidence_seen.split_off(&keep);
         self.arm_round_timer(out);
         if self.leader(round) == self.me {
             self.try_propose(out);
@@ -1496,7 +1497,7 @@ impl Core {
         second: (B256, Signature),
         out: &mut Vec<Action>,
     ) {
-        if !self.evidence_seen.insert((kind as u8, signer, round)) {
+        if !self.evidence_seen.entry(round).or_default().insert((kind as u8, signer)) {
             return;
         }
         warn!(me = self.me, ?kind, round, signer, first = %first.0, second = %second.0, "equivocation detected");

@@ -3,7 +3,7 @@
 //! One seed decides everything: the number of validators (4, 7 or 10), the signature scheme
 //! (mostly the cheap test scheme, every tenth seed real ed25519), the storage (in memory, every
 //! 25th seed MDBX in a temporary directory), the network before GST (delay, loss, duplication,
-//! reordering, a partition that heals), crashes and restarts from each node's own storage
+//! reordering, a partition that heals), per-validator clock skew of up to ±1.5 s, crashes and restarts from each node's own storage
 //! (some of them torn: the node dies part-way through performing one event's actions), and up
 //! to f byzantine validators: an equivocating leader, a twin that runs the same key twice, and a
 //! sender of malformed, mutated and replayed messages. Time is virtual; events are processed in
@@ -185,8 +185,8 @@ pub struct SimReport {
     pub events: u64,
     /// Lowest committed height among honest nodes at the end.
     pub min_height: Height,
-    /// Equivocation evidence reported by honest nodes.
-    pub evidence: u64,
+    /// Equivocation evidence reported by honest nodes, by kind (proposal, vote, timeout).
+    pub evidence: [u64; 3],
     /// Messages dropped because they did not decode.
     pub undecodable: u64,
 }
@@ -211,7 +211,7 @@ pub struct Sim {
     signed_timeouts: HashMap<(ValidatorIndex, Round), Round>,
     signed_proposals: HashMap<(ValidatorIndex, Round), BlockId>,
     sent_log: Vec<(ValidatorIndex, Vec<u8>)>,
-    evidence: u64,
+    evidence: [u64; 3],
     undecodable: u64,
     events: u64,
     /// Fault injection for testing the checkers: every safety-data write after a node's first
@@ -243,7 +243,7 @@ impl Sim {
             signed_timeouts: HashMap::new(),
             signed_proposals: HashMap::new(),
             sent_log: Vec::new(),
-            evidence: 0,
+            evidence: [0; 3],
             undecodable: 0,
             events: 0,
             drop_safety_writes: false,
@@ -472,8 +472,14 @@ impl Sim {
         }
     }
 
+    /// The instance's local clock (simulation time plus its validator's skew).
+    fn local_time(&self, inst: usize) -> u64 {
+        let skew = self.sc.clock_skew_ms[usize::from(self.instances[inst].index)];
+        self.now.saturating_add_signed(skew)
+    }
+
     fn step(&mut self, inst: usize, event: Event) -> Result<(), String> {
-        let now = self.now;
+        let now = self.local_time(inst);
         let Some(core) = self.instances[inst].core.as_mut() else { return Ok(()) };
         let actions = core.handle(now, event);
         let torn = self.instances[inst].torn_after.take();
@@ -583,10 +589,10 @@ impl Sim {
         let incarnation = self.instances[inst].incarnation;
         match action {
             Action::Persist(op) => {
-                if let PersistOp::Evidence(_) = &op
+                if let PersistOp::Evidence(e) = &op
                     && self.is_honest(index)
                 {
-                    self.evidence += 1;
+                    self.evidence[e.kind as usize] += 1;
                 }
                 if self.drop_safety_writes
                     && matches!(op, PersistOp::Safety(_))
@@ -628,7 +634,10 @@ impl Sim {
                     Timer::Round(r) => TimerKey::Round(r),
                     Timer::Propose(r) => TimerKey::Propose(r),
                 };
-                self.schedule(at_ms, SimEvent::Timer { inst, incarnation, timer });
+                // the core's clock is skewed: convert back to simulation time
+                let skew = self.sc.clock_skew_ms[usize::from(index)];
+                let at = at_ms.saturating_add_signed(-skew);
+                self.schedule(at, SimEvent::Timer { inst, incarnation, timer });
                 Ok(())
             }
             Action::BuildPayload { round, attributes } => {

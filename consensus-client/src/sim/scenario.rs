@@ -60,6 +60,8 @@ pub struct Scenario {
     pub crashes: Vec<Crash>,
     /// Byzantine validators (at most f).
     pub byzantine: Vec<(ValidatorIndex, Byzantine)>,
+    /// Offset of each validator's local clock from simulation time (ms; zero in half the seeds).
+    pub clock_skew_ms: Vec<i64>,
 }
 
 impl Scenario {
@@ -107,7 +109,11 @@ impl Scenario {
             let end = rng.gen_range(start..=gst_ms);
             (side, start, end)
         });
+        let skewed = rng.gen_bool(0.5);
+        let clock_skew_ms =
+            (0..n).map(|_| if skewed { rng.gen_range(-1_500..=1_500) } else { 0 }).collect();
         Self {
+            clock_skew_ms,
             seed,
             n,
             ed25519: seed % 10 == 3,

@@ -23,7 +23,8 @@ struct Totals {
     events: u64,
     virtual_secs: u64,
     committed_blocks: u64,
-    evidence: u64,
+    /// Evidence by kind: proposal, vote, timeout.
+    evidence: [u64; 3],
     undecodable: u64,
     with_byzantine: u64,
     with_crashes: u64,
@@ -34,7 +35,9 @@ impl Totals {
         self.events += r.events;
         self.virtual_secs += r.virtual_ms / 1000;
         self.committed_blocks += r.min_height;
-        self.evidence += r.evidence;
+        for k in 0..3 {
+            self.evidence[k] += r.evidence[k];
+        }
         self.undecodable += r.undecodable;
         self.with_byzantine += u64::from(!r.scenario.byzantine.is_empty());
         self.with_crashes += u64::from(!r.scenario.crashes.is_empty());
@@ -111,6 +114,31 @@ fn losing_safety_data_is_caught() {
         }
     }
     assert!(caught > 0, "no seed noticed a validator forgetting its votes");
+}
+
+/// The byzantine behaviours really happen: equivocating leaders and twins are caught
+/// (evidence) and garbage senders' bytes are refused, while every seed still passes.
+#[test]
+fn byzantine_behaviours_are_exercised() {
+    let mut seen = [0u64; 3];
+    let mut undecodable = 0;
+    for seed in 0..150 {
+        let r = run_seed(seed).unwrap();
+        let has = |b| r.scenario.byzantine.iter().any(|(_, x)| *x == b);
+        if has(Byzantine::Equivocator) || has(Byzantine::Twin) {
+            seen[0] += r.evidence[0];
+        }
+        if has(Byzantine::Twin) {
+            seen[1] += r.evidence[1];
+        }
+        seen[2] += r.evidence[2];
+        if has(Byzantine::Garbage) {
+            undecodable += r.undecodable;
+        }
+    }
+    assert!(seen[0] > 0, "no proposal equivocation detected");
+    assert!(seen[1] > 0, "no double vote detected");
+    assert!(undecodable > 0, "no garbage refused");
 }
 
 #[test]
