@@ -393,3 +393,87 @@ proptest! {
         check_sequence(seed, accounts, 8, touches);
     }
 }
+
+#[test]
+fn hashed_post_state_from_bundle() {
+    use revm::database::states::StorageSlot;
+    use revm::database::{AccountStatus, BundleAccount, StorageWithOriginalValues};
+    use revm::state::AccountInfo;
+
+    let info = |balance: u64| AccountInfo { balance: U256::from(balance), ..Default::default() };
+    let slots = |entries: &[(u64, u64, u64)]| -> StorageWithOriginalValues {
+        entries
+            .iter()
+            .map(|(slot, old, new)| {
+                (U256::from(*slot), StorageSlot::new_changed(U256::from(*old), U256::from(*new)))
+            })
+            .collect()
+    };
+    let (changed, unchanged, destroyed, recreated, removed) = (
+        Address::repeat_byte(1),
+        Address::repeat_byte(2),
+        Address::repeat_byte(3),
+        Address::repeat_byte(4),
+        Address::repeat_byte(5),
+    );
+    let mut bundle = BundleState::default();
+    // Balance changed, one slot changed and one written back to its original value.
+    bundle.state.insert(
+        changed,
+        BundleAccount::new(
+            Some(info(1)),
+            Some(info(2)),
+            slots(&[(1, 0, 5), (2, 7, 7)]),
+            AccountStatus::Changed,
+        ),
+    );
+    // Loaded but unchanged: not part of the post state.
+    bundle.state.insert(
+        unchanged,
+        BundleAccount::new(
+            Some(info(3)),
+            Some(info(3)),
+            slots(&[(1, 4, 4)]),
+            AccountStatus::Loaded,
+        ),
+    );
+    // Self-destructed: gone, storage wiped.
+    bundle.state.insert(
+        destroyed,
+        BundleAccount::new(Some(info(3)), None, slots(&[]), AccountStatus::Destroyed),
+    );
+    // Destroyed and re-created in the block: storage wiped, new slots (even equal ones) kept.
+    bundle.state.insert(
+        recreated,
+        BundleAccount::new(
+            Some(info(3)),
+            Some(info(1)),
+            slots(&[(9, 9, 9)]),
+            AccountStatus::DestroyedChanged,
+        ),
+    );
+    // EIP-161 clear of an empty account: info None.
+    bundle.state.insert(
+        removed,
+        BundleAccount::new(Some(info(0)), None, slots(&[]), AccountStatus::Changed),
+    );
+
+    let post = HashedPostState::from_bundle(&bundle);
+    let h = |a: Address| keccak256(a);
+    let s = |i: u64| keccak256(B256::from(U256::from(i)));
+    assert_eq!(post.accounts.len(), 4);
+    assert_eq!(post.accounts[&h(changed)].unwrap().balance, U256::from(2));
+    assert!(!post.accounts.contains_key(&h(unchanged)));
+    assert_eq!(post.accounts[&h(destroyed)], None);
+    assert_eq!(post.accounts[&h(removed)], None);
+    assert_eq!(
+        post.storages[&h(changed)],
+        HashedStorage { wiped: false, slots: [(s(1), U256::from(5))].into() }
+    );
+    assert_eq!(post.storages[&h(destroyed)], HashedStorage { wiped: true, slots: BTreeMap::new() });
+    assert_eq!(
+        post.storages[&h(recreated)],
+        HashedStorage { wiped: true, slots: [(s(9), U256::from(9))].into() }
+    );
+    assert!(post.storages[&h(removed)].wiped);
+}

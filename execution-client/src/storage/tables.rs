@@ -167,3 +167,44 @@ pub fn read_u64(bytes: &[u8]) -> Option<u64> {
     let array: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
     Some(u64::from_be_bytes(array))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::hex;
+
+    #[test]
+    fn key_layout_golden() {
+        let address = Address::repeat_byte(0xaa);
+        let slot = B256::repeat_byte(0x01);
+        assert_eq!(hex::encode(number_key(0x0102)), "0000000000000102");
+        assert_eq!(
+            hex::encode(account_change_key(7, &address)),
+            format!("0000000000000007{}", "aa".repeat(20))
+        );
+        assert_eq!(
+            hex::encode(account_history_key(&address, 7)),
+            format!("{}0000000000000007", "aa".repeat(20))
+        );
+        assert_eq!(
+            hex::encode(storage_change_key(7, &address, &slot)),
+            format!("0000000000000007{}{}", "aa".repeat(20), "01".repeat(32))
+        );
+        assert_eq!(
+            hex::encode(storage_history_key(&address, &slot, 7)),
+            format!("{}{}0000000000000007", "aa".repeat(20), "01".repeat(32))
+        );
+        assert_eq!(
+            hex::encode(plain_storage_key(&address, &slot)),
+            format!("{}{}", "aa".repeat(20), "01".repeat(32))
+        );
+        assert_eq!(
+            hex::encode(hashed_storage_key(&slot, &B256::ZERO)),
+            format!("{}{}", "01".repeat(32), "00".repeat(32))
+        );
+        assert_eq!(hex::encode(tx_location(5, 3)), "000000000000000500000003");
+        assert_eq!(hex::encode(trie_key(&[0xee], &Nibbles::from_nibbles([0xa, 0, 3]))), "ee0a0003");
+        assert_eq!(read_u64(&number_key(99)), Some(99));
+        assert_eq!(read_u64(&[1, 2]), None);
+    }
+}
