@@ -12,7 +12,7 @@ fn run(path: &Path) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_tandem-el"))
         .args(["fixtures".as_ref(), path.as_os_str(), "--jobs".as_ref(), "2".as_ref()])
         .output()
-        .unwrap();
+        .expect("run tandem-el fixtures");
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
