@@ -1,6 +1,7 @@
 //! Deterministic simulation of a whole validator set (test-only).
 //!
-//! One seed decides everything: the number of validators (4, 7 or 10), the signature scheme
+//! One seed decides everything: the number of validators (4, 7 or 10) and their voting power
+//! (equal, or 1..=5 each with byzantine power kept below a third), the signature scheme
 //! (mostly the cheap test scheme, every tenth seed real ed25519), the storage (in memory, every
 //! 25th seed MDBX in a temporary directory), the network before GST (delay, loss, duplication,
 //! reordering, a partition that heals), per-validator clock skew of up to ±1.5 s, crashes and restarts from each node's own storage
@@ -123,14 +124,22 @@ impl Keys {
             Self::Ed25519(s) => Box::new(Ed25519Signer::from_seed(&s[i])),
         }
     }
-    /// The verifier and validator set (unit voting power).
+    /// The verifier and validator set with unit voting power.
     pub fn set(&self) -> (Arc<dyn Verifier>, Arc<ValidatorSet>) {
         let n = match self {
             Self::Hash(s) | Self::Ed25519(s) => s.len(),
         };
-        let pks: Vec<_> = (0..n).map(|i| self.signer(i).public_key()).collect();
+        self.set_with_powers(&vec![1; n])
+    }
+
+    /// The verifier and validator set with the given voting powers.
+    pub fn set_with_powers(&self, powers: &[u64]) -> (Arc<dyn Verifier>, Arc<ValidatorSet>) {
+        let pks: Vec<_> = (0..powers.len()).map(|i| self.signer(i).public_key()).collect();
         let set = ValidatorSet::new(
-            pks.iter().map(|pk| Validator { public_key: *pk, voting_power: 1 }).collect(),
+            pks.iter()
+                .zip(powers)
+                .map(|(pk, p)| Validator { public_key: *pk, voting_power: *p })
+                .collect(),
         )
         .expect("valid set");
         let verifier: Arc<dyn Verifier> = match self {
@@ -223,7 +232,7 @@ impl Sim {
     /// Sets up the simulation of `sc`.
     pub fn new(sc: Scenario) -> Self {
         let keys = Keys::new(sc.n, sc.ed25519);
-        let (verifier, validators) = keys.set();
+        let (verifier, validators) = keys.set_with_powers(&sc.powers);
         let genesis = sim_genesis();
         let mut sim = Self {
             rng: StdRng::seed_from_u64(sc.seed ^ 0x5eed_5eed),

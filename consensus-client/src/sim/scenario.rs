@@ -60,6 +60,8 @@ pub struct Scenario {
     pub crashes: Vec<Crash>,
     /// Byzantine validators (at most f).
     pub byzantine: Vec<(ValidatorIndex, Byzantine)>,
+    /// Voting power of each validator (unit in most seeds, 1..=5 in some).
+    pub powers: Vec<u64>,
     /// Offset of each validator's local clock from simulation time (ms; zero in half the seeds).
     pub clock_skew_ms: Vec<i64>,
 }
@@ -75,9 +77,23 @@ impl Scenario {
         let mut order: Vec<ValidatorIndex> = (0..n as ValidatorIndex).collect();
         order.shuffle(&mut rng);
         let n_byz = rng.gen_range(0..=f);
+        let weighted = rng.gen_bool(0.3);
+        let powers: Vec<u64> =
+            (0..n).map(|_| if weighted { rng.gen_range(1..=5) } else { 1 }).collect();
+        let total: u64 = powers.iter().sum();
+        // Byzantine validators hold strictly less than a third of the power.
+        let mut chosen = Vec::new();
+        let mut byz_power = 0;
+        for &i in &order {
+            let w = powers[usize::from(i)];
+            if chosen.len() < n_byz && (byz_power + w) * 3 < total {
+                chosen.push(i);
+                byz_power += w;
+            }
+        }
         let mut byzantine = Vec::new();
         let mut twin = false;
-        for &i in &order[..n_byz] {
+        for &i in &chosen {
             let b = match rng.gen_range(0..3) {
                 0 => Byzantine::Equivocator,
                 1 if !twin => {
@@ -88,7 +104,8 @@ impl Scenario {
             };
             byzantine.push((i, b));
         }
-        let honest = &order[n_byz..];
+        let honest: Vec<ValidatorIndex> =
+            order.iter().copied().filter(|i| !chosen.contains(i)).collect();
         let mut crashes = Vec::new();
         if rng.gen_bool(0.4) {
             for _ in 0..rng.gen_range(1..=2) {
@@ -113,6 +130,7 @@ impl Scenario {
         let clock_skew_ms =
             (0..n).map(|_| if skewed { rng.gen_range(-1_500..=1_500) } else { 0 }).collect();
         Self {
+            powers,
             clock_skew_ms,
             seed,
             n,

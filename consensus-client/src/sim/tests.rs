@@ -175,6 +175,13 @@ fn seeds_cover_every_setting() {
         );
     }
     assert!(scs.iter().any(|s| s.byzantine.len() == (s.n - 1) / 3 && s.n == 10));
+    assert!(scs.iter().filter(|s| s.powers.iter().any(|p| *p > 1)).count() >= 100);
+    assert!(scs.iter().any(|s| s.clock_skew_ms.iter().any(|k| *k != 0)));
+    for s in &scs {
+        let total: u64 = s.powers.iter().sum();
+        let byz: u64 = s.byzantine.iter().map(|(i, _)| s.powers[usize::from(*i)]).sum();
+        assert!(byz * 3 < total, "seed {}: byzantine power {byz} of {total}", s.seed);
+    }
 }
 
 /// A network that never heals must not break safety (liveness is not expected), and a

@@ -3,7 +3,7 @@
 //!
 //! Identifiers: a block's id is the SHA-256 of a domain tag and its encoding, so an id
 //! authenticates the whole block (including the QC it carries and its payload). Every signed
-//! message is the SHA-256-free concatenation of a domain tag, the chain id and the signed fields
+//! message is the plain (unhashed) concatenation of a domain tag, the chain id and the signed fields
 //! (see `signing_bytes` on each type), so a signature for one purpose or chain is never valid for
 //! another.
 
