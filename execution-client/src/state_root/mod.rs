@@ -191,8 +191,79 @@ pub fn compute_state_root<S: TrieStore>(
     store: &mut S,
     post: HashedPostState,
 ) -> Result<TrieUpdates, StorageError> {
-    let HashedPostState { accounts: new_accounts, mut storages } = post;
-    let mut touched: Vec<B256> = new_accounts.keys().chain(storages.keys()).copied().collect();
+    let (accounts, jobs) = storage_jobs(post);
+    let mut storage = BTreeMap::new();
+    for (owner, job) in jobs {
+        storage.insert(owner, storage_trie_root(store, owner, job)?);
+    }
+    finish(store, accounts, storage)
+}
+
+/// [`compute_state_root`] with the storage tries computed in parallel (rayon), each on its own
+/// store from `new_store` (for MDBX: new cursors on the same read transaction, so every thread
+/// sees the same snapshot), then the account trie.
+pub fn compute_state_root_parallel<S, F>(
+    new_store: F,
+    post: HashedPostState,
+) -> Result<TrieUpdates, StorageError>
+where
+    S: TrieStore,
+    F: Fn() -> Result<S, StorageError> + Sync,
+{
+    use rayon::prelude::*;
+    let (accounts, jobs) = storage_jobs(post);
+    let storage = if jobs.len() < 2 {
+        let mut store = new_store()?;
+        jobs.into_iter()
+            .map(|(owner, job)| Ok((owner, storage_trie_root(&mut store, owner, job)?)))
+            .collect::<Result<BTreeMap<_, _>, StorageError>>()?
+    } else {
+        jobs.into_par_iter()
+            .map(|(owner, job)| {
+                let mut store = new_store()?;
+                Ok((owner, storage_trie_root(&mut store, owner, job)?))
+            })
+            .collect::<Result<BTreeMap<_, _>, StorageError>>()?
+    };
+    finish(&mut new_store()?, accounts, storage)
+}
+
+/// New account values, and the storage tries to recompute (none for accounts that are gone).
+type Jobs = (BTreeMap<B256, Option<StoredAccount>>, Vec<(B256, HashedStorage)>);
+
+fn storage_jobs(post: HashedPostState) -> Jobs {
+    let HashedPostState { accounts, storages } = post;
+    let jobs = storages
+        .into_iter()
+        .filter(|(owner, _)| !matches!(accounts.get(owner), Some(None)))
+        .collect();
+    (accounts, jobs)
+}
+
+/// Root and node changes of `owner`'s storage trie with `storage` applied.
+pub fn storage_trie_root<S: TrieStore>(
+    store: &mut S,
+    owner: B256,
+    storage: HashedStorage,
+) -> Result<(B256, StorageTrieUpdates), StorageError> {
+    let changed = PrefixSet::new(storage.slots.keys().map(Nibbles::unpack).collect::<Vec<_>>());
+    let overlay: BTreeMap<B256, Option<Vec<u8>>> = storage
+        .slots
+        .iter()
+        .map(|(slot, value)| (*slot, (!value.is_zero()).then(|| storage_leaf(value))))
+        .collect();
+    let mut source = StorageSource { store, owner, wiped: storage.wiped, overlay: &overlay };
+    let (root, nodes) = trie_root(&mut source, &changed)?;
+    Ok((root, StorageTrieUpdates { wiped: storage.wiped, slots: storage.slots, nodes }))
+}
+
+/// The account trie over the new accounts and the already computed storage tries.
+fn finish<S: TrieStore>(
+    store: &mut S,
+    new_accounts: BTreeMap<B256, Option<StoredAccount>>,
+    mut storage: BTreeMap<B256, (B256, StorageTrieUpdates)>,
+) -> Result<TrieUpdates, StorageError> {
+    let mut touched: Vec<B256> = new_accounts.keys().chain(storage.keys()).copied().collect();
     touched.sort_unstable();
     touched.dedup();
 
@@ -215,22 +286,9 @@ pub fn compute_state_root<S: TrieStore>(
             leaves.insert(hashed, None);
             continue;
         };
-        let storage_root = match storages.remove(&hashed) {
-            Some(storage) => {
-                let changed =
-                    PrefixSet::new(storage.slots.keys().map(Nibbles::unpack).collect::<Vec<_>>());
-                let overlay: BTreeMap<B256, Option<Vec<u8>>> = storage
-                    .slots
-                    .iter()
-                    .map(|(slot, value)| (*slot, (!value.is_zero()).then(|| storage_leaf(value))))
-                    .collect();
-                let mut source =
-                    StorageSource { store, owner: hashed, wiped: storage.wiped, overlay: &overlay };
-                let (root, nodes) = trie_root(&mut source, &changed)?;
-                updates.storages.insert(
-                    hashed,
-                    StorageTrieUpdates { wiped: storage.wiped, slots: storage.slots, nodes },
-                );
+        let storage_root = match storage.remove(&hashed) {
+            Some((root, storage_updates)) => {
+                updates.storages.insert(hashed, storage_updates);
                 root
             }
             None => match old_root {

@@ -390,9 +390,8 @@ impl Database {
     ) -> Result<(B256, TrieUpdates), StorageError> {
         let txn = self.ro()?;
         let (_, tip_hash) = read_tip(&txn)?;
-        let mut store = trie_store::MdbxTrieStore::new(&txn)?;
-        let mut updates = state_root::compute_state_root(
-            &mut store,
+        let mut updates = state_root::compute_state_root_parallel(
+            || trie_store::MdbxTrieStore::new(&txn),
             state_root::HashedPostState::from_bundle(bundle),
         )?;
         updates.parent_hash = tip_hash;
