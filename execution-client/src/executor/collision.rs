@@ -114,3 +114,72 @@ impl<CTX: ContextTr> Inspector<CTX, EthInterpreter> for CollisionCheck {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use alloy_evm::{Evm, EvmEnv, eth::EthEvmBuilder};
+    use alloy_primitives::{B256, U256};
+    use revm::{
+        context::{BlockEnv, CfgEnv, TxEnv},
+        context_interface::result::{ExecutionResult, HaltReason},
+        database::State,
+        primitives::hardfork::SpecId,
+    };
+
+    use super::*;
+    use crate::fixtures::memory::{MemoryState, UnknownBlockHash};
+
+    /// Runs a CREATE from `sender` (nonce 0) onto its first contract address, which has
+    /// storage but no nonce and no code; `check` turns the EIP-7610 inspector on.
+    fn create_onto_storage(check: bool) -> (ExecutionResult<HaltReason>, u64) {
+        let sender = Address::repeat_byte(0xaa);
+        let target = sender.create(0);
+        let mut alloc = BTreeMap::new();
+        alloc.insert(sender, GenesisAccount::default().with_balance(U256::from(10u64.pow(18))));
+        alloc.insert(
+            target,
+            GenesisAccount::default()
+                .with_storage(Some([(B256::with_last_byte(1), B256::with_last_byte(1))].into())),
+        );
+        let candidates = CollisionCandidates::from_alloc(&alloc);
+        assert!(candidates.contains(&target) && !candidates.contains(&sender));
+        let pre = MemoryState::from_alloc(&alloc, UnknownBlockHash::Zero);
+        let db = State::builder().with_database_ref(&pre).build();
+        let env = EvmEnv::new(
+            CfgEnv::new_with_spec(SpecId::PRAGUE),
+            BlockEnv { gas_limit: 30_000_000, ..Default::default() },
+        );
+        let mut evm = EthEvmBuilder::new(db, env)
+            .inspector(CollisionCheck::new(candidates))
+            .set_inspect(check)
+            .build();
+        let tx = TxEnv::builder()
+            .caller(sender)
+            .create()
+            .data(Bytes::from_static(&[0x60, 0x00, 0x60, 0x00, 0xf3])) // RETURN(0, 0)
+            .gas_limit(100_000)
+            .build_fill();
+        let outcome = evm.transact_raw(tx).unwrap();
+        let nonce = outcome.state.get(&sender).map_or(0, |a| a.info.nonce);
+        (outcome.result, nonce)
+    }
+
+    #[test]
+    fn create_onto_an_address_with_storage_collides() {
+        let (result, nonce) = create_onto_storage(true);
+        assert!(
+            matches!(result, ExecutionResult::Halt { reason: HaltReason::CreateCollision, .. }),
+            "{result:?}"
+        );
+        assert_eq!(result.gas().tx_gas_used(), 100_000, "all gas is lost");
+        assert_eq!(nonce, 1, "the sender's nonce is spent");
+    }
+
+    #[test]
+    fn revm_alone_does_not_see_the_collision() {
+        let (result, _) = create_onto_storage(false);
+        assert!(result.is_success(), "{result:?}");
+    }
+}
