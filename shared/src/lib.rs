@@ -8,6 +8,7 @@ pub mod jwt;
 pub mod logging;
 pub mod metrics;
 pub mod signal;
+pub mod system_contracts;
 
 /// Engine API types (payloads, fork choice, statuses), re-exported from alloy.
 pub use alloy_rpc_types_engine as engine;
