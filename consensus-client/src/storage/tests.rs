@@ -129,3 +129,12 @@ fn corrupt_record_fails_load() {
     sealed[9] ^= 1;
     assert_eq!(unseal(&sealed), None);
 }
+
+#[test]
+fn sealed_record_format_is_stable() {
+    // 8-byte SHA-256 prefix of the data, then the data.
+    let sealed = seal(b"tandem");
+    assert_eq!(&sealed[8..], b"tandem");
+    assert_eq!(hex::encode(&sealed[..8]), hex::encode(&Sha256::digest(b"tandem")[..8]));
+    assert_eq!(hex::encode(&sealed[..8]), "7186b6e1e1384449");
+}
