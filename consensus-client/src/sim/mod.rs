@@ -180,7 +180,7 @@ struct Instance {
     torn_after: Option<usize>,
     /// Delivered (committed) blocks, like an EL's finalized chain: survives crashes.
     app: Vec<(BlockId, Block)>,
-    _dir: Option<tempfile::TempDir>,
+    dir: Option<tempfile::TempDir>,
 }
 
 /// Outcome of one seed.
@@ -281,7 +281,7 @@ impl Sim {
                 incarnation: 0,
                 torn_after: None,
                 app: Vec::new(),
-                _dir: dir,
+                dir,
             });
         }
         sim
@@ -309,6 +309,16 @@ impl Sim {
 
     fn boot(&mut self, inst: usize) -> Result<(), String> {
         let index = self.instances[inst].index;
+        if self.instances[inst].incarnation > 0
+            && let Some(dir) = self.instances[inst].dir.as_ref().map(|d| d.path().to_path_buf())
+        {
+            // A restart reopens the MDBX environment from disk (close the old one first).
+            let meta = ChainMeta { chain_id: 7, genesis_id: self.genesis.id() };
+            self.instances[inst].storage = Box::new(MemStorage::new());
+            let reopened = MdbxStorage::open(&dir, meta)
+                .map_err(|e| format!("node {index} cannot reopen its data dir: {e}"))?;
+            self.instances[inst].storage = Box::new(reopened);
+        }
         let recovery = self.instances[inst]
             .storage
             .load()
