@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo bench -p tandem-el --bench state_root` (optional arguments: state sizes, e.g.
 //! `-- 100000 1000000`; environment `TOUCHED` = accounts changed per block, default 2000, and
-//! `RUNS` = measured blocks per size, default 15). Prints the median and spread of each phase.
+//! `RUNS` = measured blocks per size, default 15; `DURABLE=0` commits without fsync). Prints the median and spread of each phase.
 
 use alloy_consensus::{Block, BlockBody, Header};
 use alloy_genesis::{Genesis, GenesisAccount};
@@ -12,7 +12,7 @@ use revm::database::{AccountStatus, BundleAccount, BundleState};
 use revm::primitives::KECCAK_EMPTY;
 use revm::state::AccountInfo;
 use std::time::{Duration, Instant};
-use tandem_el::storage::{Database, seal_block};
+use tandem_el::storage::{Database, DatabaseConfig, seal_block};
 use tandem_shared::ChainSpec;
 
 fn address(i: u64) -> Address {
@@ -57,7 +57,9 @@ fn run(size: u64, touched: u64, runs: usize) -> Figures {
         .collect();
     let spec = ChainSpec::from_genesis(genesis).expect("chain spec");
     let start = Instant::now();
-    let db = Database::init(dir.path(), &spec).expect("init");
+    let durable = std::env::var("DURABLE").map_or(true, |v| v != "0");
+    let config = DatabaseConfig { durable, ..DatabaseConfig::default() };
+    let db = Database::init_with(dir.path(), &spec, config).expect("init");
     eprintln!("{size} accounts: init (genesis trie) {:.1} s", start.elapsed().as_secs_f64());
     let start = Instant::now();
     let warmed = db.warm_up().expect("warm up");
