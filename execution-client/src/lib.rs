@@ -6,7 +6,12 @@
 pub mod cli;
 pub mod executor;
 pub mod fixtures;
+pub mod fork_choice;
 pub mod import;
+pub mod payload_builder;
 pub mod state_root;
 pub mod storage;
 pub mod txpool;
+
+#[cfg(test)]
+mod testkit;

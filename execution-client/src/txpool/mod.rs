@@ -36,7 +36,7 @@ use tandem_shared::Fork;
 
 pub use best::BestTransactions;
 pub use error::PoolError;
-pub use validate::{MAX_INITCODE_SIZE, intrinsic_gas, spec_id, upfront_cost, validate_stateless};
+pub use validate::{MAX_INITCODE_SIZE, intrinsic_gas, upfront_cost, validate_stateless};
 
 /// Limits and price rules of the pool.
 #[derive(Debug, Clone)]
@@ -187,6 +187,7 @@ pub struct TxPool {
     senders: HashMap<Address, SenderQueue>,
     bytes: usize,
     next_id: u64,
+    generation: u64,
 }
 
 /// A pool shared between threads.
@@ -195,7 +196,15 @@ pub type SharedPool = Arc<RwLock<TxPool>>;
 impl TxPool {
     /// An empty pool.
     pub fn new(config: PoolConfig, ctx: PoolContext) -> Self {
-        Self { config, ctx, by_hash: HashMap::new(), senders: HashMap::new(), bytes: 0, next_id: 0 }
+        Self {
+            config,
+            ctx,
+            by_hash: HashMap::new(),
+            senders: HashMap::new(),
+            bytes: 0,
+            next_id: 0,
+            generation: 0,
+        }
     }
 
     /// The pool's limits.
@@ -221,6 +230,11 @@ impl TxPool {
     /// Encoded bytes held.
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// A counter that changes whenever the pool's contents change (payload jobs rebuild on it).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// A pooled transaction by hash.
@@ -318,6 +332,7 @@ impl TxPool {
         if evicted.contains(&hash) {
             return Err(PoolError::PoolFull);
         }
+        self.generation += 1;
         Ok(AddOutcome { hash, executable, replaced, promoted, evicted })
     }
 
@@ -378,6 +393,7 @@ impl TxPool {
         changed: impl IntoIterator<Item = (Address, u64, U256)>,
     ) -> Vec<TxHash> {
         self.ctx = ctx;
+        self.generation += 1;
         let mut dropped = Vec::new();
         for (address, nonce, balance) in changed {
             let Some(queue) = self.senders.get_mut(&address) else { continue };
@@ -416,6 +432,7 @@ impl TxPool {
         }
         let hashes = removed.iter().map(|t| t.hash).collect();
         self.forget(removed);
+        self.generation += 1;
         hashes
     }
 

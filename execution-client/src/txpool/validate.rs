@@ -2,23 +2,14 @@
 
 use alloy_consensus::{Transaction, TxEnvelope, Typed2718};
 use alloy_primitives::{Address, U256};
-use revm::{context_interface::cfg::gas::calculate_initial_tx_gas, primitives::hardfork::SpecId};
+use revm::context_interface::cfg::gas::calculate_initial_tx_gas;
 use tandem_shared::Fork;
 
 use super::{PoolConfig, PoolContext, PoolError};
+use crate::executor::spec_id;
 
 /// EIP-3860 limit on init code (twice the EIP-170 code size limit).
 pub const MAX_INITCODE_SIZE: usize = 2 * 24_576;
-
-/// revm's spec id for a post-merge fork.
-pub fn spec_id(fork: Fork) -> SpecId {
-    match fork {
-        Fork::Paris => SpecId::MERGE,
-        Fork::Shanghai => SpecId::SHANGHAI,
-        Fork::Cancun => SpecId::CANCUN,
-        Fork::Prague => SpecId::PRAGUE,
-    }
-}
 
 /// Intrinsic gas of a transaction under `fork`: the larger of the initial gas and (Prague) the
 /// EIP-7623 calldata floor.

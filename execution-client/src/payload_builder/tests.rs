@@ -1,0 +1,55 @@
+//! Building: fills by tip, skips what fails, ids are deterministic, blocks validate.
+
+use alloy_primitives::{Address, B256};
+
+use super::*;
+use crate::{fork_choice::TreeConfig, testkit::Kit};
+
+#[test]
+fn payload_ids_are_deterministic() {
+    let mut kit = Kit::new(TreeConfig::default());
+    let attrs = kit.attributes(Address::ZERO);
+    let parent = B256::repeat_byte(1);
+    assert_eq!(payload_id(parent, &attrs), payload_id(parent, &attrs));
+    assert_ne!(payload_id(parent, &attrs), payload_id(B256::repeat_byte(2), &attrs));
+    let mut other = attrs.clone();
+    other.suggested_fee_recipient = Address::repeat_byte(1);
+    assert_ne!(payload_id(parent, &attrs), payload_id(parent, &other));
+}
+
+#[test]
+fn empty_and_full_blocks_validate_on_reexecution() {
+    let mut kit = Kit::new(TreeConfig::default());
+    let genesis = kit.tree.head().hash;
+    let empty = kit.build_on(genesis, Address::ZERO);
+    assert!(empty.block.block.body.transactions.is_empty());
+    assert_eq!(empty.fees, U256::ZERO);
+    for nonce in 0..50 {
+        kit.submit(kit.transfer(2, nonce, Address::repeat_byte(0xb0), 1));
+    }
+    let full = kit.build_on(genesis, Address::repeat_byte(0xfe));
+    assert_eq!(full.block.block.body.transactions.len(), 50);
+    assert_eq!(full.block.header().gas_used, 50 * 21_000);
+    // The tree re-executes it from scratch and agrees on every root.
+    let status = kit.tree.new_payload(full.block.block.clone()).unwrap();
+    assert!(status.status.is_valid(), "{status:?}");
+}
+
+#[test]
+fn failing_transactions_are_skipped_and_reported() {
+    let mut kit = Kit::new(TreeConfig::default());
+    let genesis = kit.tree.head().hash;
+    let stale = kit.transfer(3, 0, Address::repeat_byte(0xb0), 1);
+    kit.submit(stale.clone());
+    kit.submit(kit.transfer(3, 1, Address::repeat_byte(0xb0), 1));
+    kit.submit(kit.transfer(0, 0, Address::repeat_byte(0xb1), 1));
+    let first = kit.build_on(genesis, Address::ZERO).block.block.clone();
+    assert_eq!(first.body.transactions.len(), 3);
+    kit.tree.new_payload(first.clone()).unwrap();
+    // The pool has not seen `first` yet: building on it offers nonces that are now too low.
+    let second = kit.build_on(first.hash(), Address::ZERO);
+    assert!(second.block.block.body.transactions.is_empty());
+    assert_eq!(second.invalid.len(), 2, "key 3's and key 0's stale nonces are reported");
+    assert!(second.invalid.contains(stale.tx_hash()));
+    assert!(kit.tree.new_payload(second.block.block.clone()).unwrap().status.is_valid());
+}
