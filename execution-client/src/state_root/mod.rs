@@ -120,6 +120,22 @@ impl HashedPostState {
     }
 }
 
+impl HashedPostState {
+    /// Applies the changes of a later block on top of these: later account values win, a later
+    /// wipe drops the earlier slot changes, later slots override earlier ones.
+    pub fn extend(&mut self, later: HashedPostState) {
+        self.accounts.extend(later.accounts);
+        for (owner, storage) in later.storages {
+            match self.storages.get_mut(&owner) {
+                Some(existing) if !storage.wiped => existing.slots.extend(storage.slots),
+                _ => {
+                    self.storages.insert(owner, storage);
+                }
+            }
+        }
+    }
+}
+
 /// One account's storage changes as written by storage.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StorageTrieUpdates {

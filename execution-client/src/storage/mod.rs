@@ -109,6 +109,19 @@ impl StoredAccount {
     }
 }
 
+/// An executed block waiting to be persisted by [`Database::commit_blocks`].
+#[derive(Debug, Clone)]
+pub struct ExecutedBlock {
+    /// The block with its hash.
+    pub block: SealedBlock,
+    /// One recovered sender per transaction.
+    pub senders: Vec<Address>,
+    /// One receipt per transaction.
+    pub receipts: Vec<ReceiptEnvelope>,
+    /// The block's state changes.
+    pub bundle: BundleState,
+}
+
 /// Where a transaction is in the canonical chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TxLocation {
@@ -398,6 +411,28 @@ impl Database {
         Ok((updates.state_root, updates))
     }
 
+    /// The state root the canonical tip's state would have after the not yet persisted
+    /// `pending` bundles (in block order) and then `bundle` are applied, and the updates that
+    /// [`Database::commit_blocks`] writes for all of them at once. The work grows with the keys
+    /// the blocks touch together. Nothing is written.
+    pub fn state_root_with_pending(
+        &self,
+        pending: &[&BundleState],
+        bundle: &BundleState,
+    ) -> Result<(B256, TrieUpdates), StorageError> {
+        let txn = self.ro()?;
+        let (_, tip_hash) = read_tip(&txn)?;
+        let mut post = state_root::HashedPostState::default();
+        for earlier in pending {
+            post.extend(state_root::HashedPostState::from_bundle(earlier));
+        }
+        post.extend(state_root::HashedPostState::from_bundle(bundle));
+        let mut updates =
+            state_root::compute_state_root_parallel(|| trie_store::MdbxTrieStore::new(&txn), post)?;
+        updates.parent_hash = tip_hash;
+        Ok((updates.state_root, updates))
+    }
+
     /// Appends `block` to the canonical chain in ONE durable write transaction: header, body,
     /// senders, receipts, canonical and hash indexes, tx-hash index, plain state, bytecode,
     /// the block's account and storage change sets and history index, hashed state and trie
@@ -414,7 +449,25 @@ impl Database {
         bundle: BundleState,
         trie_updates: TrieUpdates,
     ) -> Result<(), StorageError> {
-        writer::commit_block(&self.env, block, senders, receipts, &bundle, &trie_updates)
+        writer::commit_blocks(&self.env, &[(block, senders, receipts, &bundle)], &trie_updates)
+    }
+
+    /// Appends consecutive blocks in ONE durable write transaction (one fsync for the batch),
+    /// each with its own change sets, so history and unwinding stay per block. `trie_updates`
+    /// must come from [`Database::state_root_with_pending`] over exactly these blocks' bundles
+    /// on the current tip; the last header's state root is checked against it (the
+    /// intermediate roots were checked when the blocks were validated). `Err` leaves the
+    /// database unchanged; the conditions are those of [`Database::commit_block`], block by block.
+    pub fn commit_blocks(
+        &self,
+        blocks: &[ExecutedBlock],
+        trie_updates: TrieUpdates,
+    ) -> Result<(), StorageError> {
+        let blocks: Vec<_> = blocks
+            .iter()
+            .map(|b| (&b.block, b.senders.as_slice(), b.receipts.as_slice(), &b.bundle))
+            .collect();
+        writer::commit_blocks(&self.env, &blocks, &trie_updates)
     }
 
     /// Removes canonical blocks above `number` and restores plain state, hashed state and trie

@@ -578,3 +578,87 @@ fn kill_9_leaves_the_last_full_block() {
         }
     }
 }
+
+#[test]
+fn batch_commit_matches_block_by_block() {
+    let spec = spec();
+    let universe = 40;
+    let (single_dir, batch_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let single = Database::init(single_dir.path(), &spec).unwrap();
+    let batched = Database::init(batch_dir.path(), &spec).unwrap();
+    let mut rng = Rng(0xba7c4);
+    let mut model = genesis_model(&spec);
+    let mut snapshots = vec![model.clone()];
+    let mut pending: Vec<ExecutedBlock> = Vec::new();
+    for number in 1..=14u64 {
+        let bundle = random_bundle(&mut rng, &mut model, universe, 10);
+        snapshots.push(model.clone());
+        // The same block for both databases: header root from the model.
+        let (tip, parent_hash) = match pending.last() {
+            Some(last) => (last.block.header.number, last.block.hash()),
+            None => batched.canonical_tip().unwrap(),
+        };
+        assert_eq!(tip + 1, number);
+        let header = Header {
+            number,
+            parent_hash,
+            state_root: model_root(&model),
+            timestamp: number,
+            ..Default::default()
+        };
+        let block = seal_block(Block { header, body: BlockBody::default() });
+        let (root, updates) = single.state_root_with(&bundle).unwrap();
+        assert_eq!(root, block.header.state_root);
+        single.commit_block(&block, &[], &[], bundle.clone(), updates).unwrap();
+
+        let earlier: Vec<&BundleState> = pending.iter().map(|b| &b.bundle).collect();
+        let (root, updates) = batched.state_root_with_pending(&earlier, &bundle).unwrap();
+        assert_eq!(root, block.header.state_root, "pending root at block {number}");
+        pending.push(ExecutedBlock { block, senders: vec![], receipts: vec![], bundle });
+        // Persist in batches of 1, 2, 3, 4, 1, 2, 3, ... blocks.
+        if pending.len() as u64 == 1 + number % 4 || number == 14 {
+            batched.commit_blocks(&pending, updates).unwrap();
+            pending.clear();
+        }
+    }
+    assert_eq!(batched.canonical_tip().unwrap(), single.canonical_tip().unwrap());
+    for number in [0, 3, 6, 9, 13] {
+        assert_state(
+            &batched.at_block(number).unwrap(),
+            &snapshots[number as usize],
+            universe,
+            &format!("batched at {number}"),
+        );
+    }
+    assert_state(&batched.latest().unwrap(), &snapshots[14], universe, "batched latest");
+    // Same entries in every table (sizes may differ with page allocation).
+    let counts = |db: &Database| {
+        db.stats().unwrap().into_iter().map(|s| (s.name, s.entries)).collect::<Vec<_>>()
+    };
+    assert_eq!(counts(&batched), counts(&single));
+    batched.unwind_to(5).unwrap();
+    assert_state(&batched.latest().unwrap(), &snapshots[5], universe, "batched unwound to 5");
+}
+
+#[test]
+fn merged_post_state_of_blocks() {
+    use crate::state_root::{HashedPostState, HashedStorage};
+    let (a, b) = (B256::repeat_byte(1), B256::repeat_byte(2));
+    let (s1, s2) = (B256::repeat_byte(0x11), B256::repeat_byte(0x22));
+    let mut merged = HashedPostState::default();
+    merged.accounts.insert(a, Some(StoredAccount::default()));
+    merged.storages.insert(a, HashedStorage { wiped: false, slots: [(s1, U256::from(1))].into() });
+    merged.storages.insert(b, HashedStorage { wiped: true, slots: [(s1, U256::from(5))].into() });
+    let mut later = HashedPostState::default();
+    later.accounts.insert(a, None);
+    later.storages.insert(a, HashedStorage { wiped: true, slots: BTreeMap::new() });
+    later.storages.insert(b, HashedStorage { wiped: false, slots: [(s2, U256::from(6))].into() });
+    merged.extend(later);
+    assert_eq!(merged.accounts[&a], None);
+    assert_eq!(merged.storages[&a], HashedStorage { wiped: true, slots: BTreeMap::new() });
+    // An earlier wipe stays, later slots add to the earlier ones.
+    assert_eq!(
+        merged.storages[&b],
+        HashedStorage { wiped: true, slots: [(s1, U256::from(5)), (s2, U256::from(6))].into() }
+    );
+}

@@ -202,62 +202,78 @@ fn write_nodes(
     Ok(())
 }
 
-/// See [`super::Database::commit_block`].
-pub(super) fn commit_block(
+/// A block to write: the block, its senders, receipts and state changes.
+pub(super) type BlockToWrite<'a> =
+    (&'a SealedBlock, &'a [Address], &'a [ReceiptEnvelope], &'a BundleState);
+
+/// See [`super::Database::commit_blocks`]; a single block is a batch of one.
+pub(super) fn commit_blocks(
     env: &Env,
-    block: &SealedBlock,
-    senders: &[Address],
-    receipts: &[ReceiptEnvelope],
-    bundle: &BundleState,
+    blocks: &[BlockToWrite<'_>],
     updates: &TrieUpdates,
 ) -> Result<(), StorageError> {
-    let (hash, header) = (block.hash(), &block.header);
-    let number = header.number;
-    let transactions = block.body.transactions.len();
-    for (what, got) in [("senders", senders.len()), ("receipts", receipts.len())] {
-        if got != transactions {
-            return Err(StorageError::BodyLengthMismatch { number, hash, transactions, what, got });
+    let Some((last, _, _, _)) = blocks.last() else { return Ok(()) };
+    for (block, senders, receipts, _) in blocks {
+        let (number, hash) = (block.header.number, block.hash());
+        let transactions = block.body.transactions.len();
+        for (what, got) in [("senders", senders.len()), ("receipts", receipts.len())] {
+            if got != transactions {
+                return Err(StorageError::BodyLengthMismatch {
+                    number,
+                    hash,
+                    transactions,
+                    what,
+                    got,
+                });
+            }
         }
     }
-    if updates.state_root != header.state_root {
+    if updates.state_root != last.header.state_root {
         return Err(StorageError::StateRootMismatch {
-            number,
-            hash,
-            expected: header.state_root,
+            number: last.header.number,
+            hash: last.hash(),
+            expected: last.header.state_root,
             computed: updates.state_root,
         });
     }
     let txn = env.begin_rw_txn().op("begin write transaction")?;
-    let (tip_number, tip_hash) = read_tip(&txn)?;
-    if number != tip_number + 1 || header.parent_hash != tip_hash {
-        return Err(StorageError::NotChildOfTip {
-            number,
-            hash,
-            parent_hash: header.parent_hash,
-            tip_number,
-            tip_hash,
-        });
-    }
-    if updates.parent_hash != tip_hash {
+    let (first_tip_number, first_tip_hash) = read_tip(&txn)?;
+    if updates.parent_hash != first_tip_hash {
+        let first = blocks[0].0;
         return Err(StorageError::StaleTrieUpdates {
-            number,
-            hash,
+            number: first.header.number,
+            hash: first.hash(),
             computed_on: updates.parent_hash,
-            tip_hash,
+            tip_hash: first_tip_hash,
         });
     }
-    write_block_data(
-        &txn,
-        number,
-        hash,
-        &alloy_rlp::encode(header),
-        &block.body,
-        senders,
-        receipts,
-    )?;
-    write_plain_state(&txn, number, bundle)?;
+    let (mut tip_number, mut tip_hash) = (first_tip_number, first_tip_hash);
+    for (block, senders, receipts, bundle) in blocks {
+        let (hash, header) = (block.hash(), &block.header);
+        let number = header.number;
+        if number != tip_number + 1 || header.parent_hash != tip_hash {
+            return Err(StorageError::NotChildOfTip {
+                number,
+                hash,
+                parent_hash: header.parent_hash,
+                tip_number,
+                tip_hash,
+            });
+        }
+        write_block_data(
+            &txn,
+            number,
+            hash,
+            &alloy_rlp::encode(header),
+            &block.body,
+            senders,
+            receipts,
+        )?;
+        write_plain_state(&txn, number, bundle)?;
+        (tip_number, tip_hash) = (number, hash);
+    }
     write_trie_updates(&txn, updates)?;
-    txn.commit().op("commit block")?;
+    txn.commit().op("commit blocks")?;
     Ok(())
 }
 
