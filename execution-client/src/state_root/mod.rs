@@ -27,8 +27,13 @@
 //! transaction. A wiped storage (self-destruct, or an account that stops existing) drops every
 //! stored node and leaf of that account and rebuilds its storage trie from the new slots only.
 //!
+//! Storage tries of different accounts are independent, so
+//! [`compute_state_root_parallel`] computes them on rayon's pool, each thread with its own
+//! cursors on the same MDBX read snapshot, before the account trie.
+//!
 //! The same computation serves unwinding: the hashed post state is then the values *before* the
-//! unwound blocks, read from the change sets.
+//! unwound blocks, read from the change sets; and batches: the hashed post states of several
+//! blocks merge ([`HashedPostState::extend`]) into one computation.
 
 mod prefix_set;
 mod trie;

@@ -26,6 +26,13 @@
 //! (even `kill -9`) therefore leaves the database at the last fully committed block; MDBX
 //! recovers on the next open without any repair step of ours.
 //!
+//! Several blocks can be persisted together: [`Database::state_root_with_pending`] computes the
+//! root of the tip plus not yet persisted bundles plus a new one, and
+//! [`Database::commit_blocks`] writes the blocks (each with its own change sets) and the merged
+//! trie updates in one transaction, so one fsync covers the batch. [`DatabaseConfig`] can turn
+//! the per-commit fsync off for throwaway databases (a process crash still loses nothing
+//! committed; a power loss may lose the last commits, never corrupt the file).
+//!
 //! Change sets are derived from the database itself inside the write transaction (the old value
 //! is whatever the plain state holds), not from the bundle's reverts, so they are exact whatever
 //! retention the executor used. A self-destructed account's whole storage is recorded before it

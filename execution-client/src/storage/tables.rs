@@ -5,7 +5,7 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `Meta` | ASCII name | see [`super::codec`] meta records |
+//! | `Meta` | `client`, `schema`, `chain_id`, `genesis_hash` | name, u32, u64, 32 bytes |
 //! | `Headers` | number (8) | RLP header |
 //! | `HeaderNumbers` | block hash (32) | number (8) |
 //! | `CanonicalHashes` | number (8) | block hash (32) |
