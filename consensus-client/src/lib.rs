@@ -2,13 +2,14 @@
 //!
 //! Rooms: [`types`] (blocks, votes, certificates and their encodings), [`crypto`] (signature
 //! traits, ed25519), [`core`] (the pure HotStuff state machine), [`safety_rules`] (the persisted
-//! guard against equivocation), [`leader`] (election), [`block_store`] (known blocks), [`node`] (how the node loop performs actions),
+//! guard against equivocation), [`leader`] (election), [`engine_client`] (the Engine API client), [`block_store`] (known blocks), [`node`] (how the node loop performs actions),
 //! [`storage`] (MDBX persistence), `sim` (test-only deterministic simulator), [`cli`].
 
 pub mod block_store;
 pub mod cli;
 pub mod core;
 pub mod crypto;
+pub mod engine_client;
 pub mod leader;
 pub mod node;
 pub mod safety_rules;
