@@ -35,8 +35,11 @@
 //! unwound blocks, read from the change sets; and batches: the hashed post states of several
 //! blocks merge ([`HashedPostState::extend`]) into one computation.
 
+mod overlay;
 mod prefix_set;
 mod trie;
+
+pub use overlay::OverlayStore;
 
 pub use prefix_set::PrefixSet;
 pub use trie::{NodeUpdates, TrieSource, trie_root};

@@ -105,6 +105,14 @@ pub enum StorageError {
         /// Current tip hash.
         tip_hash: B256,
     },
+    /// Pending trie updates were computed on another tip (blocks were persisted or unwound since).
+    #[error("pending trie updates were computed on {computed_on}, the tip is {tip_hash}")]
+    PendingNotOnTip {
+        /// Tip the pending updates were computed on.
+        computed_on: B256,
+        /// Current tip hash.
+        tip_hash: B256,
+    },
     /// The trie updates' root differs from the block header's state root.
     #[error("block {number} ({hash}): header state root {expected}, trie updates give {computed}")]
     StateRootMismatch {

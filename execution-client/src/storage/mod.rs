@@ -440,6 +440,34 @@ impl Database {
         Ok((updates.state_root, updates))
     }
 
+    /// Like [`Database::state_root_with_pending`], but incremental over the pending blocks too:
+    /// `pending` is the result of the previous call (or of [`Database::state_root_with`] for the
+    /// first pending block), and the returned updates take the persisted tip straight to the
+    /// new block, ready for [`Database::commit_blocks`] over all pending blocks plus this one.
+    /// The work grows with the keys `bundle` touches only. `Err`
+    /// ([`StorageError::PendingNotOnTip`]) when `pending` was computed on another tip.
+    pub fn state_root_over(
+        &self,
+        pending: &TrieUpdates,
+        bundle: &BundleState,
+    ) -> Result<(B256, TrieUpdates), StorageError> {
+        let txn = self.ro()?;
+        let (_, tip_hash) = read_tip(&txn)?;
+        if pending.parent_hash != tip_hash {
+            return Err(StorageError::PendingNotOnTip {
+                computed_on: pending.parent_hash,
+                tip_hash,
+            });
+        }
+        let next = state_root::compute_state_root_parallel(
+            || Ok(state_root::OverlayStore::new(trie_store::MdbxTrieStore::new(&txn)?, pending)),
+            state_root::HashedPostState::from_bundle(bundle),
+        )?;
+        let mut merged = pending.clone();
+        merged.merge(next);
+        Ok((merged.state_root, merged))
+    }
+
     /// Appends `block` to the canonical chain in ONE durable write transaction: header, body,
     /// senders, receipts, canonical and hash indexes, tx-hash index, plain state, bytecode,
     /// the block's account and storage change sets and history index, hashed state and trie

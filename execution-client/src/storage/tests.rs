@@ -590,6 +590,8 @@ fn batch_commit_matches_block_by_block() {
     let mut model = genesis_model(&spec);
     let mut snapshots = vec![model.clone()];
     let mut pending: Vec<ExecutedBlock> = Vec::new();
+    let mut pending_updates: Option<TrieUpdates> = None;
+    let mut batches = 0;
     for number in 1..=14u64 {
         let bundle = random_bundle(&mut rng, &mut model, universe, 10);
         snapshots.push(model.clone());
@@ -614,13 +616,24 @@ fn batch_commit_matches_block_by_block() {
         let earlier: Vec<&BundleState> = pending.iter().map(|b| &b.bundle).collect();
         let (root, updates) = batched.state_root_with_pending(&earlier, &bundle).unwrap();
         assert_eq!(root, block.header.state_root, "pending root at block {number}");
+        // Incremental over the pending blocks' updates: same root, same updates to write.
+        let (root, over) = match &pending_updates {
+            Some(pending) => batched.state_root_over(pending, &bundle).unwrap(),
+            None => batched.state_root_with(&bundle).unwrap(),
+        };
+        assert_eq!(root, block.header.state_root, "root over pending updates at block {number}");
+        let updates = if number % 2 == 0 { over.clone() } else { updates };
+        pending_updates = Some(over);
         pending.push(ExecutedBlock { block, senders: vec![], receipts: vec![], bundle });
-        // Persist in batches of 1, 2, 3, 4, 1, 2, 3, ... blocks.
-        if pending.len() as u64 == 1 + number % 4 || number == 14 {
+        // Persist in batches of 1, 2, 3, 4, 1, 2 blocks, then the last one.
+        if pending.len() == 1 + batches % 4 || number == 14 {
+            batches += 1;
             batched.commit_blocks(&pending, updates).unwrap();
             pending.clear();
+            pending_updates = None;
         }
     }
+    assert_eq!(batches, 7, "batches of 1, 2, 3, 4, 1, 2 and 1 blocks");
     assert_eq!(batched.canonical_tip().unwrap(), single.canonical_tip().unwrap());
     for number in [0, 3, 6, 9, 13] {
         assert_state(
