@@ -4,10 +4,12 @@
 //! pool, JSON-RPC and the Engine API land module by module (see the README's status table).
 
 pub mod cli;
+pub mod engine_api;
 pub mod executor;
 pub mod fixtures;
 pub mod fork_choice;
 pub mod import;
+pub mod node;
 pub mod payload_builder;
 pub mod state_root;
 pub mod storage;

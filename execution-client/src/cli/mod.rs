@@ -6,6 +6,7 @@ mod export;
 mod fixtures;
 mod import;
 mod init;
+mod node;
 
 use clap::{Parser, Subcommand};
 use tandem_shared::logging::LogArgs;
@@ -41,6 +42,8 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Export canonical blocks to an RLP file (concatenated blocks).
     Export(export::ExportArgs),
+    /// Run the node: Engine API (JWT), transaction pool, and in --dev mode its own block producer.
+    Node(node::NodeArgs),
 }
 
 /// Parses the command line and runs the chosen command.
@@ -59,5 +62,6 @@ pub fn run() -> eyre::Result<()> {
         Command::Init(args) => init::run(&args),
         Command::Import(args) => import::run(&args),
         Command::Export(args) => export::run(&args),
+        Command::Node(args) => node::run(&args),
     }
 }

@@ -351,6 +351,17 @@ impl EngineTree {
         Ok(self.blocks.contains_key(&hash) || self.db.block_number(hash)?.is_some())
     }
 
+    /// Remembers a block this node built and executed itself, so its `newPayload` is a lookup.
+    /// Ignored when known already or when its parent is not reachable in memory.
+    pub fn insert_executed(&mut self, block: Arc<ExecutedBlock>) {
+        let hash = block.hash();
+        if self.blocks.contains_key(&hash) || self.layers_for(block.header().parent_hash).is_none()
+        {
+            return;
+        }
+        self.blocks.insert(hash, block);
+    }
+
     /// `engine_newPayload` after the payload became a block: execute, validate, remember.
     pub fn new_payload(&mut self, block: SealedBlock) -> Result<PayloadStatus, TreeError> {
         let hash = block.hash();
@@ -654,6 +665,15 @@ impl EngineTree {
         self.prune();
         self.publish();
         Ok(())
+    }
+
+    /// Persists the whole canonical chain (clean shutdown).
+    pub fn persist_all(&mut self) -> Result<(), TreeError> {
+        let threshold = std::mem::replace(&mut self.config.persistence_threshold, 0);
+        let result = self.persist_due();
+        self.config.persistence_threshold = threshold;
+        self.publish();
+        result
     }
 
     /// Persists canonical blocks up to the finalized one and those far enough behind the head.

@@ -127,6 +127,21 @@ pub trait AccountReader {
     fn nonce_and_balance(&self, address: Address) -> Result<(u64, U256), PoolError>;
 }
 
+/// An [`AccountReader`] over any revm state (the head state, an overlay, a test's `pre`).
+#[derive(Debug)]
+pub struct StateReader<'a, DB>(pub &'a DB);
+
+impl<DB> AccountReader for StateReader<'_, DB>
+where
+    DB: revm::DatabaseRef,
+    DB::Error: std::fmt::Display,
+{
+    fn nonce_and_balance(&self, address: Address) -> Result<(u64, U256), PoolError> {
+        let info = self.0.basic_ref(address).map_err(|e| PoolError::State(e.to_string()))?;
+        Ok(info.map_or((0, U256::ZERO), |a| (a.nonce, a.balance)))
+    }
+}
+
 /// The result of a successful add.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AddOutcome {
@@ -240,6 +255,11 @@ impl TxPool {
     /// A pooled transaction by hash.
     pub fn get(&self, hash: &TxHash) -> Option<Arc<PooledTx>> {
         self.by_hash.get(hash).cloned()
+    }
+
+    /// Whether the pool holds transactions from `sender`.
+    pub fn is_tracked(&self, sender: &Address) -> bool {
+        self.senders.contains_key(sender)
     }
 
     /// Whether the pool holds `hash`.

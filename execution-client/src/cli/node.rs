@@ -1,0 +1,121 @@
+//! `tandem-el node`: run the execution client.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    sync::Arc,
+    time::Duration,
+};
+
+use alloy_primitives::Address;
+use tandem_shared::{ChainSpec, jwt, metrics::MetricsArgs, signal::shutdown_signal};
+use tracing::info;
+
+use super::init::load_chain;
+use crate::{
+    fork_choice::TreeConfig,
+    node::{self, NodeConfig, dev},
+    payload_builder::job::JobConfig,
+    storage::{self, Database},
+    txpool::PoolConfig,
+};
+
+/// Arguments of `tandem-el node`.
+#[derive(Debug, clap::Args)]
+pub struct NodeArgs {
+    /// Path to a geth-style genesis.json (required for a new data dir unless --dev).
+    #[arg(long = "chain", value_name = "FILE")]
+    pub chain: Option<PathBuf>,
+    /// Data directory (database, JWT secret, transaction journal).
+    #[arg(long = "datadir", value_name = "DIR")]
+    pub datadir: Option<PathBuf>,
+    /// Engine API listen address.
+    #[arg(long = "authrpc.addr", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub authrpc_addr: IpAddr,
+    /// Engine API port.
+    #[arg(long = "authrpc.port", default_value_t = 8551)]
+    pub authrpc_port: u16,
+    /// Engine API JWT secret file (hex); created with mode 0600 if missing. Default: <datadir>/jwt.hex.
+    #[arg(long = "authrpc.jwtsecret", value_name = "FILE")]
+    pub jwtsecret: Option<PathBuf>,
+    /// Run without a consensus client: an internal producer makes blocks (dev chain unless --chain).
+    #[arg(long = "dev")]
+    pub dev: bool,
+    /// With --dev: a block every interval (e.g. 200ms, 2s) instead of one per batch of transactions.
+    #[arg(long = "dev.block-time", value_parser = humantime::parse_duration)]
+    pub dev_block_time: Option<Duration>,
+    /// Canonical blocks this far behind the head are written to disk.
+    #[arg(long = "engine.persistence-threshold", default_value_t = 2)]
+    pub persistence_threshold: u64,
+    /// Minimum priority fee (wei) the pool accepts.
+    #[arg(long = "txpool.pricelimit", default_value_t = 1)]
+    pub price_limit: u128,
+    /// Most transactions the pool holds.
+    #[arg(long = "txpool.max-count", default_value_t = 20_000)]
+    pub pool_max_count: usize,
+    /// Metrics.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+fn default_datadir(chain_id: u64) -> PathBuf {
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".local").join("share").join("tandem-el").join(chain_id.to_string())
+}
+
+/// Runs the node until SIGTERM/SIGINT.
+pub fn run(args: &NodeArgs) -> eyre::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run_async(args))
+}
+
+async fn run_async(args: &NodeArgs) -> eyre::Result<()> {
+    let spec = match (&args.chain, args.dev) {
+        (Some(path), _) => ChainSpec::from_file(path)?,
+        (None, true) => dev::dev_chain_spec()?,
+        (None, false) => {
+            let datadir = args.datadir.as_ref().ok_or_else(|| {
+                eyre::eyre!("--chain or --datadir of an initialised node is required (or --dev)")
+            })?;
+            let db = Database::open(&storage::db_dir(datadir))?;
+            let spec = load_chain(datadir, None, &db)?;
+            drop(db);
+            spec
+        }
+    };
+    let datadir = args.datadir.clone().unwrap_or_else(|| default_datadir(spec.chain_id()));
+    std::fs::create_dir_all(&datadir)?;
+    let secret_path = args.jwtsecret.clone().unwrap_or_else(|| datadir.join("jwt.hex"));
+    let (secret, created) = jwt::read_or_create_secret(&secret_path)?;
+    info!(path = %secret_path.display(), created, "Engine API JWT secret");
+    let _metrics = match args.metrics.metrics {
+        Some(addr) => Some(tandem_shared::metrics::serve(addr).await?),
+        None => None,
+    };
+    let config = NodeConfig {
+        datadir: datadir.clone(),
+        spec: Arc::new(spec),
+        authrpc: SocketAddr::new(args.authrpc_addr, args.authrpc_port),
+        jwt: secret,
+        tree: TreeConfig {
+            persistence_threshold: args.persistence_threshold,
+            ..TreeConfig::default()
+        },
+        pool: PoolConfig {
+            min_tip: args.price_limit,
+            max_count: args.pool_max_count,
+            ..PoolConfig::default()
+        },
+        jobs: JobConfig::default(),
+        dev: args.dev.then(|| dev::DevConfig {
+            block_time: args.dev_block_time,
+            fee_recipient: Address::ZERO,
+        }),
+    };
+    info!(chain_id = config.spec.chain_id(), genesis = %config.spec.genesis_hash(), datadir = %datadir.display(), "starting tandem-el");
+    let running = node::launch(config).await?;
+    let signal = shutdown_signal().await;
+    info!(signal, "shutting down");
+    running.shutdown().await;
+    Ok(())
+}
