@@ -16,10 +16,16 @@ pub struct ChainArgs {
 pub fn run(args: &ChainArgs) -> eyre::Result<()> {
     let spec = ChainSpec::from_file(&args.chain)?;
     let header = spec.genesis_header();
-    let forks: serde_json::Map<String, serde_json::Value> = [Fork::Shanghai, Fork::Cancun, Fork::Prague]
-        .into_iter()
-        .map(|f| (f.name().to_string(), spec.activation_time(f).map_or(serde_json::Value::Null, Into::into)))
-        .collect();
+    let forks: serde_json::Map<String, serde_json::Value> =
+        [Fork::Shanghai, Fork::Cancun, Fork::Prague]
+            .into_iter()
+            .map(|f| {
+                (
+                    f.name().to_string(),
+                    spec.activation_time(f).map_or(serde_json::Value::Null, Into::into),
+                )
+            })
+            .collect();
     let summary = serde_json::json!({
         "chainId": spec.chain_id(),
         "genesisHash": spec.genesis_hash(),

@@ -45,7 +45,11 @@ impl EngineApi {
             BlockNumberOrTag::Safe => match view.safe {
                 Some(b) => b.number,
                 None => {
-                    return Err(ErrorObjectOwned::owned(-39001, "safe block not found", None::<()>));
+                    return Err(ErrorObjectOwned::owned(
+                        -39001,
+                        "safe block not found",
+                        None::<()>,
+                    ));
                 }
             },
             BlockNumberOrTag::Finalized => match view.finalized {

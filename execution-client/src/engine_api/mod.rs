@@ -324,7 +324,7 @@ impl EngineApi {
                 }
                 other => internal(other),
             })?;
-        let (head, skipped) = match outcome {
+        let head = match outcome {
             ForkchoiceOutcome::Syncing => {
                 return Ok(json!({
                     "payloadStatus": { "status": "SYNCING", "latestValidHash": null, "validationError": null },
@@ -337,11 +337,11 @@ impl EngineApi {
                     "payloadId": null
                 }));
             }
-            ForkchoiceOutcome::Valid { head, skipped, .. } => (head, skipped),
+            ForkchoiceOutcome::Valid { head, .. } => head,
         };
         let valid =
             json!({ "status": "VALID", "latestValidHash": head.hash, "validationError": null });
-        let (Some(value), false) = (attributes, skipped) else {
+        let Some(value) = attributes else {
             return Ok(json!({ "payloadStatus": valid, "payloadId": null }));
         };
         // The fork choice is applied; from here on errors concern the attributes only.

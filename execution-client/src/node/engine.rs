@@ -140,7 +140,9 @@ impl Engine {
             Request::ForkchoiceUpdated { state, build, reply } => {
                 let result = self.tree.fork_choice_updated(state).map(|outcome| {
                     let target = match &outcome {
-                        ForkchoiceOutcome::Valid { head, skipped: false, .. } if build => {
+                        // Also on a canonical ancestor (proposer re-orgs), when its state is
+                        // still available.
+                        ForkchoiceOutcome::Valid { head, .. } if build => {
                             self.build_target(head.hash)
                         }
                         _ => None,
