@@ -1,0 +1,468 @@
+//! `tandem-cl testnet`: everything a local N-validator network needs, in one directory.
+//!
+//! Layout of `DIR`:
+//! - `el-genesis.json`: the EL genesis (Prague at genesis, the Prague system contracts, the dev
+//!   accounts of [`DEV_MNEMONIC`] funded, `config.tandem.subSecondBlocks` unless disabled, in
+//!   which case it is a standard file any Ethereum EL accepts);
+//! - `consensus-genesis.json`: [`ConsensusGenesis`] (validators with keys and peer ids, chain
+//!   id, EL genesis hash, fork times, `subSecondBlocks`);
+//! - `nodeI/`: `validator.key`, `p2p.key`, `jwt.hex`, `el/` and `cl/` data dirs;
+//! - `testnet.json`: [`Manifest`], the ports and complete command lines of every node, so
+//!   `scripts/devnet` (or anything else) can start them, or start another EL with the same
+//!   genesis, JWT secret and ports.
+//!
+//! Ports of node i (plus `port_offset`): EL http 8545+10i, ws 8546+10i, authrpc 8551+10i, EL
+//! p2p 30303+i, CL p2p 9000+i, CL http 5052+i, EL metrics 9100+i, CL metrics 9200+i.
+
+use crate::engine_client::ForkSchedule;
+use crate::genesis::{ConsensusGenesis, GenesisValidator};
+use crate::keys::{self, KeyError};
+use alloy_primitives::{Address, U256};
+use alloy_signer_local::MnemonicBuilder;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use tandem_shared::ChainSpec;
+use thiserror::Error;
+
+/// The dev mnemonic (Hardhat/Anvil/Foundry's).
+pub const DEV_MNEMONIC: &str = "test test test test test test test test test test test junk";
+/// Accounts of the mnemonic always funded.
+pub const MIN_DEV_ACCOUNTS: u32 = 10;
+/// Balance of each dev account: 1,000,000 ETH in wei.
+pub fn dev_balance() -> U256 {
+    U256::from(1_000_000u64) * U256::from(10u64).pow(U256::from(18u64))
+}
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct TestnetParams {
+    /// Number of validators.
+    pub validators: usize,
+    /// Output directory (created; must not already hold a testnet).
+    pub out: PathBuf,
+    /// Chain id.
+    pub chain_id: u64,
+    /// Derived accounts to fund (at least [`MIN_DEV_ACCOUNTS`]).
+    pub dev_accounts: u32,
+    /// Whether blocks may share their parent's timestamp.
+    pub sub_second_blocks: bool,
+    /// Directory of the `tandem-el` and `tandem-cl` binaries.
+    pub bin_dir: PathBuf,
+    /// Added to every port (to run several testnets on one host).
+    pub port_offset: u16,
+    /// EL genesis timestamp (seconds).
+    pub genesis_timestamp: u64,
+}
+
+/// Ports of one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ports {
+    /// EL JSON-RPC over HTTP.
+    pub http: u16,
+    /// EL JSON-RPC over WebSocket.
+    pub ws: u16,
+    /// EL Engine API (JWT).
+    pub authrpc: u16,
+    /// EL peer-to-peer.
+    pub el_p2p: u16,
+    /// CL peer-to-peer.
+    pub cl_p2p: u16,
+    /// CL status endpoint.
+    pub cl_http: u16,
+    /// EL Prometheus metrics.
+    pub el_metrics: u16,
+    /// CL Prometheus metrics.
+    pub cl_metrics: u16,
+}
+
+impl Ports {
+    /// The ports of node `i`.
+    pub fn of(i: u16, offset: u16) -> Self {
+        Self {
+            http: 8545 + 10 * i + offset,
+            ws: 8546 + 10 * i + offset,
+            authrpc: 8551 + 10 * i + offset,
+            el_p2p: 30303 + i + offset,
+            cl_p2p: 9000 + i + offset,
+            cl_http: 5052 + i + offset,
+            el_metrics: 9100 + i + offset,
+            cl_metrics: 9200 + i + offset,
+        }
+    }
+}
+
+/// One node of `testnet.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestNode {
+    /// `node0`, `node1`, …
+    pub name: String,
+    /// Absolute path of the EL genesis.
+    pub el_genesis: PathBuf,
+    /// Absolute path of the node's JWT secret.
+    pub jwt_secret: PathBuf,
+    /// Its ports.
+    pub ports: Ports,
+    /// Shell line starting its EL.
+    pub el_command: String,
+    /// Shell line starting its CL.
+    pub cl_command: String,
+}
+
+/// `testnet.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Chain id.
+    pub chain_id: u64,
+    /// The nodes.
+    pub nodes: Vec<ManifestNode>,
+}
+
+/// Why generation failed.
+#[derive(Debug, Error)]
+pub enum TestnetError {
+    /// A file could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A key could not be written.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Bad parameters.
+    #[error("{0}")]
+    Params(String),
+    /// Account derivation failed.
+    #[error("deriving dev account {index}: {reason}")]
+    Mnemonic {
+        /// Account index.
+        index: u32,
+        /// The error.
+        reason: String,
+    },
+    /// The generated EL genesis did not load (a generator bug).
+    #[error("generated EL genesis is invalid: {0}")]
+    Genesis(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TestnetError + '_ {
+    move |source| TestnetError::Io { path: path.to_path_buf(), source }
+}
+
+/// Addresses m/44'/60'/0'/0/i of [`DEV_MNEMONIC`] for i < max(10, count).
+pub fn dev_accounts(count: u32) -> Result<Vec<Address>, TestnetError> {
+    let parent = MnemonicBuilder::from_phrase(DEV_MNEMONIC)
+        .build_parent_key()
+        .map_err(|e| TestnetError::Mnemonic { index: 0, reason: e.to_string() })?;
+    (0..count.max(MIN_DEV_ACCOUNTS))
+        .map(|index| {
+            parent
+                .child(index)
+                .map(|k| k.signer().address())
+                .map_err(|e| TestnetError::Mnemonic { index, reason: e.to_string() })
+        })
+        .collect()
+}
+
+/// The EL genesis JSON.
+pub fn el_genesis(
+    chain_id: u64,
+    timestamp: u64,
+    sub_second_blocks: bool,
+    accounts: &[Address],
+) -> Value {
+    let mut alloc = serde_json::Map::new();
+    for (address, account) in tandem_shared::system_contracts::prague_system_contracts() {
+        alloc.insert(format!("{address:#x}"), serde_json::to_value(account).unwrap_or_default());
+    }
+    for a in accounts {
+        alloc.insert(format!("{a:#x}"), json!({ "balance": format!("{:#x}", dev_balance()) }));
+    }
+    let mut config = json!({
+        "chainId": chain_id,
+        "homesteadBlock": 0, "eip150Block": 0, "eip155Block": 0, "eip158Block": 0,
+        "byzantiumBlock": 0, "constantinopleBlock": 0, "petersburgBlock": 0,
+        "istanbulBlock": 0, "berlinBlock": 0, "londonBlock": 0, "mergeNetsplitBlock": 0,
+        "terminalTotalDifficulty": 0, "terminalTotalDifficultyPassed": true,
+        "shanghaiTime": 0, "cancunTime": 0, "pragueTime": 0,
+        "depositContractAddress": tandem_shared::system_contracts::DEPOSIT_CONTRACT,
+        "blobSchedule": {
+            "cancun": { "target": 3, "max": 6, "baseFeeUpdateFraction": 3338477 },
+            "prague": { "target": 6, "max": 9, "baseFeeUpdateFraction": 5007716 }
+        }
+    });
+    if sub_second_blocks && let Some(c) = config.as_object_mut() {
+        c.insert("tandem".into(), json!({ "subSecondBlocks": true }));
+    }
+    json!({
+        "config": config,
+        "nonce": "0x0",
+        "timestamp": format!("{timestamp:#x}"),
+        "extraData": "0x",
+        "gasLimit": "0x3938700",
+        "difficulty": "0x0",
+        "mixHash": "0x0000000000000000000000000000000000000000000000000000000000000000",
+        "coinbase": "0x0000000000000000000000000000000000000000",
+        "baseFeePerGas": "0x3b9aca00",
+        "alloc": alloc
+    })
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:=,@".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+fn command(bin: &Path, args: &[String]) -> String {
+    let mut out = shell_quote(&bin.display().to_string());
+    for a in args {
+        out.push(' ');
+        out.push_str(&shell_quote(a));
+    }
+    out
+}
+
+/// Writes the testnet and returns its manifest.
+pub fn generate(params: &TestnetParams) -> Result<Manifest, TestnetError> {
+    if params.validators == 0 || params.validators > 1000 {
+        return Err(TestnetError::Params(format!(
+            "--validators must be between 1 and 1000, got {}",
+            params.validators
+        )));
+    }
+    if params.chain_id == 0 {
+        return Err(TestnetError::Params("--chain-id must be positive".into()));
+    }
+    std::fs::create_dir_all(&params.out).map_err(io(&params.out))?;
+    let out = std::fs::canonicalize(&params.out).map_err(io(&params.out))?;
+    let manifest_path = out.join("testnet.json");
+    if manifest_path.exists() {
+        return Err(TestnetError::Params(format!(
+            "{} already holds a testnet (testnet.json exists); choose an empty directory",
+            out.display()
+        )));
+    }
+
+    let accounts = dev_accounts(params.dev_accounts)?;
+    let el =
+        el_genesis(params.chain_id, params.genesis_timestamp, params.sub_second_blocks, &accounts);
+    let el_text = serde_json::to_string_pretty(&el).unwrap_or_default();
+    let spec = ChainSpec::from_json_str(&el_text, "el-genesis.json")
+        .map_err(|e| TestnetError::Genesis(e.to_string()))?;
+    let el_path = out.join("el-genesis.json");
+    std::fs::write(&el_path, &el_text).map_err(io(&el_path))?;
+
+    let mut validators = Vec::new();
+    let mut node_dirs = Vec::new();
+    for i in 0..params.validators {
+        let name = format!("node{i}");
+        let dir = out.join(&name);
+        for sub in ["el", "cl"] {
+            let d = dir.join(sub);
+            std::fs::create_dir_all(&d).map_err(io(&d))?;
+        }
+        let generated = keys::generate(&dir)?;
+        let jwt = dir.join("jwt.hex");
+        tandem_shared::jwt::read_or_create_secret(&jwt)
+            .map_err(|e| TestnetError::Params(e.to_string()))?;
+        validators.push(GenesisValidator {
+            name: name.clone(),
+            public_key: hex::encode(generated.public_key.0),
+            voting_power: 1,
+            peer_id: generated.peer_id.to_string(),
+        });
+        node_dirs.push((name, dir, jwt));
+    }
+    let header = spec.genesis_header();
+    let genesis = ConsensusGenesis {
+        chain_id: params.chain_id,
+        el_genesis_hash: spec.genesis_hash(),
+        el_genesis_timestamp: header.timestamp,
+        el_genesis_mix_hash: header.mix_hash,
+        forks: ForkSchedule {
+            shanghai_time: el["config"]["shanghaiTime"].as_u64(),
+            cancun_time: el["config"]["cancunTime"].as_u64(),
+            prague_time: el["config"]["pragueTime"].as_u64(),
+        },
+        sub_second_blocks: params.sub_second_blocks,
+        validators: validators.clone(),
+    };
+    let cl_genesis_path = out.join("consensus-genesis.json");
+    std::fs::write(&cl_genesis_path, serde_json::to_string_pretty(&genesis).unwrap_or_default())
+        .map_err(io(&cl_genesis_path))?;
+
+    let el_bin = params.bin_dir.join("tandem-el");
+    let cl_bin = params.bin_dir.join("tandem-cl");
+    let offset = params.port_offset;
+    let bootnode = format!(
+        "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+        Ports::of(0, offset).cl_p2p,
+        validators.first().map(|v| v.peer_id.as_str()).unwrap_or_default()
+    );
+    let mut nodes = Vec::new();
+    for (i, (name, dir, jwt)) in node_dirs.into_iter().enumerate() {
+        let ports = Ports::of(u16::try_from(i).unwrap_or(u16::MAX), offset);
+        let p = |path: &Path| path.display().to_string();
+        let el_args = vec![
+            "node".into(),
+            "--chain".into(),
+            p(&el_path),
+            "--datadir".into(),
+            p(&dir.join("el")),
+            "--http".into(),
+            "--http.addr".into(),
+            "127.0.0.1".into(),
+            "--http.port".into(),
+            ports.http.to_string(),
+            "--ws".into(),
+            "--ws.port".into(),
+            ports.ws.to_string(),
+            "--authrpc.addr".into(),
+            "127.0.0.1".into(),
+            "--authrpc.port".into(),
+            ports.authrpc.to_string(),
+            "--authrpc.jwtsecret".into(),
+            p(&jwt),
+            "--metrics".into(),
+            format!("127.0.0.1:{}", ports.el_metrics),
+        ];
+        let mut cl_args = vec![
+            "node".into(),
+            "--datadir".into(),
+            p(&dir.join("cl")),
+            "--genesis".into(),
+            p(&cl_genesis_path),
+            "--validator-key".into(),
+            p(&dir.join(keys::VALIDATOR_KEY_FILE)),
+            "--p2p.key".into(),
+            p(&dir.join(keys::P2P_KEY_FILE)),
+            "--engine".into(),
+            format!("http://127.0.0.1:{}", ports.authrpc),
+            "--jwt-secret".into(),
+            p(&jwt),
+            "--p2p.port".into(),
+            ports.cl_p2p.to_string(),
+            "--http.port".into(),
+            ports.cl_http.to_string(),
+            "--metrics".into(),
+            format!("127.0.0.1:{}", ports.cl_metrics),
+        ];
+        if i != 0 {
+            cl_args.push("--bootnodes".into());
+            cl_args.push(bootnode.clone());
+        }
+        nodes.push(ManifestNode {
+            name,
+            el_genesis: el_path.clone(),
+            jwt_secret: jwt,
+            ports,
+            el_command: command(&el_bin, &el_args),
+            cl_command: command(&cl_bin, &cl_args),
+        });
+    }
+    let manifest = Manifest { chain_id: params.chain_id, nodes };
+    std::fs::write(&manifest_path, serde_json::to_string_pretty(&manifest).unwrap_or_default())
+        .map_err(io(&manifest_path))?;
+    Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(dir: &Path, n: usize, sub_second: bool) -> TestnetParams {
+        TestnetParams {
+            validators: n,
+            out: dir.to_path_buf(),
+            chain_id: 1337,
+            dev_accounts: 12,
+            sub_second_blocks: sub_second,
+            bin_dir: PathBuf::from("/opt/tandem/bin"),
+            port_offset: 0,
+            genesis_timestamp: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn dev_accounts_are_the_well_known_ones() {
+        let a = dev_accounts(3).unwrap();
+        assert_eq!(a.len(), 10);
+        let first: Address = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".parse().unwrap();
+        let second: Address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8".parse().unwrap();
+        let tenth: Address = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720".parse().unwrap();
+        assert_eq!((a[0], a[1], a[9]), (first, second, tenth));
+        assert_eq!(dev_accounts(12).unwrap().len(), 12);
+    }
+
+    #[test]
+    fn a_testnet_is_complete_and_consistent() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = generate(&params(dir.path(), 4, true)).unwrap();
+        let out = std::fs::canonicalize(dir.path()).unwrap();
+
+        let on_disk: Value =
+            serde_json::from_slice(&std::fs::read(out.join("testnet.json")).unwrap()).unwrap();
+        assert_eq!(on_disk["chain_id"], 1337);
+        let node = &on_disk["nodes"][1];
+        let keys: Vec<&str> = node.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys.len(), 6, "{keys:?}");
+        for k in ["name", "el_genesis", "jwt_secret", "ports", "el_command", "cl_command"] {
+            assert!(node.get(k).is_some(), "{k}");
+        }
+        assert_eq!(node["ports"].as_object().unwrap().len(), 8);
+        assert!(node["ports"]["authrpc"].is_u64());
+        assert_eq!(manifest.nodes[1].ports.authrpc, 8561);
+        assert!(manifest.nodes[1].cl_command.starts_with("/opt/tandem/bin/tandem-cl node "));
+        assert!(manifest.nodes[1].cl_command.contains("--bootnodes /ip4/127.0.0.1/tcp/9000/p2p/"));
+        assert!(manifest.nodes[1].el_command.contains("--authrpc.port 8561"));
+        assert!(manifest.nodes[1].jwt_secret.is_absolute());
+
+        let spec = ChainSpec::from_file(&out.join("el-genesis.json")).unwrap();
+        assert!(spec.sub_second_blocks());
+        assert_eq!(spec.chain_id(), 1337);
+        assert!(spec.is_active(tandem_shared::Fork::Prague, 1_700_000_000));
+        let alloc = &spec.genesis().alloc;
+        assert_eq!(alloc.len(), 5 + 12);
+        let first: Address = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".parse().unwrap();
+        assert_eq!(alloc[&first].balance, dev_balance());
+
+        let genesis = ConsensusGenesis::from_file(&out.join("consensus-genesis.json")).unwrap();
+        assert_eq!(genesis.el_genesis_hash, spec.genesis_hash());
+        assert_eq!(genesis.validator_set().unwrap().len(), 4);
+        assert!(genesis.sub_second_blocks);
+        for (i, v) in genesis.validators.iter().enumerate() {
+            let dir = out.join(format!("node{i}"));
+            let key = keys::read_validator_key(&dir.join(keys::VALIDATOR_KEY_FILE)).unwrap();
+            use crate::crypto::Signer;
+            assert_eq!(genesis.index_of(&key.public_key()), Some(i as u16));
+            let p2p = keys::read_p2p_key(&dir.join(keys::P2P_KEY_FILE)).unwrap();
+            assert_eq!(p2p.public().to_peer_id().to_string(), v.peer_id);
+            assert!(tandem_shared::jwt::read_secret(&dir.join("jwt.hex")).is_ok());
+            assert!(dir.join("el").is_dir() && dir.join("cl").is_dir());
+        }
+        // A second run into the same directory refuses instead of overwriting keys.
+        assert!(matches!(generate(&params(dir.path(), 4, true)), Err(TestnetError::Params(_))));
+    }
+
+    #[test]
+    fn without_sub_second_blocks_the_genesis_is_standard() {
+        let dir = tempfile::tempdir().unwrap();
+        generate(&params(dir.path(), 1, false)).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("el-genesis.json")).unwrap();
+        assert!(!text.contains("tandem"), "no Tandem-specific keys in a standard genesis");
+        let spec = ChainSpec::from_json_str(&text, "g").unwrap();
+        assert!(!spec.sub_second_blocks());
+    }
+
+    #[test]
+    fn shell_lines_quote_what_needs_it() {
+        assert_eq!(shell_quote("/a/b-c_d.e"), "/a/b-c_d.e");
+        assert_eq!(shell_quote("/a b/it's"), r"'/a b/it'\''s'");
+    }
+}
