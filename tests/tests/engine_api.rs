@@ -2,6 +2,8 @@
 //! `tandem-el node` process over HTTP with JWT: auth, error codes, statuses, build → get → new →
 //! fcU cycles across Shanghai, Cancun and Prague, re-orgs, and restart after kill -9.
 
+#![allow(clippy::unwrap_used)]
+
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
