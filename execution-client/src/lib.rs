@@ -11,6 +11,7 @@ pub mod fork_choice;
 pub mod import;
 pub mod node;
 pub mod payload_builder;
+pub mod rpc;
 pub mod state_root;
 pub mod storage;
 pub mod txpool;

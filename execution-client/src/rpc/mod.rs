@@ -1,0 +1,183 @@
+//! The Ethereum JSON-RPC of `tandem-el` (jsonrpsee, HTTP and WS).
+//!
+//! Namespaces: `eth_`, `net_`, `web3_`, `txpool_` and `debug_` (traces through
+//! `revm-inspectors`). Every method reads one [`ChainView`] snapshot taken at the start of the
+//! request: blocks above the persisted tip come from `view.canonical`, older ones from MDBX, so
+//! a request never sees half of a fork choice update.
+//!
+//! Block tags follow the fork choice the Engine API sets: `latest` and `pending` are the head
+//! (no pending block is built for RPC), `safe`/`finalized` are the consensus client's (an error,
+//! as in geth, until it has named one), `earliest` is genesis.
+//!
+//! Limits (see [`RpcConfig`]): request body size and batch length are enforced by the server;
+//! `eth_call`/`eth_estimateGas` gas is capped by `--rpc.gascap` and their wall time by
+//! `--rpc.evmtimeout` (the caller gets an error at the deadline; the EVM work itself is bounded
+//! by the gas cap); `eth_getLogs` by a block range and a result count.
+//!
+//! Errors are geth's: `-32000` with geth's message for state and pool errors, `3` with the
+//! revert data for reverts, `-32602` for bad parameters, `-32005` for limits.
+
+mod call;
+mod chain;
+mod convert;
+mod error;
+mod eth;
+mod filters;
+mod server;
+
+use std::{sync::Arc, time::Duration};
+
+use alloy_primitives::TxHash;
+use parking_lot::{Mutex, RwLock};
+use tandem_shared::ChainSpec;
+
+pub use error::{RpcError, RpcResult, decode_revert_reason};
+pub use eth::eth_module;
+
+#[cfg(test)]
+mod tests;
+pub use filters::FilterStore;
+pub use server::{
+    RpcArgs, RpcServerHandles, ServerError, ServerSettings, select_apis, start_http_ws,
+};
+
+use crate::{
+    executor::Executor,
+    fork_choice::{CanonicalChange, ChainView},
+    node::NodeHandle,
+    storage::Database,
+    txpool::{SharedPool, journal::Journal, senders::SenderCache},
+};
+
+/// Limits and defaults of the RPC.
+#[derive(Debug, Clone)]
+pub struct RpcConfig {
+    /// Gas cap of `eth_call`, `eth_estimateGas`, `debug_traceCall`.
+    pub gas_cap: u64,
+    /// Wall-time limit of one EVM call request.
+    pub evm_timeout: Duration,
+    /// Widest `eth_getLogs` block range.
+    pub max_logs_range: u64,
+    /// Most logs one `eth_getLogs` returns.
+    pub max_logs: usize,
+    /// Most blocks `eth_feeHistory` covers.
+    pub max_fee_history: u64,
+    /// Most filters installed at once.
+    pub max_filters: usize,
+    /// A filter not polled for this long is removed.
+    pub filter_timeout: Duration,
+    /// Largest request body in bytes.
+    pub max_request_bytes: u32,
+    /// Largest response body in bytes.
+    pub max_response_bytes: u32,
+    /// Most calls in one batch.
+    pub max_batch: u32,
+    /// Most connections.
+    pub max_connections: u32,
+    /// Minimum tip suggested by `eth_maxPriorityFeePerGas`, in wei.
+    pub min_suggested_tip: u128,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        Self {
+            gas_cap: 50_000_000,
+            evm_timeout: Duration::from_secs(5),
+            max_logs_range: 10_000,
+            max_logs: 20_000,
+            max_fee_history: 1024,
+            max_filters: 1024,
+            filter_timeout: Duration::from_secs(300),
+            max_request_bytes: 10 * 1024 * 1024,
+            max_response_bytes: 160 * 1024 * 1024,
+            max_batch: 1000,
+            max_connections: 500,
+            min_suggested_tip: 1_000_000_000,
+        }
+    }
+}
+
+/// Everything the RPC methods read and write.
+pub struct RpcContext {
+    /// The chain spec.
+    pub spec: Arc<ChainSpec>,
+    /// The database.
+    pub db: Arc<Database>,
+    /// The executor (EVM environment per header).
+    pub executor: Executor,
+    /// The fork choice snapshot handle.
+    pub view: Arc<RwLock<Arc<ChainView>>>,
+    /// The transaction pool.
+    pub pool: SharedPool,
+    /// Recovered senders, shared with the engine.
+    pub senders: Arc<SenderCache>,
+    /// Canonical chain changes, published by the engine on every fork choice update.
+    pub events: tokio::sync::broadcast::Sender<Arc<CanonicalChange>>,
+    /// Hashes of transactions accepted into the pool.
+    pub pending_txs: tokio::sync::broadcast::Sender<TxHash>,
+    /// Limits.
+    pub config: RpcConfig,
+    /// The local transaction journal, if journaling is on.
+    pub journal: Option<Arc<Mutex<Journal>>>,
+    /// Installed polling filters.
+    pub filters: FilterStore,
+    /// `web3_clientVersion`.
+    pub client_version: String,
+    /// Connected gossip peers, for `net_peerCount`.
+    pub peer_count: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl std::fmt::Debug for RpcContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcContext").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl RpcContext {
+    /// A context with default limits, no journal and fresh channels.
+    pub fn new(
+        db: Arc<Database>,
+        executor: Executor,
+        view: Arc<RwLock<Arc<ChainView>>>,
+        pool: SharedPool,
+        senders: Arc<SenderCache>,
+    ) -> Self {
+        let (events, _) = tokio::sync::broadcast::channel(256);
+        let (pending_txs, _) = tokio::sync::broadcast::channel(16_384);
+        Self {
+            spec: executor.chain_arc().clone(),
+            db,
+            executor,
+            view,
+            pool,
+            senders,
+            events,
+            pending_txs,
+            config: RpcConfig::default(),
+            journal: None,
+            filters: FilterStore::default(),
+            client_version: format!("tandem-el/v{}", env!("CARGO_PKG_VERSION")),
+            peer_count: Arc::default(),
+        }
+    }
+
+    /// A context over a running node's parts, sharing its chain-change channel and journal.
+    pub fn from_node(node: &NodeHandle, config: RpcConfig) -> Self {
+        let mut ctx = Self::new(
+            node.db.clone(),
+            node.executor.clone(),
+            node.view.clone(),
+            node.pool.clone(),
+            node.senders.clone(),
+        );
+        ctx.events = node.changes.clone();
+        ctx.journal = Some(node.journal.clone());
+        ctx.config = config;
+        ctx
+    }
+
+    /// The current fork choice snapshot (the lock is held only to clone the `Arc`).
+    pub fn snapshot(&self) -> Arc<ChainView> {
+        self.view.read().clone()
+    }
+}

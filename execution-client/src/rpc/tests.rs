@@ -1,0 +1,372 @@
+//! Unit tests over a real chain: blocks built by the payload builder, executed by the engine
+//! tree and made canonical by fork choice; requests go through the jsonrpsee module as JSON.
+
+use std::sync::Arc;
+
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256, hex};
+use alloy_signer::SignerSync;
+use jsonrpsee::RpcModule;
+use serde_json::{Value, json};
+
+use super::{RpcConfig, RpcContext, eth_module};
+use crate::{
+    fork_choice::TreeConfig,
+    testkit::{CHAIN_ID, GWEI, Kit},
+    txpool::senders::SenderCache,
+};
+
+/// Topic the test contract logs.
+const TOPIC: B256 = B256::repeat_byte(0xaa);
+
+/// Init code of a contract whose runtime logs `TOPIC` on empty calldata and otherwise reverts
+/// with `Error("nope")`.
+pub(crate) fn test_contract_initcode() -> Bytes {
+    let mut reason = Vec::new();
+    reason.extend_from_slice(&hex!("08c379a0"));
+    reason.extend_from_slice(&U256::from(0x20).to_be_bytes::<32>());
+    reason.extend_from_slice(&U256::from(4).to_be_bytes::<32>());
+    let mut word = [0u8; 32];
+    word[..4].copy_from_slice(b"nope");
+    reason.extend_from_slice(&word);
+    let mut runtime = vec![0x36, 0x60, 0x2b, 0x57, 0x7f];
+    runtime.extend_from_slice(TOPIC.as_slice());
+    runtime.extend_from_slice(&[0x60, 0x00, 0x60, 0x00, 0xa1, 0x00]);
+    runtime.extend_from_slice(&[0x5b, 0x60, 0x64, 0x60, 0x38, 0x60, 0x00, 0x39]);
+    runtime.extend_from_slice(&[0x60, 0x64, 0x60, 0x00, 0xfd]);
+    assert_eq!(runtime.len(), 0x38);
+    runtime.extend_from_slice(&reason);
+    let len = runtime.len() as u8;
+    let mut init = vec![0x60, len, 0x60, 0x0c, 0x60, 0x00, 0x39, 0x60, len, 0x60, 0x00, 0xf3];
+    init.extend_from_slice(&runtime);
+    Bytes::from(init)
+}
+
+struct Harness {
+    kit: Kit,
+    ctx: Arc<RpcContext>,
+    module: RpcModule<()>,
+}
+
+impl Harness {
+    fn new(tree: TreeConfig, config: RpcConfig) -> Self {
+        let kit = Kit::new(tree);
+        let mut ctx = RpcContext::new(
+            kit.tree.db().clone(),
+            kit.executor.clone(),
+            kit.tree.view_handle(),
+            kit.pool.clone(),
+            Arc::new(SenderCache::new(1000)),
+        );
+        ctx.config = config;
+        let ctx = Arc::new(ctx);
+        let module = eth_module(ctx.clone());
+        Self { kit, ctx, module }
+    }
+
+    fn sign(&self, key: usize, nonce: u64, to: TxKind, input: Bytes, gas: u64) -> TxEnvelope {
+        let tx = TxEip1559 {
+            chain_id: CHAIN_ID,
+            nonce,
+            gas_limit: gas,
+            max_fee_per_gas: 100 * GWEI,
+            max_priority_fee_per_gas: GWEI,
+            to,
+            value: U256::ZERO,
+            input,
+            ..Default::default()
+        };
+        let sig = self.kit.keys[key].sign_hash_sync(&tx.signature_hash()).unwrap();
+        tx.into_signed(sig).into()
+    }
+
+    /// Builds a block from the pool on the head, executes it and makes it canonical (the parent
+    /// becomes safe and finalized); publishes the change and drops its transactions from the pool.
+    fn mine(&mut self) -> B256 {
+        let head = self.kit.tree.head().hash;
+        let built = self.kit.build_on(head, Address::repeat_byte(0xfe));
+        let block = built.block.block.clone();
+        self.kit.tree.new_payload(block.clone()).unwrap();
+        if let crate::fork_choice::ForkchoiceOutcome::Valid { change, .. } =
+            self.kit.fcu(block.hash(), head)
+        {
+            let _ = self.ctx.events.send(Arc::new(change));
+        }
+        let mut pool = self.kit.pool.write();
+        for tx in &block.body.transactions {
+            pool.remove_with_descendants(tx.tx_hash());
+        }
+        block.hash()
+    }
+
+    async fn raw(&self, body: &str) -> Value {
+        let (response, _) = self.module.raw_json_request(body, 16).await.unwrap();
+        serde_json::from_str(response.get()).unwrap()
+    }
+
+    /// The `result`, or panics with the error.
+    async fn ok(&self, method: &str, params: Value) -> Value {
+        let response = self.call(method, params).await;
+        match response.get("result") {
+            Some(result) => result.clone(),
+            None => panic!("{method} failed: {response}"),
+        }
+    }
+
+    /// The `error` object, or panics with the result.
+    async fn err(&self, method: &str, params: Value) -> Value {
+        let response = self.call(method, params).await;
+        match response.get("error") {
+            Some(error) => error.clone(),
+            None => panic!("{method} unexpectedly succeeded: {response}"),
+        }
+    }
+
+    async fn call(&self, method: &str, params: Value) -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        self.raw(&body.to_string()).await
+    }
+}
+
+fn u64_of(v: &Value) -> u64 {
+    u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+#[tokio::test]
+async fn blocks_transactions_receipts_and_tags() {
+    let mut h = Harness::new(TreeConfig::default(), RpcConfig::default());
+    let bob = Address::repeat_byte(0xb0);
+    // Before any fork choice names them, safe and finalized are errors as in geth.
+    let e = h.err("eth_getBlockByNumber", json!(["finalized", false])).await;
+    assert_eq!(e["message"], "finalized block not found");
+    let tx = h.kit.transfer(0, 0, bob, 1234);
+    let hash = *tx.tx_hash();
+    let raw = Bytes::from(tx.encoded_2718());
+    assert_eq!(h.ok("eth_sendRawTransaction", json!([raw])).await, json!(hash));
+    assert_eq!(
+        h.ok("eth_getTransactionCount", json!([h.kit.keys[0].address(), "pending"])).await,
+        "0x1"
+    );
+    assert_eq!(
+        h.ok("eth_getTransactionCount", json!([h.kit.keys[0].address(), "latest"])).await,
+        "0x0"
+    );
+    // A pooled transaction is visible without block fields.
+    let pooled = h.ok("eth_getTransactionByHash", json!([hash])).await;
+    assert_eq!(pooled["blockHash"], Value::Null);
+    let block_hash = h.mine();
+    assert_eq!(h.ok("eth_blockNumber", json!([])).await, "0x1");
+    assert_eq!(h.ok("eth_getBalance", json!([bob, "latest"])).await, "0x4d2");
+    assert_eq!(h.ok("eth_getBalance", json!([bob, "earliest"])).await, "0x0");
+    assert_eq!(h.ok("eth_getBalance", json!([bob, {"blockHash": block_hash}])).await, "0x4d2");
+    let block = h.ok("eth_getBlockByNumber", json!(["0x1", true])).await;
+    assert_eq!(block["hash"], json!(block_hash));
+    assert_eq!(block["transactions"][0]["hash"], json!(hash));
+    assert_eq!(block["transactions"][0]["from"], json!(h.kit.keys[0].address()));
+    let by_hash = h.ok("eth_getBlockByHash", json!([block_hash, false])).await;
+    assert_eq!(by_hash["transactions"][0], json!(hash));
+    assert_eq!(h.ok("eth_getBlockTransactionCountByNumber", json!(["latest"])).await, "0x1");
+    assert_eq!(h.ok("eth_getBlockByNumber", json!(["0x9", false])).await, Value::Null);
+    let receipt = h.ok("eth_getTransactionReceipt", json!([hash])).await;
+    assert_eq!(receipt["status"], "0x1");
+    assert_eq!(receipt["gasUsed"], "0x5208");
+    assert_eq!(receipt["blockHash"], json!(block_hash));
+    assert_eq!(h.ok("eth_getBlockReceipts", json!(["latest"])).await.as_array().unwrap().len(), 1);
+    let mined = h.ok("eth_getTransactionByBlockNumberAndIndex", json!(["0x1", "0x0"])).await;
+    assert_eq!(mined["blockNumber"], "0x1");
+    // The parent was named safe and finalized.
+    assert_eq!(h.ok("eth_getBlockByNumber", json!(["safe", false])).await["number"], "0x0");
+    assert_eq!(h.ok("eth_chainId", json!([])).await, json!(format!("{CHAIN_ID:#x}")));
+    assert_eq!(h.ok("net_version", json!([])).await, json!(CHAIN_ID.to_string()));
+}
+
+#[tokio::test]
+async fn persisted_and_in_memory_blocks_read_alike() {
+    let config = TreeConfig { persistence_threshold: 1, ..TreeConfig::default() };
+    let mut h = Harness::new(config, RpcConfig::default());
+    let bob = Address::repeat_byte(0xb0);
+    let mut hashes = Vec::new();
+    for nonce in 0..4 {
+        let tx = h.kit.transfer(0, nonce, bob, 1);
+        hashes.push(*tx.tx_hash());
+        h.kit.submit(tx);
+        h.mine();
+    }
+    let view = h.ctx.snapshot();
+    assert!(view.persisted.number >= 2, "some blocks persisted: {:?}", view.persisted);
+    assert!(!view.canonical.is_empty(), "some blocks in memory");
+    for (i, hash) in hashes.iter().enumerate() {
+        let receipt = h.ok("eth_getTransactionReceipt", json!([hash])).await;
+        assert_eq!(u64_of(&receipt["blockNumber"]), i as u64 + 1);
+        assert_eq!(
+            h.ok("eth_getBalance", json!([bob, format!("{:#x}", i + 1)])).await,
+            json!(format!("{:#x}", i + 1))
+        );
+    }
+}
+
+#[tokio::test]
+async fn call_revert_estimate_overrides_and_logs() {
+    let mut h = Harness::new(
+        TreeConfig::default(),
+        RpcConfig { max_logs_range: 2, ..RpcConfig::default() },
+    );
+    let deployer = h.kit.keys[0].address();
+    let deploy = h.sign(0, 0, TxKind::Create, test_contract_initcode(), 300_000);
+    h.kit.submit(deploy.clone());
+    h.mine();
+    let receipt = h.ok("eth_getTransactionReceipt", json!([deploy.tx_hash()])).await;
+    let contract: Address = serde_json::from_value(receipt["contractAddress"].clone()).unwrap();
+    assert_eq!(contract, deployer.create(0));
+    assert_ne!(h.ok("eth_getCode", json!([contract, "latest"])).await, "0x");
+
+    // Revert: code 3, geth's message, ABI-encoded reason in data.
+    let e = h.err("eth_call", json!([{"to": contract, "data": "0x01"}, "latest"])).await;
+    assert_eq!(e["code"], 3);
+    assert_eq!(e["message"], "execution reverted: nope");
+    assert!(e["data"].as_str().unwrap().starts_with("0x08c379a0"));
+    assert_eq!(h.ok("eth_call", json!([{"to": contract}, "latest"])).await, "0x");
+    // A state override puts the same code at another address.
+    let code = h.ok("eth_getCode", json!([contract, "latest"])).await;
+    let other = Address::repeat_byte(0x77);
+    let e = h
+        .err(
+            "eth_call",
+            json!([{"to": other, "data": "0x01"}, "latest", {other.to_string(): {"code": code}}]),
+        )
+        .await;
+    assert_eq!(e["code"], 3);
+    // Before the deploy block there is no code: the call succeeds with empty output.
+    assert_eq!(h.ok("eth_call", json!([{"to": contract, "data": "0x01"}, "earliest"])).await, "0x");
+
+    let gas = u64_of(&h.ok("eth_estimateGas", json!([{"from": deployer, "to": contract}])).await);
+    assert!(gas > 21_375 && gas < 30_000, "estimate {gas}");
+    let transfer = u64_of(
+        &h.ok("eth_estimateGas", json!([{"from": deployer, "to": other, "value": "0x1"}])).await,
+    );
+    assert_eq!(transfer, 21_000);
+    let e =
+        h.err("eth_estimateGas", json!([{"from": deployer, "to": contract, "data": "0x01"}])).await;
+    assert_eq!(e["code"], 3);
+
+    // The estimate is enough for a real transaction that logs.
+    let log_tx = h.sign(0, 1, TxKind::Call(contract), Bytes::new(), gas);
+    h.kit.submit(log_tx.clone());
+    let block = h.mine();
+    let receipt = h.ok("eth_getTransactionReceipt", json!([log_tx.tx_hash()])).await;
+    assert_eq!(receipt["status"], "0x1");
+    let logs = h
+        .ok("eth_getLogs", json!([{"fromBlock": "0x1", "toBlock": "latest", "topics": [TOPIC]}]))
+        .await;
+    assert_eq!(logs.as_array().unwrap().len(), 1);
+    assert_eq!(logs[0]["address"], json!(contract));
+    assert_eq!(logs[0]["blockHash"], json!(block));
+    let none =
+        h.ok("eth_getLogs", json!([{"blockHash": block, "topics": [B256::repeat_byte(1)]}])).await;
+    assert_eq!(none, json!([]));
+    let by_address = h.ok("eth_getLogs", json!([{"blockHash": block, "address": contract}])).await;
+    assert_eq!(by_address.as_array().unwrap().len(), 1);
+    let e = h.err("eth_getLogs", json!([{"fromBlock": "0x0", "toBlock": "latest"}])).await;
+    assert_eq!(e["code"], -32005);
+    assert_eq!(e["message"], "query exceeds max block range 2");
+
+    // Access list and traces of the same call.
+    let list = h.ok("eth_createAccessList", json!([{"from": deployer, "to": contract}])).await;
+    assert!(list["gasUsed"].is_string());
+    let trace =
+        h.ok("debug_traceTransaction", json!([log_tx.tx_hash(), {"tracer": "callTracer"}])).await;
+    assert_eq!(trace["to"], json!(contract));
+    assert_eq!(trace["type"], "CALL");
+    let structs =
+        h.ok("debug_traceCall", json!([{"to": contract, "data": "0x01"}, "latest", {}])).await;
+    assert_eq!(structs["failed"], true);
+    assert!(structs["structLogs"].as_array().unwrap().iter().any(|l| l["op"] == "REVERT"));
+}
+
+#[tokio::test]
+async fn pool_errors_and_txpool_namespace() {
+    let h = Harness::new(TreeConfig::default(), RpcConfig::default());
+    let bob = Address::repeat_byte(0xb0);
+    let tx = h.kit.transfer(1, 0, bob, 1);
+    let raw = Bytes::from(tx.encoded_2718());
+    h.ok("eth_sendRawTransaction", json!([raw])).await;
+    let e = h.err("eth_sendRawTransaction", json!([raw])).await;
+    assert_eq!((e["code"].clone(), e["message"].clone()), (json!(-32000), json!("already known")));
+    let e = h.err("eth_sendRawTransaction", json!(["0x02f8"])).await;
+    assert_eq!(e["code"], -32000);
+    assert!(e["message"].as_str().unwrap().starts_with("rlp: "), "{e}");
+    let gap = h.kit.transfer(1, 5, bob, 1);
+    h.ok("eth_sendRawTransaction", json!([Bytes::from(gap.encoded_2718())])).await;
+    let status = h.ok("txpool_status", json!([])).await;
+    assert_eq!(status, json!({"pending": "0x1", "queued": "0x1"}));
+    let content = h.ok("txpool_content", json!([])).await;
+    let sender = h.kit.keys[1].address().to_checksum(None);
+    assert_eq!(content["pending"][&sender]["0"]["hash"], json!(tx.tx_hash()));
+    assert_eq!(content["queued"][&sender]["5"]["hash"], json!(gap.tx_hash()));
+    let inspect = h.ok("txpool_inspect", json!([])).await;
+    assert!(inspect["pending"][&sender]["0"].as_str().unwrap().contains("1 wei"));
+}
+
+#[tokio::test]
+async fn filters_report_new_blocks_logs_and_pending() {
+    let mut h = Harness::new(TreeConfig::default(), RpcConfig::default());
+    let blocks = h.ok("eth_newBlockFilter", json!([])).await;
+    let pending = h.ok("eth_newPendingTransactionFilter", json!([])).await;
+    let logs = h.ok("eth_newFilter", json!([{"topics": [TOPIC]}])).await;
+    let deploy = h.sign(0, 0, TxKind::Create, test_contract_initcode(), 300_000);
+    h.ok("eth_sendRawTransaction", json!([Bytes::from(deploy.encoded_2718())])).await;
+    assert_eq!(h.ok("eth_getFilterChanges", json!([pending])).await, json!([deploy.tx_hash()]));
+    let first = h.mine();
+    let contract = h.kit.keys[0].address().create(0);
+    h.kit.submit(h.sign(0, 1, TxKind::Call(contract), Bytes::new(), 100_000));
+    let second = h.mine();
+    assert_eq!(h.ok("eth_getFilterChanges", json!([blocks])).await, json!([first, second]));
+    assert_eq!(h.ok("eth_getFilterChanges", json!([blocks])).await, json!([]));
+    let changes = h.ok("eth_getFilterChanges", json!([logs])).await;
+    assert_eq!(changes.as_array().unwrap().len(), 1);
+    assert_eq!(h.ok("eth_getFilterChanges", json!([logs])).await, json!([]));
+    assert_eq!(h.ok("eth_getFilterLogs", json!([logs])).await.as_array().unwrap().len(), 1);
+    assert_eq!(h.ok("eth_uninstallFilter", json!([logs])).await, true);
+    assert_eq!(h.ok("eth_uninstallFilter", json!([logs])).await, false);
+    let e = h.err("eth_getFilterChanges", json!([logs])).await;
+    assert_eq!(e["message"], "filter not found");
+}
+
+#[tokio::test]
+async fn fee_methods() {
+    let mut h = Harness::new(TreeConfig::default(), RpcConfig::default());
+    for nonce in 0..3 {
+        h.kit.submit(h.kit.transfer(2, nonce, Address::repeat_byte(1), 1));
+        h.mine();
+    }
+    let history = h.ok("eth_feeHistory", json!(["0x2", "latest", [25.0, 75.0]])).await;
+    assert_eq!(history["oldestBlock"], "0x2");
+    assert_eq!(history["baseFeePerGas"].as_array().unwrap().len(), 3);
+    assert_eq!(history["gasUsedRatio"].as_array().unwrap().len(), 2);
+    assert_eq!(history["reward"][0], json!(["0x3b9aca00", "0x3b9aca00"]));
+    let e = h.err("eth_feeHistory", json!(["0x2", "latest", [75.0, 25.0]])).await;
+    assert_eq!(e["code"], -32602);
+    let tip = u64_of(&h.ok("eth_maxPriorityFeePerGas", json!([])).await);
+    assert_eq!(tip, GWEI as u64);
+    let price = u64_of(&h.ok("eth_gasPrice", json!([])).await);
+    assert!(price > tip);
+    assert_eq!(h.ok("eth_blobBaseFee", json!([])).await, "0x1");
+}
+
+#[tokio::test]
+async fn malformed_requests_get_standard_errors() {
+    let h = Harness::new(TreeConfig::default(), RpcConfig::default());
+    let r = h.call("eth_nope", json!([])).await;
+    assert_eq!(r["error"]["code"], -32601);
+    let r = h.call("eth_getBalance", json!(["0x12", "latest"])).await;
+    assert_eq!(r["error"]["code"], -32602);
+    let r = h.call("eth_getBalance", json!([{"a": 1}])).await;
+    assert_eq!(r["error"]["code"], -32602);
+    let r = h.call("eth_getBlockByNumber", json!(["0xzz", false])).await;
+    assert_eq!(r["error"]["code"], -32602);
+    let r = h.call("eth_sendRawTransaction", json!(["not hex"])).await;
+    assert_eq!(r["error"]["code"], -32602);
+    let r = h.call("web3_sha3", json!(["0x68656c6c6f"])).await;
+    assert_eq!(r["result"], "0x1c8aff950685c2ed4bc3174f3472287b56d9517b9c948127319a09a7a36deac8");
+}
