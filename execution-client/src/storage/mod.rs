@@ -26,8 +26,10 @@
 //! (even `kill -9`) therefore leaves the database at the last fully committed block; MDBX
 //! recovers on the next open without any repair step of ours.
 //!
-//! Several blocks can be persisted together: [`Database::state_root_with_pending`] computes the
-//! root of the tip plus not yet persisted bundles plus a new one, and
+//! Several blocks can be persisted together: [`Database::state_root_over`] computes a block's
+//! root incrementally over the trie updates of the not yet persisted blocks before it
+//! ([`Database::state_root_with_pending`] does the same from their bundles, re-hashing their
+//! keys), and
 //! [`Database::commit_blocks`] writes the blocks (each with its own change sets) and the merged
 //! trie updates in one transaction, so one fsync covers the batch. [`DatabaseConfig`] can turn
 //! the per-commit fsync off for throwaway databases (a process crash still loses nothing
