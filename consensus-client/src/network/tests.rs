@@ -1,0 +1,111 @@
+//! Real libp2p on 127.0.0.1 ephemeral ports: discovery from one bootnode, gossip, direct
+//! messages, and non-validators ignored.
+
+use super::*;
+use crate::types::BlockId;
+use crate::types::message::MAX_BLOCKS_PER_REQUEST;
+
+fn request(byte: u8) -> Message {
+    Message::BlockRequest { id: BlockId::repeat_byte(byte), count: MAX_BLOCKS_PER_REQUEST }
+}
+
+async fn listening(handle: &NetworkHandle) -> Multiaddr {
+    for _ in 0..200 {
+        if let Some(a) = handle.listen_addrs().into_iter().next() {
+            return a.with(Protocol::P2p(handle.peer_id));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no listen address");
+}
+
+async fn recv(rx: &mut mpsc::Receiver<NetEvent>, want: &Message) -> ValidatorIndex {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let ev = tokio::time::timeout_at(deadline, rx.recv()).await.expect("timed out").unwrap();
+        if &ev.message == want {
+            return ev.from;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_validators_find_each_other_from_one_bootnode_and_exchange_messages() {
+    let keys: Vec<Keypair> = (0..4).map(|_| Keypair::generate_ed25519()).collect();
+    let validators: Vec<PeerId> = keys[..3].iter().map(|k| k.public().to_peer_id()).collect();
+    let config = |i: usize, bootnodes: Vec<Multiaddr>| NetworkConfig {
+        keypair: keys[i].clone(),
+        listen_addr: "127.0.0.1".parse().unwrap(),
+        port: 0,
+        bootnodes,
+        validators: validators.clone(),
+        chain_id: 7,
+    };
+    let (h0, mut rx0) = spawn(config(0, vec![])).unwrap();
+    let boot = listening(&h0).await;
+    let (h1, mut rx1) = spawn(config(1, vec![boot.clone()])).unwrap();
+    let (h2, mut rx2) = spawn(config(2, vec![boot.clone()])).unwrap();
+    // Node 3 is not a validator: it may connect, but what it sends is ignored.
+    let (h3, _rx3) = spawn(config(3, vec![boot])).unwrap();
+
+    // Node 1 and node 2 only know the bootnode; they must find each other.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while h1.peer_count() < 2 || h2.peer_count() < 2 {
+        assert!(Instant::now() < deadline, "peers: {} {}", h1.peer_count(), h2.peer_count());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Direct: 2 → 1 without a bootnode-provided address for 1.
+    h2.send(1, request(1));
+    assert_eq!(recv(&mut rx1, &request(1)).await, 2);
+
+    // The non-validator's direct message never arrives; the validator's after it does.
+    h3.send(0, request(3));
+    h1.send(0, request(4));
+    assert_eq!(recv(&mut rx0, &request(4)).await, 1);
+    assert!(rx0.try_recv().is_err(), "nothing else, in particular not node 3's message");
+
+    // Gossip: a timeout from 0 reaches 1 and 2; wait for the mesh, publishing until it lands.
+    let timeout = {
+        use crate::types::{QuorumCert, Signature, Timeout};
+        Message::Timeout(Timeout {
+            round: 9,
+            high_qc: QuorumCert::genesis(BlockId::ZERO),
+            high_tc: None,
+            signer: 0,
+            signature: Signature([5; 64]),
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut got = (false, false);
+    while !(got.0 && got.1) {
+        assert!(Instant::now() < deadline, "gossip not delivered: {got:?}");
+        h0.broadcast(timeout.clone());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        while let Ok(ev) = rx1.try_recv() {
+            got.0 |= ev.message == timeout && ev.from == 0;
+        }
+        while let Ok(ev) = rx2.try_recv() {
+            got.1 |= ev.message == timeout && ev.from == 0;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_lone_validator_publishes_without_peers() {
+    let key = Keypair::generate_ed25519();
+    let (h, _rx) = spawn(NetworkConfig {
+        validators: vec![key.public().to_peer_id()],
+        keypair: key,
+        listen_addr: "127.0.0.1".parse().unwrap(),
+        port: 0,
+        bootnodes: vec![],
+        chain_id: 7,
+    })
+    .unwrap();
+    listening(&h).await;
+    h.broadcast(request(1));
+    h.send(0, request(2));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(h.peer_count(), 0);
+}
