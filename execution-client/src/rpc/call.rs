@@ -158,6 +158,20 @@ impl RpcContext {
         Ok(result.result)
     }
 
+    /// Whether `call` succeeds; a gas limit under the intrinsic cost counts as failure (the
+    /// gas used after refunds can be below it, e.g. EIP-7702 authorizations of existing accounts).
+    fn succeeds<S: DatabaseRef<Error = StorageError> + std::fmt::Debug>(
+        &self,
+        state: S,
+        call: &PreparedCall,
+    ) -> RpcResult<bool> {
+        match self.run_call(state, call) {
+            Ok(result) => Ok(result.is_success()),
+            Err(RpcError::Execution(_)) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
     /// `eth_call`: the output, or the revert as error code 3.
     pub(crate) fn call<S: DatabaseRef<Error = StorageError> + std::fmt::Debug>(
         &self,
@@ -219,7 +233,7 @@ impl RpcContext {
         let optimistic = used.saturating_add(2_300).saturating_mul(64) / 63;
         if optimistic < hi {
             call.tx.gas_limit = optimistic;
-            if self.run_call(&state, &call)?.is_success() {
+            if self.succeeds(&state, &call)? {
                 hi = optimistic;
             } else {
                 lo = optimistic;
@@ -228,7 +242,7 @@ impl RpcContext {
         while lo + 1 < hi {
             let mid = lo + (hi - lo) / 2;
             call.tx.gas_limit = mid;
-            if self.run_call(&state, &call)?.is_success() {
+            if self.succeeds(&state, &call)? {
                 hi = mid;
             } else {
                 lo = mid;
