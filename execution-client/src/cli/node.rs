@@ -107,7 +107,7 @@ async fn run_async(args: &NodeArgs) -> eyre::Result<()> {
             ..PoolConfig::default()
         },
         jobs: JobConfig::default(),
-        dev: args.dev.then(|| dev::DevConfig {
+        dev: args.dev.then_some(dev::DevConfig {
             block_time: args.dev_block_time,
             fee_recipient: Address::ZERO,
         }),

@@ -32,7 +32,7 @@ pub struct EngineStopped;
 pub type FcuReply = Result<(ForkchoiceOutcome, Option<BuildTarget>), TreeError>;
 
 enum Request {
-    NewPayload { block: SealedBlock, reply: oneshot::Sender<Result<PayloadStatus, TreeError>> },
+    NewPayload { block: Box<SealedBlock>, reply: oneshot::Sender<Result<PayloadStatus, TreeError>> },
     ForkchoiceUpdated { state: ForkchoiceState, build: bool, reply: oneshot::Sender<FcuReply> },
     InsertBuilt { block: Arc<ExecutedBlock> },
     Block { hash: B256, reply: oneshot::Sender<Result<Option<SealedBlock>, TreeError>> },
@@ -64,7 +64,9 @@ impl EngineHandle {
         block: SealedBlock,
     ) -> Result<Result<PayloadStatus, TreeError>, EngineStopped> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Request::NewPayload { block, reply }).map_err(|_| EngineStopped)?;
+        self.tx
+            .send(Request::NewPayload { block: Box::new(block), reply })
+            .map_err(|_| EngineStopped)?;
         rx.await.map_err(|_| EngineStopped)
     }
 
@@ -135,7 +137,7 @@ impl Engine {
     fn handle(&mut self, request: Request) {
         match request {
             Request::NewPayload { block, reply } => {
-                let _ = reply.send(self.tree.new_payload(block));
+                let _ = reply.send(self.tree.new_payload(*block));
             }
             Request::ForkchoiceUpdated { state, build, reply } => {
                 let result = self.tree.fork_choice_updated(state).map(|outcome| {
