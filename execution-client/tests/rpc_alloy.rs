@@ -1,6 +1,8 @@
 //! The JSON-RPC server of a real node (engine thread, pool, payload jobs, dev block producer)
 //! driven by alloy's provider and local signer, over HTTP and WS, plus raw HTTP bodies.
 
+#![allow(clippy::unwrap_used)]
+
 use std::{sync::Arc, time::Duration};
 
 use alloy_eips::{eip2930::AccessList, eip7702::Authorization};

@@ -43,7 +43,7 @@ pub enum Command {
     /// Export canonical blocks to an RLP file (concatenated blocks).
     Export(export::ExportArgs),
     /// Run the node: Engine API (JWT), transaction pool, and in --dev mode its own block producer.
-    Node(node::NodeArgs),
+    Node(Box<node::NodeArgs>),
 }
 
 /// Parses the command line and runs the chosen command.

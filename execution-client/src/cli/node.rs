@@ -16,6 +16,7 @@ use crate::{
     fork_choice::TreeConfig,
     node::{self, NodeConfig, dev},
     payload_builder::job::JobConfig,
+    rpc::{RpcArgs, RpcContext, start_http_ws},
     storage::{self, Database},
     txpool::PoolConfig,
 };
@@ -53,6 +54,9 @@ pub struct NodeArgs {
     /// Most transactions the pool holds.
     #[arg(long = "txpool.max-count", default_value_t = 20_000)]
     pub pool_max_count: usize,
+    /// Public JSON-RPC (HTTP and WS).
+    #[command(flatten)]
+    pub rpc: RpcArgs,
     /// Metrics.
     #[command(flatten)]
     pub metrics: MetricsArgs,
@@ -114,8 +118,17 @@ async fn run_async(args: &NodeArgs) -> eyre::Result<()> {
     };
     info!(chain_id = config.spec.chain_id(), genesis = %config.spec.genesis_hash(), datadir = %datadir.display(), "starting tandem-el");
     let running = node::launch(config).await?;
+    let rpc = Arc::new(RpcContext::from_node(&running.handle, args.rpc.config()));
+    let servers = match start_http_ws(rpc, args.rpc.http_server(), args.rpc.ws_server()).await {
+        Ok(servers) => servers,
+        Err(e) => {
+            running.shutdown().await;
+            return Err(e.into());
+        }
+    };
     let signal = shutdown_signal().await;
     info!(signal, "shutting down");
+    servers.stop();
     running.shutdown().await;
     Ok(())
 }
