@@ -320,9 +320,12 @@ pub(crate) fn register(
                         }
                     }
                     "newPendingTransactions" => {
+                        // `true` as second parameter asks for whole transactions (geth, reth).
+                        let full: Option<bool> = seq.optional_next().unwrap_or(None);
                         let rx = c.pending_txs.subscribe();
                         if let Ok(sink) = pending.accept().await {
-                            follow_pending(sink, rx).await;
+                            let pool = full.unwrap_or(false).then(|| c.pool.clone());
+                            follow_pending(sink, rx, pool).await;
                         }
                     }
                     other => {
@@ -394,8 +397,13 @@ async fn follow_chain(
     }
 }
 
-/// Sends the hash of each transaction accepted into the pool.
-async fn follow_pending(sink: jsonrpsee::SubscriptionSink, mut rx: broadcast::Receiver<TxHash>) {
+/// Sends the hash (or, given the pool, the whole transaction) of each transaction accepted into
+/// the pool.
+async fn follow_pending(
+    sink: jsonrpsee::SubscriptionSink,
+    mut rx: broadcast::Receiver<TxHash>,
+    pool: Option<crate::txpool::SharedPool>,
+) {
     loop {
         let hash: B256 = tokio::select! {
             _ = sink.closed() => return,
@@ -405,7 +413,17 @@ async fn follow_pending(sink: jsonrpsee::SubscriptionSink, mut rx: broadcast::Re
                 Err(RecvError::Closed) => return,
             },
         };
-        let Ok(raw) = serde_json::value::to_raw_value(&hash) else { continue };
+        let raw = match &pool {
+            None => serde_json::value::to_raw_value(&hash),
+            Some(pool) => {
+                // Gone already (mined or replaced): nothing to show.
+                let Some(tx) = pool.read().get(&hash) else { continue };
+                serde_json::value::to_raw_value(&super::convert::rpc_pending_transaction(
+                    &tx.tx, tx.sender,
+                ))
+            }
+        };
+        let Ok(raw) = raw else { continue };
         if sink.send(SubscriptionMessage::from(raw)).await.is_err() {
             return;
         }

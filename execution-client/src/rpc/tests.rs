@@ -370,3 +370,123 @@ async fn malformed_requests_get_standard_errors() {
     let r = h.call("web3_sha3", json!(["0x68656c6c6f"])).await;
     assert_eq!(r["result"], "0x1c8aff950685c2ed4bc3174f3472287b56d9517b9c948127319a09a7a36deac8");
 }
+
+#[tokio::test]
+async fn limits_give_clear_errors() {
+    let config = RpcConfig {
+        evm_timeout: std::time::Duration::from_nanos(1),
+        max_logs: 0,
+        max_filters: 1,
+        ..RpcConfig::default()
+    };
+    let mut h = Harness::new(TreeConfig::default(), config);
+    let deploy = h.sign(0, 0, TxKind::Create, test_contract_initcode(), 300_000);
+    h.kit.submit(deploy);
+    h.mine();
+    let contract = h.kit.keys[0].address().create(0);
+    h.kit.submit(h.sign(0, 1, TxKind::Call(contract), Bytes::new(), 100_000));
+    h.mine();
+    // EVM time-out: the caller gets an error at the deadline, not a stalled request.
+    // An endless loop (JUMPDEST PUSH1 0 JUMP) placed by a state override runs until the gas cap
+    // (50M gas, tens of milliseconds): far past the deadline.
+    let looping = Address::repeat_byte(0x10);
+    let overrides = json!({looping.to_string(): {"code": "0x5b600056"}});
+    let e = h.err("eth_call", json!([{"to": looping}, "latest", overrides])).await;
+    assert!(e["message"].as_str().unwrap().starts_with("execution aborted (timeout"), "{e}");
+    // Result-size cap of eth_getLogs.
+    let e = h.err("eth_getLogs", json!([{"fromBlock": "0x0", "topics": [TOPIC]}])).await;
+    assert_eq!(e["code"], -32005);
+    assert_eq!(e["message"], "query exceeds max results 0");
+    // Filter count cap.
+    h.ok("eth_newBlockFilter", json!([])).await;
+    let e = h.err("eth_newBlockFilter", json!([])).await;
+    assert_eq!(e["code"], -32005);
+}
+
+#[tokio::test]
+async fn gas_cap_bounds_calls() {
+    let mut h =
+        Harness::new(TreeConfig::default(), RpcConfig { gas_cap: 30_000, ..RpcConfig::default() });
+    let deploy = h.sign(0, 0, TxKind::Create, test_contract_initcode(), 300_000);
+    h.kit.submit(deploy);
+    h.mine();
+    let contract = h.kit.keys[0].address().create(0);
+    // The logging call needs ~22k gas: within the cap it runs, a loop of them cannot exceed it.
+    assert_eq!(h.ok("eth_call", json!([{"to": contract, "gas": "0xffffffff"}])).await, "0x");
+    let e = h
+        .err(
+            "eth_estimateGas",
+            json!([{"to": contract, "data": "0x", "gas": "0x5208", "value": "0x0"}]),
+        )
+        .await;
+    assert!(e["message"].as_str().unwrap().contains("gas required exceeds allowance"), "{e}");
+}
+
+#[tokio::test]
+async fn pending_transaction_subscriptions_send_hashes_and_full_transactions() {
+    let h = Harness::new(TreeConfig::default(), RpcConfig::default());
+    let mut hashes =
+        h.module.subscribe_unbounded("eth_subscribe", ["newPendingTransactions"]).await.unwrap();
+    let mut full = h
+        .module
+        .subscribe_unbounded("eth_subscribe", (String::from("newPendingTransactions"), true))
+        .await
+        .unwrap();
+    let tx = h.kit.transfer(3, 0, Address::repeat_byte(1), 1);
+    h.ok("eth_sendRawTransaction", json!([Bytes::from(tx.encoded_2718())])).await;
+    let (hash, _) = hashes.next::<B256>().await.unwrap().unwrap();
+    assert_eq!(hash, *tx.tx_hash());
+    let (whole, _) = full.next::<Value>().await.unwrap().unwrap();
+    assert_eq!(whole["hash"], json!(tx.tx_hash()));
+    assert_eq!(whole["from"], json!(h.kit.keys[3].address()));
+    let r = h.call("eth_subscribe", json!(["nope"])).await;
+    assert_eq!(r["error"]["code"], -32602);
+}
+
+#[test]
+fn rpc_args_parse_like_reth() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        rpc: super::RpcArgs,
+    }
+    let cli = Cli::parse_from([
+        "x",
+        "--http",
+        "--http.port",
+        "9545",
+        "--http.api",
+        "eth,debug",
+        "--http.vhosts",
+        "localhost,example.org",
+        "--http.corsdomain",
+        "*",
+        "--ws",
+        "--rpc.gascap",
+        "1000000",
+        "--rpc.evmtimeout",
+        "250ms",
+        "--rpc.max-logs-range",
+        "50",
+    ]);
+    let http = cli.rpc.http_server().unwrap();
+    assert_eq!(http.addr.to_string(), "127.0.0.1:9545");
+    assert_eq!(http.apis, ["eth", "debug"]);
+    assert_eq!(http.vhosts, ["localhost", "example.org"]);
+    assert_eq!(cli.rpc.ws_server().unwrap().addr.to_string(), "127.0.0.1:8546");
+    let config = cli.rpc.config();
+    assert_eq!((config.gas_cap, config.max_logs_range), (1_000_000, 50));
+    assert_eq!(config.evm_timeout, std::time::Duration::from_millis(250));
+    assert!(Cli::try_parse_from(["x", "--rpc.evmtimeout", "soon"]).is_err());
+}
+
+#[test]
+fn api_selection_keeps_only_named_namespaces() {
+    let h = Harness::new(TreeConfig::default(), RpcConfig::default());
+    let module = super::select_apis(eth_module(h.ctx.clone()), &["net".into()]).unwrap();
+    let names: Vec<_> = module.method_names().collect();
+    assert!(names.contains(&"net_version"));
+    assert!(!names.iter().any(|n| n.starts_with("eth_") || n.starts_with("debug_")));
+    assert!(super::select_apis(eth_module(h.ctx.clone()), &["admin".into()]).is_err());
+}
