@@ -274,6 +274,23 @@ async fn raw_http_bodies_get_standard_errors_and_limits_hold() {
     let (status, _) = node.raw(&big).await;
     assert_eq!(status, 413);
 
+    // Garbage that is not HTTP, and a request whose body never arrives in full, over raw TCP:
+    // neither brings the server down nor holds up the next request.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = node.http.trim_start_matches("http://").to_string();
+        let mut garbage = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        garbage.write_all(b"\x00\x01\x02 hello\r\n\r\n").await.unwrap();
+        let mut sink = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), garbage.read_to_end(&mut sink)).await;
+        let mut truncated = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        truncated
+            .write_all(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"jsonrpc\":")
+            .await
+            .unwrap();
+        drop(truncated);
+    }
+
     // The server still answers after all of that.
     let (_, body) = node.raw(&call.to_string()).await;
     assert_eq!(parse(&body)["result"], "0x0");
