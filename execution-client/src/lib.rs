@@ -10,6 +10,7 @@ pub mod fixtures;
 pub mod fork_choice;
 pub mod import;
 pub mod node;
+pub mod p2p;
 pub mod payload_builder;
 pub mod rpc;
 pub mod state_root;
