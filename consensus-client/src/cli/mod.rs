@@ -29,6 +29,56 @@ pub enum Command {
     /// Key management.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Run a validator: consensus over libp2p, driving an EL over the Engine API.
+    Node(Box<NodeArgs>),
+}
+
+/// `tandem-cl node`.
+#[derive(Debug, clap::Args)]
+pub struct NodeArgs {
+    /// Consensus data directory.
+    #[arg(long = "datadir", value_name = "DIR")]
+    pub datadir: PathBuf,
+    /// Consensus genesis file.
+    #[arg(long = "genesis", value_name = "FILE")]
+    pub genesis: PathBuf,
+    /// Validator key file.
+    #[arg(long = "validator-key", value_name = "FILE")]
+    pub validator_key: PathBuf,
+    /// libp2p key file (default: DATADIR/p2p.key, created if missing).
+    #[arg(long = "p2p.key", value_name = "FILE")]
+    pub p2p_key: Option<PathBuf>,
+    /// Engine API URL of the execution client.
+    #[arg(long = "engine", default_value = "http://127.0.0.1:8551")]
+    pub engine: String,
+    /// JWT secret shared with the execution client.
+    #[arg(long = "jwt-secret", value_name = "FILE")]
+    pub jwt_secret: PathBuf,
+    /// p2p listen address.
+    #[arg(long = "p2p.addr", default_value = "0.0.0.0")]
+    pub p2p_addr: std::net::IpAddr,
+    /// p2p TCP port.
+    #[arg(long = "p2p.port", default_value_t = 9000)]
+    pub p2p_port: u16,
+    /// Bootnodes, comma-separated multiaddrs with /p2p/<peer id>.
+    #[arg(long = "bootnodes", value_delimiter = ',')]
+    pub bootnodes: Vec<libp2p::Multiaddr>,
+    /// Fee recipient of the blocks this validator builds.
+    #[arg(long = "fee-recipient", default_value = "0x0000000000000000000000000000000000000000")]
+    pub fee_recipient: alloy_primitives::Address,
+    /// Minimum interval between proposals (default 200ms; chains without subSecondBlocks
+    /// are paced at one block per second by the timestamps anyway).
+    #[arg(long = "block-time", value_parser = humantime::parse_duration, default_value = "200ms")]
+    pub block_time: std::time::Duration,
+    /// Status endpoint port (/status, /health); off when absent.
+    #[arg(long = "http.port")]
+    pub http_port: Option<u16>,
+    /// Status endpoint address.
+    #[arg(long = "http.addr", default_value = "127.0.0.1")]
+    pub http_addr: std::net::IpAddr,
+    /// Metrics.
+    #[command(flatten)]
+    pub metrics: tandem_shared::metrics::MetricsArgs,
 }
 
 /// `tandem-cl testnet`.
@@ -82,7 +132,34 @@ pub fn run() -> eyre::Result<()> {
             println!("peer id:       {}", k.peer_id);
             Ok(())
         }
+        Command::Node(args) => node(*args),
     }
+}
+
+fn node(args: NodeArgs) -> eyre::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().wrap_err("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let _metrics = match args.metrics.metrics {
+            Some(addr) => Some(tandem_shared::metrics::serve(addr).await?),
+            None => None,
+        };
+        let config = crate::node::service::NodeConfig {
+            p2p_key: args.p2p_key.unwrap_or_else(|| args.datadir.join(crate::keys::P2P_KEY_FILE)),
+            datadir: args.datadir,
+            genesis: args.genesis,
+            validator_key: args.validator_key,
+            engine: args.engine,
+            jwt_secret: args.jwt_secret,
+            p2p_addr: args.p2p_addr,
+            p2p_port: args.p2p_port,
+            bootnodes: args.bootnodes,
+            fee_recipient: args.fee_recipient,
+            block_time: args.block_time,
+            http: args.http_port.map(|p| std::net::SocketAddr::new(args.http_addr, p)),
+        };
+        crate::node::service::run(config, tandem_shared::signal::shutdown_signal()).await?;
+        Ok(())
+    })
 }
 
 fn testnet(args: TestnetArgs) -> eyre::Result<()> {

@@ -6,6 +6,13 @@
 //! stop the validator, because a vote or timeout whose safety record is not on disk could be
 //! contradicted after a crash. The I/O side (network, timers, the EL) sits behind [`Effects`],
 //! which the networking and Engine API layers implement.
+//!
+//! [`service`] is the running node built on this contract, [`executor`] the task that owns the
+//! EL connection, [`status`] the `/status` and `/health` endpoint.
+
+pub mod executor;
+pub mod service;
+pub mod status;
 
 use crate::core::{Action, Evidence, Timer};
 use crate::storage::{Storage, StorageError};
@@ -59,7 +66,10 @@ pub fn perform(
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod contract_tests {
     use super::*;
     use crate::core::{PersistOp, Recovery};
     use crate::safety_rules::SafetyData;

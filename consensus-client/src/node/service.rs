@@ -1,0 +1,387 @@
+//! The running node: start-up checks, EL reconciliation, and the loop that feeds the core and
+//! performs its actions.
+//!
+//! Start-up, in order: read the consensus genesis and keys; open the MDBX data dir (refusing
+//! another chain's); wait for the EL (`exchangeCapabilities`, retried until it answers or the
+//! node is asked to stop); refuse an EL whose block 0 is not the genesis'; replay into the EL
+//! the committed blocks it lost ([`reconcile`]); start libp2p; build the core from storage and
+//! feed `Event::Start`. The loop then takes network messages, EL answers and timers, one at a
+//! time, and performs the resulting actions with [`super::perform`] (persist before send). A
+//! storage failure stops the node. SIGTERM/SIGINT stop it cleanly between two events.
+
+use super::executor::{self, ElRequest, ExecutorConfig};
+use super::{Effects, perform};
+use crate::block_store::ChainWalk;
+use crate::core::{Action, Core, CoreParams, Event, Evidence, Recovery, Timer};
+use crate::crypto::{Ed25519Verifier, Signer};
+use crate::engine_client::{EngineClient, EngineConfig, EngineError};
+use crate::genesis::ConsensusGenesis;
+use crate::leader::RoundRobin;
+use crate::network::{self, NetworkConfig, NetworkHandle};
+use crate::storage::{ChainMeta, MdbxStorage, Storage};
+use crate::types::{Block, BlockId, Message, Payload, PayloadAttributes, Round, ValidatorIndex};
+use alloy_primitives::{Address, B256};
+use alloy_rpc_types_engine::{ForkchoiceState, PayloadStatusEnum};
+use libp2p::Multiaddr;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::{error, info, instrument, warn};
+
+/// Everything the node is started with.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Consensus data dir.
+    pub datadir: PathBuf,
+    /// Consensus genesis file.
+    pub genesis: PathBuf,
+    /// Validator key file.
+    pub validator_key: PathBuf,
+    /// libp2p key file (created if missing).
+    pub p2p_key: PathBuf,
+    /// Engine API URL.
+    pub engine: String,
+    /// JWT secret file.
+    pub jwt_secret: PathBuf,
+    /// p2p listen address.
+    pub p2p_addr: IpAddr,
+    /// p2p port.
+    pub p2p_port: u16,
+    /// Bootnodes.
+    pub bootnodes: Vec<Multiaddr>,
+    /// Fee recipient of built payloads.
+    pub fee_recipient: Address,
+    /// Minimum interval between proposals.
+    pub block_time: Duration,
+    /// Status endpoint address.
+    pub http: Option<SocketAddr>,
+}
+
+/// What `/status` reports.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Status {
+    /// Current round.
+    pub round: Round,
+    /// Committed height.
+    pub committed_height: u64,
+    /// Committed block id.
+    pub committed_id: BlockId,
+    /// Payload hash of the newest certified block the EL was told about.
+    pub head: B256,
+    /// Connected peers.
+    pub peers: usize,
+    /// What the EL last answered.
+    pub el: String,
+    /// This validator's index.
+    pub validator: ValidatorIndex,
+}
+
+/// Why the node stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Start-up configuration problem.
+    #[error("{0}")]
+    Config(String),
+    /// Engine API failure at start.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Storage failure.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    /// Network start failure.
+    #[error(transparent)]
+    Network(#[from] network::NetworkError),
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+struct NodeEffects {
+    net: NetworkHandle,
+    el: mpsc::UnboundedSender<ElRequest>,
+    timers: BTreeMap<(u64, u64), Timer>,
+    seq: u64,
+    head: B256,
+    fed: std::collections::VecDeque<B256>,
+}
+
+impl Effects for NodeEffects {
+    fn send(&mut self, to: ValidatorIndex, message: Message) {
+        self.net.send(to, message);
+    }
+    fn broadcast(&mut self, message: Message) {
+        self.net.broadcast(message);
+    }
+    fn set_timer(&mut self, timer: Timer, at_ms: u64) {
+        self.seq += 1;
+        self.timers.insert((at_ms, self.seq), timer);
+    }
+    fn build_payload(&mut self, round: Round, attributes: PayloadAttributes) {
+        let _ = self.el.send(ElRequest::Build { round, attributes });
+    }
+    fn validate_payload(&mut self, block_id: BlockId, payload: Payload) {
+        let _ = self.el.send(ElRequest::Validate { block_id, payload });
+    }
+    fn commit(&mut self, block_id: BlockId, block: Block) {
+        info!(height = block.height(), round = block.round, %block_id,
+            hash = %block.payload.block_hash, "committed");
+        let _ = self.el.send(ElRequest::Commit { block: Box::new(block) });
+    }
+    fn fork_choice(&mut self, head: B256, finalized: B256) {
+        self.head = head;
+        let _ = self.el.send(ElRequest::ForkChoice { head, finalized });
+    }
+    fn evidence(&mut self, evidence: Evidence) {
+        warn!(?evidence, "equivocation evidence");
+    }
+}
+
+/// The committed chain in height order (genesis excluded), from a recovery.
+pub fn committed_chain(recovery: &Recovery) -> Vec<Block> {
+    let Some(tip) = recovery.committed else { return Vec::new() };
+    let by_id: HashMap<BlockId, &Block> = recovery.blocks.iter().map(|b| (b.id(), b)).collect();
+    let mut out = Vec::new();
+    let mut cur = tip;
+    while let Some(b) = by_id.get(&cur) {
+        if b.height() == 0 {
+            break;
+        }
+        out.push((*b).clone());
+        cur = b.parent_id;
+    }
+    out.reverse();
+    out
+}
+
+/// Replays into the EL the committed blocks above its head, then points its fork choice at
+/// the committed tip.
+#[instrument(skip_all)]
+pub async fn reconcile(engine: &EngineClient, chain: &[Block]) -> Result<(), EngineError> {
+    let Some(tip) = chain.last() else { return Ok(()) };
+    let (el_number, el_hash) = engine.latest_block().await?;
+    let replay: Vec<&Block> = chain.iter().filter(|b| b.height() > el_number).collect();
+    if !replay.is_empty() {
+        info!(el_head = el_number, %el_hash, committed = tip.height(), blocks = replay.len(),
+            "replaying committed blocks the execution client lost");
+    }
+    for b in replay {
+        let status = engine.new_payload(&b.payload).await?;
+        if status.status != PayloadStatusEnum::Valid {
+            warn!(height = b.height(), status = status.status.as_str(), "replay not accepted");
+        }
+    }
+    let h = tip.payload.block_hash;
+    let state = ForkchoiceState { head_block_hash: h, safe_block_hash: h, finalized_block_hash: h };
+    engine.forkchoice_updated(state, tip.payload.timestamp, None).await?;
+    Ok(())
+}
+
+/// Runs the node until `shutdown` resolves or a fatal error.
+pub async fn run(
+    config: NodeConfig,
+    shutdown: impl std::future::Future<Output = &'static str>,
+) -> Result<(), NodeError> {
+    let cfg_err = |e: String| NodeError::Config(e);
+    let genesis =
+        ConsensusGenesis::from_file(&config.genesis).map_err(|e| cfg_err(e.to_string()))?;
+    let signer = crate::keys::read_validator_key(&config.validator_key)
+        .map_err(|e| cfg_err(e.to_string()))?;
+    let me = genesis.index_of(&signer.public_key()).ok_or_else(|| {
+        cfg_err(format!(
+            "validator key {} is not in the consensus genesis (followers are not supported yet)",
+            config.validator_key.display()
+        ))
+    })?;
+    let p2p_key = if config.p2p_key.exists() {
+        crate::keys::read_p2p_key(&config.p2p_key)
+    } else {
+        crate::keys::write_new_seed(&config.p2p_key).map(crate::keys::p2p_keypair)
+    }
+    .map_err(|e| cfg_err(e.to_string()))?;
+    let validators = Arc::new(genesis.validator_set().map_err(|e| cfg_err(e.to_string()))?);
+    let peer_ids = genesis
+        .validators
+        .iter()
+        .map(|v| v.peer_id.parse().map_err(|e| cfg_err(format!("peer id {}: {e}", v.peer_id))))
+        .collect::<Result<Vec<libp2p::PeerId>, _>>()?;
+    let genesis_block = genesis.block();
+    let meta = ChainMeta { chain_id: genesis.chain_id, genesis_id: genesis_block.id() };
+    let mut storage = MdbxStorage::open(&config.datadir.join("consensus"), meta)?;
+    let recovery = storage.load()?;
+
+    let jwt =
+        tandem_shared::jwt::read_secret(&config.jwt_secret).map_err(|e| cfg_err(e.to_string()))?;
+    let engine = EngineClient::new(EngineConfig::new(config.engine.clone(), jwt, genesis.forks))?;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            signal = &mut shutdown => {
+                info!(signal, "stopping before the execution client answered");
+                return Ok(());
+            }
+            r = engine.exchange_capabilities(tandem_shared::jwt::unix_now()) => match r {
+                Ok(_) => break,
+                Err(e @ (EngineError::MissingCapabilities { .. } | EngineError::Rpc { .. })) => return Err(e.into()),
+                Err(e) => {
+                    warn!("waiting for the execution client at {}: {e}", config.engine);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+    engine.check_genesis(genesis.el_genesis_hash).await?;
+    let chain = recovery.as_ref().map(committed_chain).unwrap_or_default();
+    reconcile(&engine, &chain).await?;
+    let finalized = chain.last().map_or(genesis.el_genesis_hash, |b| b.payload.block_hash);
+
+    let (net, mut net_rx) = network::spawn(NetworkConfig {
+        keypair: p2p_key,
+        listen_addr: config.p2p_addr,
+        port: config.p2p_port,
+        bootnodes: config.bootnodes.clone(),
+        validators: peer_ids,
+        chain_id: genesis.chain_id,
+    })?;
+    let (ev_tx, mut ev_rx) = mpsc::channel(1024);
+    let el = executor::spawn(
+        engine.clone(),
+        ExecutorConfig {
+            fee_recipient: config.fee_recipient,
+            block_time: config.block_time,
+            finalized,
+        },
+        ev_tx,
+    );
+    let verifier = Ed25519Verifier::new(validators.iter().map(|v| &v.public_key))
+        .map_err(|e| cfg_err(e.to_string()))?;
+    let mut core = Core::new(
+        CoreParams {
+            config: genesis.core_config(),
+            me,
+            validators: validators.clone(),
+            signer: Box::new(signer),
+            verifier: Arc::new(verifier),
+            election: Box::new(RoundRobin::new(validators.len())),
+            genesis: genesis_block,
+        },
+        recovery,
+    )
+    .map_err(|e| cfg_err(e.to_string()))?;
+
+    let status = Arc::new(Mutex::new(Status { validator: me, ..Status::default() }));
+    let _status_server = match config.http {
+        Some(addr) => Some(
+            super::status::serve(addr, status.clone())
+                .await
+                .map_err(|e| cfg_err(format!("cannot serve status on {addr}: {e}")))?,
+        ),
+        None => None,
+    };
+    let mut fx = NodeEffects {
+        net: net.clone(),
+        el,
+        timers: BTreeMap::new(),
+        seq: 0,
+        head: finalized,
+        fed: Default::default(),
+    };
+    info!(validator = me, round = core.round(), committed = core.committed_height(),
+        peer_id = %net.peer_id, "consensus starting");
+    let actions = core.handle(now_ms(), Event::Start);
+    step(&core, actions, &mut storage, &mut fx)?;
+    loop {
+        let next_timer = fx.timers.keys().next().map(|(at, _)| *at);
+        let sleep = tokio::time::sleep(Duration::from_millis(
+            next_timer.map_or(1_000, |at| at.saturating_sub(now_ms())),
+        ));
+        let event = tokio::select! {
+            signal = &mut shutdown => {
+                info!(signal, round = core.round(), committed = core.committed_height(), "stopping");
+                return Ok(());
+            }
+            Some(ev) = net_rx.recv() => Event::Message { from: ev.from, message: ev.message },
+            Some(ev) = ev_rx.recv() => ev,
+            _ = sleep => {
+                let now = now_ms();
+                let due: Vec<(u64, u64)> = fx.timers.range(..=(now, u64::MAX)).map(|(k, _)| *k).collect();
+                for key in due {
+                    if let Some(timer) = fx.timers.remove(&key) {
+                        let actions = core.handle(now_ms(), Event::Timer(timer));
+                        step(&core, actions, &mut storage, &mut fx)?;
+                    }
+                }
+                update_status(&status, &core, &fx, &engine);
+                continue;
+            }
+        };
+        let actions = core.handle(now_ms(), event);
+        step(&core, actions, &mut storage, &mut fx)?;
+        update_status(&status, &core, &fx, &engine);
+    }
+}
+
+/// Before a build or a fork-choice update, sends the EL the certified, uncommitted ancestors
+/// it may lack (blocks the core fetched without executor validation).
+fn feed(core: &Core, actions: &[Action], fx: &mut NodeEffects) {
+    let mut tips = Vec::new();
+    for a in actions {
+        match a {
+            Action::BuildPayload { attributes, .. } => {
+                tips.push(attributes.parent_beacon_block_root)
+            }
+            Action::ForkChoice { .. } => tips.push(core.safety_data().high_qc.block_id),
+            _ => {}
+        }
+    }
+    for tip in tips {
+        let ChainWalk::Complete(ids) = core.block_store().walk_to_committed(tip) else {
+            continue;
+        };
+        let payloads: Vec<Payload> = ids
+            .iter()
+            .filter_map(|id| core.block_store().get(id))
+            .map(|b| b.payload.clone())
+            .filter(|p| !fx.fed.contains(&p.block_hash))
+            .collect();
+        if payloads.is_empty() {
+            continue;
+        }
+        for p in &payloads {
+            if fx.fed.len() >= 256 {
+                fx.fed.pop_front();
+            }
+            fx.fed.push_back(p.block_hash);
+        }
+        let _ = fx.el.send(ElRequest::Feed { payloads });
+    }
+}
+
+fn step(
+    core: &Core,
+    actions: Vec<Action>,
+    storage: &mut MdbxStorage,
+    fx: &mut NodeEffects,
+) -> Result<(), NodeError> {
+    feed(core, &actions, fx);
+    perform(actions, storage, fx).map_err(|e| {
+        error!("storage failed, stopping the validator: {e}");
+        NodeError::Storage(e)
+    })
+}
+
+fn update_status(status: &Mutex<Status>, core: &Core, fx: &NodeEffects, engine: &EngineClient) {
+    if let Ok(mut s) = status.lock() {
+        s.round = core.round();
+        s.committed_height = core.committed_height();
+        s.committed_id = core.committed_id();
+        s.head = fx.head;
+        s.peers = fx.net.peer_count();
+        s.el = engine.el_state().as_str().to_string();
+    }
+}

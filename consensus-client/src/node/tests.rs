@@ -1,0 +1,315 @@
+//! The node end to end inside one process: four validators over real libp2p on loopback, each
+//! driving its own in-process mock EL through the real Engine API client. The mock EL is a toy
+//! chain (hash = SHA-256 of parent, number, timestamp, randao) that answers `SYNCING` for an
+//! unknown parent, like a real EL.
+
+use super::service::{NodeConfig, run};
+use crate::crypto::{Ed25519Signer, Signer};
+use crate::engine_client::{EngineFork, ForkSchedule};
+use crate::genesis::{ConsensusGenesis, GenesisValidator};
+use alloy_primitives::{Address, B256, Bloom, Bytes as ABytes, U256};
+use alloy_rpc_types_engine::{ExecutionPayloadV1, ExecutionPayloadV2, ExecutionPayloadV3};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+const GENESIS_HASH: B256 = B256::repeat_byte(0x61);
+
+#[derive(Default)]
+struct Chain {
+    blocks: HashMap<B256, (u64, B256)>,
+    built: HashMap<String, ExecutionPayloadV3>,
+    head: B256,
+    finalized: B256,
+    next_id: u64,
+}
+
+impl Chain {
+    fn new() -> Self {
+        let mut c = Self { head: GENESIS_HASH, finalized: GENESIS_HASH, ..Self::default() };
+        c.blocks.insert(GENESIS_HASH, (0, B256::ZERO));
+        c
+    }
+    fn finalized_number(&self) -> u64 {
+        self.blocks.get(&self.finalized).map_or(0, |b| b.0)
+    }
+}
+
+fn status(s: &str) -> Value {
+    json!({"status": s, "latestValidHash": null, "validationError": null})
+}
+
+fn handle(chain: &Mutex<Chain>, method: &str, params: &Value) -> Value {
+    let mut c = chain.lock().unwrap();
+    match method {
+        "engine_exchangeCapabilities" => json!(EngineFork::all_methods()),
+        "eth_getBlockByNumber" => {
+            let (hash, number) = if params[0] == "0x0" {
+                (GENESIS_HASH, 0)
+            } else {
+                (c.finalized, c.finalized_number())
+            };
+            json!({"hash": hash, "number": format!("{number:#x}")})
+        }
+        "engine_forkchoiceUpdatedV3" => {
+            let head: B256 = serde_json::from_value(params[0]["headBlockHash"].clone()).unwrap();
+            let fin: B256 =
+                serde_json::from_value(params[0]["finalizedBlockHash"].clone()).unwrap();
+            let Some(&(number, _)) = c.blocks.get(&head) else {
+                return json!({"payloadStatus": status("SYNCING"), "payloadId": null});
+            };
+            c.head = head;
+            if c.blocks.contains_key(&fin) {
+                c.finalized = fin;
+            }
+            let mut id = Value::Null;
+            if let Some(attrs) = params.get(1).filter(|a| !a.is_null()) {
+                let ts = u64::from_str_radix(
+                    attrs["timestamp"].as_str().unwrap().trim_start_matches("0x"),
+                    16,
+                )
+                .unwrap();
+                let randao: B256 = serde_json::from_value(attrs["prevRandao"].clone()).unwrap();
+                let mut h = Sha256::new();
+                h.update(head);
+                h.update((number + 1).to_be_bytes());
+                h.update(ts.to_be_bytes());
+                h.update(randao);
+                let hash = B256::from_slice(&h.finalize());
+                c.next_id += 1;
+                let pid = format!("{:#018x}", c.next_id);
+                c.built.insert(pid.clone(), payload(head, number + 1, ts, randao, hash));
+                id = json!(pid);
+            }
+            json!({"payloadStatus": status("VALID"), "payloadId": id})
+        }
+        "engine_getPayloadV4" => {
+            let p = c.built.get(params[0].as_str().unwrap()).cloned().unwrap();
+            json!({"executionPayload": p, "blockValue": "0x0",
+                "blobsBundle": {"commitments": [], "proofs": [], "blobs": []},
+                "shouldOverrideBuilder": false, "executionRequests": []})
+        }
+        "engine_newPayloadV4" => {
+            let p: ExecutionPayloadV3 = serde_json::from_value(params[0].clone()).unwrap();
+            let v1 = &p.payload_inner.payload_inner;
+            if !c.blocks.contains_key(&v1.parent_hash) {
+                return status("SYNCING");
+            }
+            c.blocks.insert(v1.block_hash, (v1.block_number, v1.parent_hash));
+            status("VALID")
+        }
+        _ => json!(null),
+    }
+}
+
+fn payload(parent: B256, number: u64, ts: u64, randao: B256, hash: B256) -> ExecutionPayloadV3 {
+    ExecutionPayloadV3 {
+        payload_inner: ExecutionPayloadV2 {
+            payload_inner: ExecutionPayloadV1 {
+                parent_hash: parent,
+                fee_recipient: Address::ZERO,
+                state_root: B256::ZERO,
+                receipts_root: B256::ZERO,
+                logs_bloom: Bloom::ZERO,
+                prev_randao: randao,
+                block_number: number,
+                gas_limit: 30_000_000,
+                gas_used: 0,
+                timestamp: ts,
+                extra_data: ABytes::new(),
+                base_fee_per_gas: U256::from(1),
+                block_hash: hash,
+                transactions: vec![],
+            },
+            withdrawals: vec![],
+        },
+        blob_gas_used: 0,
+        excess_blob_gas: 0,
+    }
+}
+
+async fn mock_el(chain: Arc<Mutex<Chain>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let chain = chain.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let chain = chain.clone();
+                    async move {
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let req: Value = serde_json::from_slice(&body).unwrap();
+                        let result =
+                            handle(&chain, req["method"].as_str().unwrap(), &req["params"]);
+                        let reply = json!({"jsonrpc": "2.0", "id": req["id"], "result": result});
+                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(
+                            serde_json::to_vec(&reply).unwrap(),
+                        ))))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    url
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Net {
+    dir: tempfile::TempDir,
+    genesis: PathBuf,
+    ports: Vec<u16>,
+    peers: Vec<String>,
+}
+
+fn write_network(n: usize) -> Net {
+    let dir = tempfile::tempdir().unwrap();
+    let mut validators = Vec::new();
+    let mut peers = Vec::new();
+    for i in 0..n {
+        let node = dir.path().join(format!("node{i}"));
+        let k = crate::keys::generate(&node).unwrap();
+        let seed = crate::keys::read_seed(&k.validator_key).unwrap();
+        assert_eq!(Ed25519Signer::from_seed(&seed).public_key(), k.public_key);
+        std::fs::write(node.join("jwt.hex"), "11".repeat(32)).unwrap();
+        peers.push(k.peer_id.to_string());
+        validators.push(GenesisValidator {
+            name: format!("node{i}"),
+            public_key: hex::encode(k.public_key.0),
+            voting_power: 1,
+            peer_id: k.peer_id.to_string(),
+        });
+    }
+    let genesis = ConsensusGenesis {
+        chain_id: 4242,
+        el_genesis_hash: GENESIS_HASH,
+        el_genesis_timestamp: 0,
+        el_genesis_mix_hash: B256::ZERO,
+        forks: ForkSchedule::prague_at_genesis(),
+        sub_second_blocks: true,
+        validators,
+    };
+    let path = dir.path().join("consensus-genesis.json");
+    std::fs::write(&path, serde_json::to_string(&genesis).unwrap()).unwrap();
+    let ports = (0..n).map(|_| free_port()).collect();
+    Net { dir, genesis: path, ports, peers }
+}
+
+fn config(net: &Net, i: usize, engine: String) -> NodeConfig {
+    let node = net.dir.path().join(format!("node{i}"));
+    let boot = format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", net.ports[0], net.peers[0]);
+    NodeConfig {
+        datadir: node.join("cl"),
+        genesis: net.genesis.clone(),
+        validator_key: node.join(crate::keys::VALIDATOR_KEY_FILE),
+        p2p_key: node.join(crate::keys::P2P_KEY_FILE),
+        engine,
+        jwt_secret: node.join("jwt.hex"),
+        p2p_addr: "127.0.0.1".parse().unwrap(),
+        p2p_port: net.ports[i],
+        bootnodes: if i == 0 { vec![] } else { vec![boot.parse().unwrap()] },
+        fee_recipient: Address::ZERO,
+        block_time: Duration::from_millis(50),
+        http: None,
+    }
+}
+
+fn start(net: &Net, i: usize, chain: Arc<Mutex<Chain>>) -> oneshot::Sender<()> {
+    let (tx, rx) = oneshot::channel::<()>();
+    let net_genesis = config(net, i, String::new());
+    tokio::spawn(async move {
+        let url = mock_el(chain).await;
+        let cfg = NodeConfig { engine: url, ..net_genesis };
+        let stop = async move {
+            let _ = rx.await;
+            "test"
+        };
+        run(cfg, stop).await.unwrap();
+    });
+    tx
+}
+
+async fn wait_finalized(chains: &[&Arc<Mutex<Chain>>], height: u64, secs: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let heights: Vec<u64> =
+            chains.iter().map(|c| c.lock().unwrap().finalized_number()).collect();
+        if heights.iter().all(|h| *h >= height) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "finalized heights {heights:?} < {height}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Hash of the finalized chain's block at `height` (forks the EL also saw are skipped).
+fn hash_at(chain: &Mutex<Chain>, height: u64) -> Option<B256> {
+    let c = chain.lock().unwrap();
+    let mut cur = c.finalized;
+    loop {
+        let &(number, parent) = c.blocks.get(&cur)?;
+        if number == height {
+            return Some(cur);
+        }
+        if number < height {
+            return None;
+        }
+        cur = parent;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_validators_commit_survive_a_down_leader_and_a_restart_with_a_fresh_el() {
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
+    let net = write_network(4);
+    let chains: Vec<Arc<Mutex<Chain>>> =
+        (0..4).map(|_| Arc::new(Mutex::new(Chain::new()))).collect();
+    let mut stops: Vec<Option<oneshot::Sender<()>>> =
+        (0..4).map(|i| Some(start(&net, i, chains[i].clone()))).collect();
+    let all: Vec<&Arc<Mutex<Chain>>> = chains.iter().collect();
+    wait_finalized(&all, 5, 60).await;
+    for h in 1..=5 {
+        let first = hash_at(&chains[0], h);
+        assert!(first.is_some());
+        for c in &chains[1..] {
+            assert_eq!(hash_at(c, h), first, "height {h}");
+        }
+    }
+
+    // Validator 3 goes down: the other three keep committing (its rounds time out).
+    let _ = stops[3].take().unwrap().send(());
+    let before = chains[0].lock().unwrap().finalized_number();
+    wait_finalized(&all[..3], before + 6, 90).await;
+
+    // It restarts from its data dir with an EL that lost everything: the committed blocks
+    // are replayed into it, and it catches up with the others.
+    let fresh = Arc::new(Mutex::new(Chain::new()));
+    stops[3] = Some(start(&net, 3, fresh.clone()));
+    let target = chains[0].lock().unwrap().finalized_number() + 3;
+    wait_finalized(&[&chains[0], &fresh], target, 90).await;
+    for h in 1..=target {
+        assert_eq!(hash_at(&fresh, h), hash_at(&chains[0], h), "height {h}");
+    }
+    for s in stops.iter_mut().filter_map(Option::take) {
+        let _ = s.send(());
+    }
+}
