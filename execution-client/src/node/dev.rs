@@ -114,7 +114,7 @@ pub async fn produce(node: &NodeHandle, config: &DevConfig) -> Result<B256, Stri
     let target = target.ok_or("the head cannot be built on")?;
     let parent_ts = target.parent.timestamp;
     let step = u64::from(!node.spec.sub_second_blocks());
-    let timestamp = now_secs().max(parent_ts + step);
+    let timestamp = now_secs().max(parent_ts.saturating_add(step));
     let attributes = PayloadAttributes {
         timestamp,
         prev_randao: head.hash,

@@ -189,7 +189,7 @@ impl Engine {
         let head = self.tree.head();
         let Some(header) = self.tree.header(head.hash)? else { return Ok(()) };
         let chain = self.tree.executor().chain();
-        let next_ts = header.timestamp + u64::from(!chain.sub_second_blocks());
+        let next_ts = header.timestamp.saturating_add(u64::from(!chain.sub_second_blocks()));
         let ctx = PoolContext {
             chain_id: chain.chain_id(),
             fork: chain.fork_at(next_ts),

@@ -156,7 +156,7 @@ pub async fn launch(config: NodeConfig) -> Result<RunningNode, NodeError> {
         .header(head.number)?
         .ok_or_else(|| NodeError::Server(format!("head block {} has no header", head.number)))?;
     let chain = &config.spec;
-    let next_ts = head_header.timestamp + u64::from(!chain.sub_second_blocks());
+    let next_ts = head_header.timestamp.saturating_add(u64::from(!chain.sub_second_blocks()));
     let ctx = PoolContext {
         chain_id: chain.chain_id(),
         fork: chain.fork_at(next_ts),
