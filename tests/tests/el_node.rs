@@ -43,7 +43,7 @@ fn start_dev(datadir: &Path, port: u16) -> ChildGuard {
         Command::new(binary("tandem-el").unwrap())
             .args(["node", "--dev", "--dev.block-time", "100ms", "--datadir"])
             .arg(datadir)
-            .args(["--authrpc.port", &port.to_string()])
+            .args(["--authrpc.port", &port.to_string(), "--p2p.port", "0"])
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     )
@@ -109,7 +109,7 @@ fn foreign_data_dir_is_refused_untouched() {
     let out = Command::new(binary("tandem-el").unwrap())
         .args(["node", "--dev", "--datadir"])
         .arg(&datadir)
-        .args(["--authrpc.port", &free_port().to_string()])
+        .args(["--authrpc.port", &free_port().to_string(), "--p2p.port", "0"])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -77,7 +77,14 @@ impl El {
                 .arg(chain)
                 .arg("--datadir")
                 .arg(datadir)
-                .args(["--authrpc.port", &port.to_string(), "--engine.persistence-threshold", "1"])
+                .args([
+                    "--authrpc.port",
+                    &port.to_string(),
+                    "--engine.persistence-threshold",
+                    "1",
+                    "--p2p.port",
+                    "0",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
         )

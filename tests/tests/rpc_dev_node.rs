@@ -30,7 +30,7 @@ async fn dev_node_serves_a_wallet_transfer_over_http_and_ws() {
         Command::new(binary("tandem-el").unwrap())
             .args(["node", "--dev", "--datadir"])
             .arg(dir.path().join("dev"))
-            .args(["--authrpc.port", &auth.to_string()])
+            .args(["--authrpc.port", &auth.to_string(), "--p2p.port", "0"])
             .args(["--http", "--http.port", &http.to_string()])
             .args(["--ws", "--ws.port", &ws.to_string()])
             .stdout(Stdio::null())

@@ -329,6 +329,10 @@ pub fn generate(params: &TestnetParams) -> Result<Manifest, TestnetError> {
             ports.authrpc.to_string(),
             "--authrpc.jwtsecret".into(),
             p(&jwt),
+            "--p2p.addr".into(),
+            "127.0.0.1".into(),
+            "--p2p.port".into(),
+            ports.el_p2p.to_string(),
             "--metrics".into(),
             format!("127.0.0.1:{}", ports.el_metrics),
         ];

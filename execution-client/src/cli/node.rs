@@ -15,6 +15,7 @@ use super::init::load_chain;
 use crate::{
     fork_choice::TreeConfig,
     node::{self, NodeConfig, dev},
+    p2p::{self, P2pArgs, P2pConfig},
     payload_builder::job::JobConfig,
     rpc::{RpcArgs, RpcContext, start_http_ws},
     storage::{self, Database},
@@ -57,6 +58,9 @@ pub struct NodeArgs {
     /// Public JSON-RPC (HTTP and WS).
     #[command(flatten)]
     pub rpc: RpcArgs,
+    /// Transaction gossip with other execution clients.
+    #[command(flatten)]
+    pub p2p: P2pArgs,
     /// Metrics.
     #[command(flatten)]
     pub metrics: MetricsArgs,
@@ -65,6 +69,46 @@ pub struct NodeArgs {
 fn default_datadir(chain_id: u64) -> PathBuf {
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
     home.join(".local").join("share").join("tandem-el").join(chain_id.to_string())
+}
+
+/// File in the data directory holding the node's libp2p identity.
+const P2P_KEY_FILE: &str = "p2p.key";
+
+/// Loads the node's libp2p identity, creating it (mode 0600) on first start.
+fn load_or_create_p2p_key(path: &std::path::Path) -> eyre::Result<libp2p::identity::Keypair> {
+    if path.exists() {
+        let bytes = std::fs::read(path)?;
+        return libp2p::identity::Keypair::from_protobuf_encoding(&bytes)
+            .map_err(|e| eyre::eyre!("{}: not a libp2p key: {e}", path.display()));
+    }
+    let keypair = libp2p::identity::Keypair::generate_ed25519();
+    let bytes = keypair.to_protobuf_encoding()?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    std::io::Write::write_all(&mut options.open(path)?, &bytes)?;
+    Ok(keypair)
+}
+
+fn start_gossip(
+    datadir: &std::path::Path,
+    args: &P2pArgs,
+    rpc: Arc<RpcContext>,
+) -> eyre::Result<p2p::GossipHandle> {
+    let keypair = load_or_create_p2p_key(&datadir.join(P2P_KEY_FILE))?;
+    let config = P2pConfig {
+        keypair,
+        listen_addr: args.addr,
+        port: args.port,
+        bootnodes: args.bootnodes.clone(),
+    };
+    let gossip = p2p::spawn(config, rpc)?;
+    info!(peer_id = %gossip.peer_id, "transaction gossip started");
+    Ok(gossip)
 }
 
 /// Runs the node until SIGTERM/SIGINT.
@@ -119,15 +163,25 @@ async fn run_async(args: &NodeArgs) -> eyre::Result<()> {
     info!(chain_id = config.spec.chain_id(), genesis = %config.spec.genesis_hash(), datadir = %datadir.display(), "starting tandem-el");
     let running = node::launch(config).await?;
     let rpc = Arc::new(RpcContext::from_node(&running.handle, args.rpc.config()));
-    let servers = match start_http_ws(rpc, args.rpc.http_server(), args.rpc.ws_server()).await {
-        Ok(servers) => servers,
+    let servers =
+        match start_http_ws(rpc.clone(), args.rpc.http_server(), args.rpc.ws_server()).await {
+            Ok(servers) => servers,
+            Err(e) => {
+                running.shutdown().await;
+                return Err(e.into());
+            }
+        };
+    let gossip = match start_gossip(&datadir, &args.p2p, rpc) {
+        Ok(gossip) => gossip,
         Err(e) => {
+            servers.stop();
             running.shutdown().await;
-            return Err(e.into());
+            return Err(e);
         }
     };
     let signal = shutdown_signal().await;
     info!(signal, "shutting down");
+    gossip.stop();
     servers.stop();
     running.shutdown().await;
     Ok(())
