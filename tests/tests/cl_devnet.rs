@@ -1,0 +1,130 @@
+//! A real network: `tandem-cl testnet` writes four validators, each a `tandem-el` process driven
+//! by a `tandem-cl` process over the Engine API, talking libp2p on 127.0.0.1. A wallet transfer
+//! sent with alloy is committed and every EL agrees on the block; a validator that goes down
+//! only costs its rounds; restarted from its data dirs it catches up.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy_primitives::{Address, U256};
+use alloy_provider::{
+    Provider, ProviderBuilder,
+    network::{Ethereum, EthereumWallet, Network, TransactionBuilder},
+};
+use alloy_signer_local::{MnemonicBuilder, coins_bip39::English};
+use serde_json::Value;
+use tandem_e2e::{ChildGuard, binary};
+
+/// A node's EL and CL processes (killed when dropped).
+type Node = (ChildGuard, ChildGuard);
+
+fn spawn_line(line: &str, log: &Path) -> ChildGuard {
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let err = out.try_clone().unwrap();
+    ChildGuard::spawn(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("exec {line}"))
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err)),
+    )
+    .unwrap()
+}
+
+fn start(dir: &Path, node: &Value) -> Node {
+    let name = node["name"].as_str().unwrap();
+    let el = spawn_line(node["el_command"].as_str().unwrap(), &dir.join(format!("{name}-el.log")));
+    let cl = spawn_line(node["cl_command"].as_str().unwrap(), &dir.join(format!("{name}-cl.log")));
+    (el, cl)
+}
+
+async fn block_number(url: &str) -> Option<u64> {
+    let p = ProviderBuilder::new().connect_http(url.parse().ok()?);
+    p.get_block_number().await.ok()
+}
+
+async fn wait_height(urls: &[String], height: u64, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let mut heights = Vec::new();
+        for u in urls {
+            heights.push(block_number(u).await.unwrap_or(0));
+        }
+        if heights.iter().all(|h| *h >= height) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "heights {heights:?} did not reach {height}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn hash_at(url: &str, n: u64) -> alloy_primitives::B256 {
+    let p = ProviderBuilder::new().connect_http(url.parse().unwrap());
+    p.get_block_by_number(n.into()).await.unwrap().unwrap().header.hash
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_validators_commit_a_transfer_survive_a_down_validator_and_catch_it_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("net");
+    let offset = 20_000 + (std::process::id() % 3_000) as u16;
+    let status = Command::new(binary("tandem-cl").unwrap())
+        .args(["testnet", "--validators", "4", "--out"])
+        .arg(&out)
+        .args(["--port-offset", &offset.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out.join("testnet.json")).unwrap()).unwrap();
+    let nodes = manifest["nodes"].as_array().unwrap().clone();
+    let urls: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("http://127.0.0.1:{}", n["ports"]["http"].as_u64().unwrap()))
+        .collect();
+    let mut running: Vec<Option<Node>> = nodes.iter().map(|n| Some(start(&out, n))).collect();
+
+    wait_height(&urls, 3, 90).await;
+
+    let key = MnemonicBuilder::<English>::default()
+        .phrase("test test test test test test test test test test test junk")
+        .index(0)
+        .unwrap()
+        .build()
+        .unwrap();
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(key))
+        .connect_http(urls[0].parse().unwrap());
+    let bob = Address::repeat_byte(0xb0);
+    let tx = <Ethereum as Network>::TransactionRequest::default()
+        .with_to(bob)
+        .with_value(U256::from(1_000_000_007u64));
+    let pending = provider.send_transaction(tx).await.unwrap();
+    let receipt = tokio::time::timeout(Duration::from_secs(60), pending.get_receipt())
+        .await
+        .expect("committed within 60 s")
+        .unwrap();
+    assert!(receipt.status());
+    let n = receipt.block_number.unwrap();
+    wait_height(&urls, n, 60).await;
+    let expected = hash_at(&urls[0], n).await;
+    for u in &urls[1..] {
+        assert_eq!(hash_at(u, n).await, expected, "{u} disagrees at {n}");
+        let p = ProviderBuilder::new().connect_http(u.parse().unwrap());
+        assert_eq!(p.get_balance(bob).await.unwrap(), U256::from(1_000_000_007u64));
+    }
+
+    // Validator 3 (CL and EL) goes down: the other three keep committing.
+    drop(running[3].take());
+    let h = block_number(&urls[0]).await.unwrap();
+    wait_height(&urls[..3], h + 8, 120).await;
+
+    // Restarted from its data dirs, it catches up with the others.
+    running[3] = Some(start(&out, &nodes[3]));
+    let target = block_number(&urls[0]).await.unwrap() + 2;
+    wait_height(&urls, target, 120).await;
+    assert_eq!(hash_at(&urls[3], target).await, hash_at(&urls[0], target).await);
+}
