@@ -184,6 +184,7 @@ fn main() {
             tree: TreeConfig::default(),
             pool: PoolConfig { max_count: 50_000, ..PoolConfig::default() },
             jobs: JobConfig::default(),
+            rpc: Default::default(),
             dev: None,
         };
         let running = node::launch(config).await.unwrap();

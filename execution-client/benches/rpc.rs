@@ -270,6 +270,7 @@ fn main() {
             tree: Default::default(),
             pool,
             jobs: Default::default(),
+            rpc: Default::default(),
             dev: None,
         })
         .await

@@ -60,6 +60,7 @@ impl EngineChain {
             tree: TreeConfig::default(),
             pool: PoolConfig::default(),
             jobs: JobConfig::default(),
+            rpc: Default::default(),
             dev: None,
         };
         let node = runtime.block_on(node::launch(config)).map_err(|e| e.to_string())?;

@@ -72,6 +72,7 @@ impl TestNode {
             tree: Default::default(),
             pool: Default::default(),
             jobs: Default::default(),
+            rpc: Default::default(),
             dev: Some(dev::DevConfig {
                 block_time: None,
                 fee_recipient: Address::repeat_byte(0xfe),

@@ -220,6 +220,31 @@ fn prague_cycles_statuses_and_error_codes() {
     );
     assert_eq!(version[0]["code"], "TD");
 
+    // The eth_ subset the spec requires on this port, and nothing else.
+    let code =
+        el.call("eth_getCode", json!(["0x000F3df6D732807Ef1319fB7B8bB8522d0Beac02", "latest"]));
+    assert!(code.as_str().unwrap().len() > 10, "beacon roots contract code: {code}");
+    assert_eq!(
+        el.call("eth_getLogs", json!([{ "fromBlock": "0x0", "toBlock": "latest" }])),
+        json!([])
+    );
+    assert_eq!(
+        el.call(
+            "eth_call",
+            json!([{ "to": "0x0000000000000000000000000000000000000001" }, "latest"])
+        ),
+        "0x"
+    );
+    assert_eq!(el.error_code("eth_sendRawTransaction", json!(["0xdeadbeef"])), -32000);
+    assert_eq!(
+        el.error_code(
+            "eth_getBalance",
+            json!(["0x0000000000000000000000000000000000000001", "latest"])
+        ),
+        -32601
+    );
+    assert_eq!(el.error_code("debug_traceCall", json!([{}, "latest", {}])), -32601);
+
     let genesis_block = el.head();
     let genesis_hash = genesis_block["hash"].as_str().unwrap().to_string();
     let t0 = ts(&genesis_block);

@@ -155,6 +155,7 @@ async fn run_async(args: &NodeArgs) -> eyre::Result<()> {
             ..PoolConfig::default()
         },
         jobs: JobConfig::default(),
+        rpc: args.rpc.config(),
         dev: args.dev.then_some(dev::DevConfig {
             block_time: args.dev_block_time,
             fee_recipient: Address::ZERO,
@@ -162,7 +163,7 @@ async fn run_async(args: &NodeArgs) -> eyre::Result<()> {
     };
     info!(chain_id = config.spec.chain_id(), genesis = %config.spec.genesis_hash(), datadir = %datadir.display(), "starting tandem-el");
     let running = node::launch(config).await?;
-    let rpc = Arc::new(RpcContext::from_node(&running.handle, args.rpc.config()));
+    let rpc = running.rpc.clone();
     let servers =
         match start_http_ws(rpc.clone(), args.rpc.http_server(), args.rpc.ws_server()).await {
             Ok(servers) => servers,

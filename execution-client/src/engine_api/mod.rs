@@ -9,7 +9,6 @@
 //! consensus client sends a payload back as it received it.
 
 mod auth;
-pub mod eth;
 pub mod shapes;
 
 use std::sync::Arc;

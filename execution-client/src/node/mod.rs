@@ -18,10 +18,11 @@ use tokio::sync::broadcast;
 use tracing::{info, warn};
 
 use crate::{
-    engine_api::{EngineApi, JwtAuthLayer, engine_module, eth::eth_subset},
+    engine_api::{EngineApi, JwtAuthLayer, engine_module},
     executor::Executor,
     fork_choice::{CanonicalChange, ChainView, EngineTree, TreeConfig},
     payload_builder::job::{JobConfig, PayloadJobs},
+    rpc::{RpcConfig, RpcContext, eth_module},
     storage::Database,
     txpool::{
         Origin, PoolConfig, PoolContext, SharedPool, StateReader, TxPool, journal::Journal,
@@ -53,6 +54,8 @@ pub struct NodeConfig {
     pub jobs: JobConfig,
     /// Dev mode: produce blocks without a consensus client.
     pub dev: Option<dev::DevConfig>,
+    /// JSON-RPC limits (public servers and the `eth_` subset on the Engine API port).
+    pub rpc: RpcConfig,
 }
 
 /// Shared parts of a running node, for servers and tests.
@@ -87,6 +90,8 @@ pub struct RunningNode {
     pub handle: NodeHandle,
     /// The Engine API's bound address.
     pub authrpc: SocketAddr,
+    /// The JSON-RPC context shared by every server of this node (and gossip).
+    pub rpc: Arc<RpcContext>,
     auth_server: ServerHandle,
     engine_thread: Option<std::thread::JoinHandle<()>>,
     dev_task: Option<tokio::task::JoinHandle<()>>,
@@ -194,9 +199,10 @@ pub async fn launch(config: NodeConfig) -> Result<RunningNode, NodeError> {
         db: handle.db.clone(),
         view: handle.view.clone(),
     });
-    let mut module = engine_module(api.clone()).map_err(|e| NodeError::Server(e.to_string()))?;
+    let rpc = Arc::new(RpcContext::from_node(&handle, config.rpc.clone()));
+    let mut module = engine_module(api).map_err(|e| NodeError::Server(e.to_string()))?;
     module
-        .merge(eth_subset(api).map_err(|e| NodeError::Server(e.to_string()))?)
+        .merge(engine_port_eth_methods(rpc.clone()))
         .map_err(|e| NodeError::Server(e.to_string()))?;
     // Full 30M-gas payloads exceed jsonrpsee's 10 MB default.
     let server_config = ServerConfig::builder()
@@ -218,7 +224,39 @@ pub async fn launch(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let auth_server = server.start(module);
     info!(%authrpc, "Engine API listening (JWT required)");
     let dev_task = config.dev.clone().map(|dev| tokio::spawn(dev::run(handle.clone(), dev)));
-    Ok(RunningNode { handle, authrpc, auth_server, engine_thread: Some(engine_thread), dev_task })
+    Ok(RunningNode {
+        handle,
+        authrpc,
+        rpc,
+        auth_server,
+        engine_thread: Some(engine_thread),
+        dev_task,
+    })
+}
+
+/// The `eth_` methods the Engine API spec requires on the authenticated port.
+pub const ENGINE_PORT_ETH_METHODS: &[&str] = &[
+    "eth_blockNumber",
+    "eth_call",
+    "eth_chainId",
+    "eth_getCode",
+    "eth_getBlockByHash",
+    "eth_getBlockByNumber",
+    "eth_getLogs",
+    "eth_sendRawTransaction",
+    "eth_syncing",
+];
+
+/// The JSON-RPC module reduced to [`ENGINE_PORT_ETH_METHODS`].
+fn engine_port_eth_methods(rpc: Arc<RpcContext>) -> jsonrpsee::RpcModule<()> {
+    let mut module = eth_module(rpc);
+    let names: Vec<&'static str> = module.method_names().collect();
+    for name in names {
+        if !ENGINE_PORT_ETH_METHODS.contains(&name) {
+            module.remove_method(name);
+        }
+    }
+    module
 }
 
 /// Re-adds journaled local transactions and rewrites the journal with those still valid.
