@@ -1,7 +1,8 @@
 //! A real network: `tandem-cl testnet` writes four validators, each a `tandem-el` process driven
 //! by a `tandem-cl` process over the Engine API, talking libp2p on 127.0.0.1. A wallet transfer
 //! sent with alloy is committed and every EL agrees on the block; a validator that goes down
-//! only costs its rounds; restarted from its data dirs it catches up.
+//! only costs its rounds; restarted from its data dirs it catches up; with both data dirs wiped
+//! it syncs again from genesis.
 
 #![allow(clippy::unwrap_used)]
 
@@ -67,7 +68,8 @@ async fn hash_at(url: &str, n: u64) -> alloy_primitives::B256 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn four_validators_commit_a_transfer_survive_a_down_validator_and_catch_it_up() {
+async fn four_validators_commit_a_transfer_survive_a_down_validator_catch_it_up_and_resync_it_from_genesis()
+ {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("net");
     let offset = 20_000 + (std::process::id() % 3_000) as u16;
@@ -127,4 +129,18 @@ async fn four_validators_commit_a_transfer_survive_a_down_validator_and_catch_it
     let target = block_number(&urls[0]).await.unwrap() + 2;
     wait_height(&urls, target, 120).await;
     assert_eq!(hash_at(&urls[3], target).await, hash_at(&urls[0], target).await);
+
+    // Wiped (EL and CL data dirs), it is a new node: it syncs the whole chain from genesis.
+    drop(running[3].take());
+    for sub in ["el", "cl"] {
+        let d = out.join("node3").join(sub);
+        std::fs::remove_dir_all(&d).unwrap();
+        std::fs::create_dir_all(&d).unwrap();
+    }
+    running[3] = Some(start(&out, &nodes[3]));
+    let target = block_number(&urls[0]).await.unwrap() + 2;
+    wait_height(&urls, target, 180).await;
+    for n in [1, n, target] {
+        assert_eq!(hash_at(&urls[3], n).await, hash_at(&urls[0], n).await, "height {n}");
+    }
 }
