@@ -188,19 +188,7 @@ impl Engine {
     fn update_pool(&self, change: &CanonicalChange) -> Result<(), TreeError> {
         let head = self.tree.head();
         let Some(header) = self.tree.header(head.hash)? else { return Ok(()) };
-        let chain = self.tree.executor().chain();
-        let next_ts = header.timestamp.saturating_add(u64::from(!chain.sub_second_blocks()));
-        let ctx = PoolContext {
-            chain_id: chain.chain_id(),
-            fork: chain.fork_at(next_ts),
-            block_gas_limit: header.gas_limit,
-            base_fee: alloy_eips::eip1559::calc_next_block_base_fee(
-                header.gas_used,
-                header.gas_limit,
-                header.base_fee_per_gas.unwrap_or_default(),
-                alloy_eips::eip1559::BaseFeeParams::ethereum(),
-            ),
-        };
+        let ctx = PoolContext::after(self.tree.executor().chain(), &header);
         let mined: HashSet<B256> = change
             .applied
             .iter()

@@ -160,19 +160,7 @@ pub async fn launch(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let head_header = db
         .header(head.number)?
         .ok_or_else(|| NodeError::Server(format!("head block {} has no header", head.number)))?;
-    let chain = &config.spec;
-    let next_ts = head_header.timestamp.saturating_add(u64::from(!chain.sub_second_blocks()));
-    let ctx = PoolContext {
-        chain_id: chain.chain_id(),
-        fork: chain.fork_at(next_ts),
-        block_gas_limit: head_header.gas_limit,
-        base_fee: alloy_eips::eip1559::calc_next_block_base_fee(
-            head_header.gas_used,
-            head_header.gas_limit,
-            head_header.base_fee_per_gas.unwrap_or_default(),
-            alloy_eips::eip1559::BaseFeeParams::ethereum(),
-        ),
-    };
+    let ctx = PoolContext::after(&config.spec, &head_header);
     let pool: SharedPool = Arc::new(RwLock::new(TxPool::new(config.pool.clone(), ctx)));
     let journal = Arc::new(Mutex::new(restore_journal(&config, &db, &pool, &senders)?));
     let (changes, _) = broadcast::channel(256);

@@ -81,6 +81,24 @@ pub struct PoolContext {
     pub base_fee: u64,
 }
 
+impl PoolContext {
+    /// The context of the block after `head` on `chain`: its fork, gas limit and base fee.
+    pub fn after(chain: &tandem_shared::ChainSpec, head: &alloy_consensus::Header) -> Self {
+        let next_timestamp = head.timestamp.saturating_add(u64::from(!chain.sub_second_blocks()));
+        Self {
+            chain_id: chain.chain_id(),
+            fork: chain.fork_at(next_timestamp),
+            block_gas_limit: head.gas_limit,
+            base_fee: alloy_eips::eip1559::calc_next_block_base_fee(
+                head.gas_used,
+                head.gas_limit,
+                head.base_fee_per_gas.unwrap_or_default(),
+                alloy_eips::eip1559::BaseFeeParams::ethereum(),
+            ),
+        }
+    }
+}
+
 /// Where a transaction came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
