@@ -372,20 +372,10 @@ async fn malformed_requests_get_standard_errors() {
 }
 
 #[tokio::test]
-async fn limits_give_clear_errors() {
-    let config = RpcConfig {
-        evm_timeout: std::time::Duration::from_nanos(1),
-        max_logs: 0,
-        max_filters: 1,
-        ..RpcConfig::default()
-    };
-    let mut h = Harness::new(TreeConfig::default(), config);
-    let deploy = h.sign(0, 0, TxKind::Create, test_contract_initcode(), 300_000);
-    h.kit.submit(deploy);
-    h.mine();
-    let contract = h.kit.keys[0].address().create(0);
-    h.kit.submit(h.sign(0, 1, TxKind::Call(contract), Bytes::new(), 100_000));
-    h.mine();
+async fn evm_timeout_aborts_calls() {
+    let config =
+        RpcConfig { evm_timeout: std::time::Duration::from_nanos(1), ..RpcConfig::default() };
+    let h = Harness::new(TreeConfig::default(), config);
     // EVM time-out: the caller gets an error at the deadline, not a stalled request.
     // An endless loop (JUMPDEST PUSH1 0 JUMP) placed by a state override runs until the gas cap
     // (50M gas, tens of milliseconds): far past the deadline.
@@ -393,6 +383,18 @@ async fn limits_give_clear_errors() {
     let overrides = json!({looping.to_string(): {"code": "0x5b600056"}});
     let e = h.err("eth_call", json!([{"to": looping}, "latest", overrides])).await;
     assert!(e["message"].as_str().unwrap().starts_with("execution aborted (timeout"), "{e}");
+}
+
+#[tokio::test]
+async fn limits_give_clear_errors() {
+    let config = RpcConfig { max_logs: 0, max_filters: 1, ..RpcConfig::default() };
+    let mut h = Harness::new(TreeConfig::default(), config);
+    let deploy = h.sign(0, 0, TxKind::Create, test_contract_initcode(), 300_000);
+    h.kit.submit(deploy);
+    h.mine();
+    let contract = h.kit.keys[0].address().create(0);
+    h.kit.submit(h.sign(0, 1, TxKind::Call(contract), Bytes::new(), 100_000));
+    h.mine();
     // Result-size cap of eth_getLogs.
     let e = h.err("eth_getLogs", json!([{"fromBlock": "0x0", "topics": [TOPIC]}])).await;
     assert_eq!(e["code"], -32005);
