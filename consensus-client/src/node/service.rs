@@ -109,6 +109,7 @@ struct NodeEffects {
     seq: u64,
     head: B256,
     fed: std::collections::VecDeque<B256>,
+    last_progress: Option<std::time::Instant>,
 }
 
 impl Effects for NodeEffects {
@@ -290,6 +291,7 @@ pub async fn run(
         seq: 0,
         head: finalized,
         fed: Default::default(),
+        last_progress: None,
     };
     info!(validator = me, round = core.round(), committed = core.committed_height(),
         peer_id = %net.peer_id, "consensus starting");
@@ -326,7 +328,7 @@ pub async fn run(
     }
 }
 
-/// Before a build or a fork-choice update, sends the EL the certified, uncommitted ancestors
+/// Before a build, a validation or a fork-choice update, sends the EL the certified, uncommitted ancestors
 /// it may lack (blocks the core fetched without executor validation).
 fn feed(core: &Core, actions: &[Action], fx: &mut NodeEffects) {
     let mut tips = Vec::new();
@@ -335,6 +337,7 @@ fn feed(core: &Core, actions: &[Action], fx: &mut NodeEffects) {
             Action::BuildPayload { attributes, .. } => {
                 tips.push(attributes.parent_beacon_block_root)
             }
+            Action::ValidatePayload { payload, .. } => tips.push(payload.parent_beacon_block_root),
             Action::ForkChoice { .. } => tips.push(core.safety_data().high_qc.block_id),
             _ => {}
         }
@@ -362,6 +365,27 @@ fn feed(core: &Core, actions: &[Action], fx: &mut NodeEffects) {
     }
 }
 
+/// Logs catch-up progress when one step commits several blocks (height, target, blocks/s).
+fn log_progress(core: &Core, actions: &[Action], fx: &mut NodeEffects) {
+    let commits = actions.iter().filter(|a| matches!(a, Action::Commit { .. })).count();
+    if commits < 2 {
+        return;
+    }
+    let now = std::time::Instant::now();
+    let elapsed = fx.last_progress.map_or(0.0, |t| now.duration_since(t).as_secs_f64());
+    fx.last_progress = Some(now);
+    let target =
+        core.block_store().get(&core.safety_data().high_qc.block_id).map_or(0, |b| b.height());
+    let rate = if elapsed > 0.0 { commits as f64 / elapsed } else { 0.0 };
+    info!(
+        height = core.committed_height(),
+        target,
+        blocks = commits,
+        blocks_per_sec = format!("{rate:.1}"),
+        "catching up"
+    );
+}
+
 fn step(
     core: &Core,
     actions: Vec<Action>,
@@ -369,6 +393,7 @@ fn step(
     fx: &mut NodeEffects,
 ) -> Result<(), NodeError> {
     feed(core, &actions, fx);
+    log_progress(core, &actions, fx);
     perform(actions, storage, fx).map_err(|e| {
         error!("storage failed, stopping the validator: {e}");
         NodeError::Storage(e)
