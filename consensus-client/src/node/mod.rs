@@ -8,9 +8,10 @@
 //! which the networking and Engine API layers implement.
 //!
 //! [`service`] is the running node built on this contract, [`executor`] the task that owns the
-//! EL connection, [`status`] the `/status` and `/health` endpoint.
+//! EL connection, [`status`] the `/status` and `/health` endpoint, [`metrics`] its Prometheus metrics.
 
 pub mod executor;
+pub mod metrics;
 pub mod service;
 pub mod status;
 

@@ -110,6 +110,7 @@ struct NodeEffects {
     head: B256,
     fed: std::collections::VecDeque<B256>,
     last_progress: Option<std::time::Instant>,
+    metrics: super::metrics::NodeMetrics,
 }
 
 impl Effects for NodeEffects {
@@ -132,6 +133,7 @@ impl Effects for NodeEffects {
     fn commit(&mut self, block_id: BlockId, block: Block) {
         info!(height = block.height(), round = block.round, %block_id,
             hash = %block.payload.block_hash, "committed");
+        self.metrics.commits.increment(1);
         let _ = self.el.send(ElRequest::Commit { block: Box::new(block) });
     }
     fn fork_choice(&mut self, head: B256, finalized: B256) {
@@ -292,6 +294,7 @@ pub async fn run(
         head: finalized,
         fed: Default::default(),
         last_progress: None,
+        metrics: super::metrics::NodeMetrics::new(),
     };
     info!(validator = me, round = core.round(), committed = core.committed_height(),
         peer_id = %net.peer_id, "consensus starting");
@@ -409,4 +412,7 @@ fn update_status(status: &Mutex<Status>, core: &Core, fx: &NodeEffects, engine: 
         s.peers = fx.net.peer_count();
         s.el = engine.el_state().as_str().to_string();
     }
+    fx.metrics.round.set(core.round() as f64);
+    fx.metrics.committed_height.set(core.committed_height() as f64);
+    fx.metrics.peers.set(fx.net.peer_count() as f64);
 }
