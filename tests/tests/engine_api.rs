@@ -53,13 +53,18 @@ struct El {
 }
 
 fn genesis(dir: &Path, cancun: u64, prague: u64) -> PathBuf {
+    genesis_with(dir, cancun, prague, false)
+}
+
+fn genesis_with(dir: &Path, cancun: u64, prague: u64, sub_second: bool) -> PathBuf {
     let mut alloc =
         serde_json::to_value(tandem_shared::system_contracts::prague_system_contracts()).unwrap();
     alloc["0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"] =
         json!({ "balance": "0xd3c21bcecceda1000000" });
     let genesis = json!({
         "config": { "chainId": 1337, "shanghaiTime": 0, "cancunTime": cancun, "pragueTime": prague,
-                    "depositContractAddress": tandem_shared::system_contracts::DEPOSIT_CONTRACT },
+                    "depositContractAddress": tandem_shared::system_contracts::DEPOSIT_CONTRACT,
+                    "tandem": { "subSecondBlocks": sub_second } },
         "gasLimit": "0x1c9c380", "difficulty": "0x0", "timestamp": "0x0", "baseFeePerGas": "0x3b9aca00",
         "alloc": alloc
     });
@@ -313,6 +318,19 @@ fn prague_cycles_statuses_and_error_codes() {
     assert_eq!(status["status"], "INVALID");
     assert!(status["latestValidHash"].is_null());
 
+    // Expected blob versioned hashes that the block's transactions do not carry: INVALID, null.
+    let status = el.call(
+        "engine_newPayloadV4",
+        json!([
+            payload,
+            ["0x01".to_string() + &"00".repeat(31)],
+            ZERO,
+            second["executionRequests"]
+        ]),
+    );
+    assert_eq!(status["status"], "INVALID", "{status}");
+    assert!(status["latestValidHash"].is_null());
+
     // Unknown head: SYNCING; unknown finalized: -38002 (nothing applied).
     let unknown = "0x".to_string() + &"42".repeat(32);
     let fcu = el.call("engine_forkchoiceUpdatedV3", json!([{ "headBlockHash": unknown, "safeBlockHash": ZERO, "finalizedBlockHash": ZERO }, null]));
@@ -418,4 +436,27 @@ fn restart_after_kill_keeps_finalized_blocks() {
     // The finalized block survived; a CL replays the rest with newPayload.
     let block = el.call("eth_getBlockByHash", json!([h1, false]));
     assert_eq!(block["hash"], h1);
+}
+
+#[test]
+fn equal_timestamps_only_with_sub_second_blocks() {
+    for sub_second in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let el = El::start(&genesis_with(dir.path(), 0, 0, sub_second), &dir.path().join("el"));
+        let g = el.head();
+        let first = el.build(g["hash"].as_str().unwrap(), ts(&g) + 1, 3, 4);
+        let h1 = el.import_v4(&first, false);
+        let same = json!({ "timestamp": format!("{:#x}", ts(&g) + 1), "prevRandao": ZERO,
+            "suggestedFeeRecipient": "0x00000000000000000000000000000000000000fe", "withdrawals": [], "parentBeaconBlockRoot": ZERO });
+        let state =
+            json!({ "headBlockHash": h1, "safeBlockHash": ZERO, "finalizedBlockHash": ZERO });
+        if sub_second {
+            let fcu = el.call("engine_forkchoiceUpdatedV3", json!([state, same]));
+            let got = el.call("engine_getPayloadV4", json!([fcu["payloadId"]]));
+            let h2 = el.import_v4(&got, false);
+            assert_eq!(el.head()["hash"], h2, "a block with its parent's timestamp is valid");
+        } else {
+            assert_eq!(el.error_code("engine_forkchoiceUpdatedV3", json!([state, same])), -38003);
+        }
+    }
 }

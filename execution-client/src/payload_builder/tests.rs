@@ -53,3 +53,39 @@ fn failing_transactions_are_skipped_and_reported() {
     assert!(second.invalid.contains(stale.tx_hash()));
     assert!(kit.tree.new_payload(second.block.block.clone()).unwrap().status.is_valid());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_improve_until_resolved_and_then_stop() {
+    use crate::payload_builder::job::{JobConfig, PayloadJobs};
+    let mut kit = Kit::new(TreeConfig::default());
+    let genesis = kit.tree.head().hash;
+    let target = BuildTarget {
+        parent: kit.tree.header(genesis).unwrap().unwrap(),
+        parent_hash: genesis,
+        layers: Vec::new(),
+    };
+    let config =
+        JobConfig { interval: std::time::Duration::from_millis(10), ..JobConfig::default() };
+    let jobs =
+        PayloadJobs::new(kit.executor.clone(), kit.tree.db().clone(), kit.pool.clone(), config);
+    let attrs = kit.attributes(Address::ZERO);
+    let id = payload_id(genesis, &attrs);
+    let job = jobs.start(id, target, attrs);
+    // The first build starts with an empty pool; a transaction arrives afterwards.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    kit.submit(kit.transfer(0, 0, Address::repeat_byte(0xb0), 1));
+    // Rebuilds run every 10 ms while the pool changes; give the job time for one.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let built = job.resolve().await.unwrap();
+    assert_eq!(
+        built.block.block.body.transactions.len(),
+        1,
+        "the payload improved with the new transaction"
+    );
+    assert!(built.fees > U256::ZERO);
+    // Resolved: a later pool change does not alter what getPayload returns.
+    kit.submit(kit.transfer(1, 0, Address::repeat_byte(0xb1), 1));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let again = job.resolve().await.unwrap();
+    assert_eq!(again.block.hash(), built.block.hash());
+}
