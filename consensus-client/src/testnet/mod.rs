@@ -228,6 +228,27 @@ fn command(bin: &Path, args: &[String]) -> String {
     out
 }
 
+/// File in an EL data dir holding its libp2p identity (what `tandem-el node` reads).
+const EL_P2P_KEY_FILE: &str = "p2p.key";
+
+/// Writes a new libp2p identity for an EL (protobuf encoding, mode 0600) and returns its peer id.
+fn write_el_p2p_key(path: &Path) -> Result<libp2p::PeerId, TestnetError> {
+    let keypair = libp2p::identity::Keypair::generate_ed25519();
+    let bytes = keypair
+        .to_protobuf_encoding()
+        .map_err(|e| TestnetError::Params(format!("encode EL p2p key: {e}")))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(io(path))?;
+    std::io::Write::write_all(&mut file, &bytes).map_err(io(path))?;
+    Ok(keypair.public().to_peer_id())
+}
+
 /// Writes the testnet and returns its manifest.
 pub fn generate(params: &TestnetParams) -> Result<Manifest, TestnetError> {
     if params.validators == 0 || params.validators > 1000 {
@@ -260,6 +281,7 @@ pub fn generate(params: &TestnetParams) -> Result<Manifest, TestnetError> {
 
     let mut validators = Vec::new();
     let mut node_dirs = Vec::new();
+    let mut el_peer_ids = Vec::new();
     for i in 0..params.validators {
         let name = format!("node{i}");
         let dir = out.join(&name);
@@ -268,6 +290,8 @@ pub fn generate(params: &TestnetParams) -> Result<Manifest, TestnetError> {
             std::fs::create_dir_all(&d).map_err(io(&d))?;
         }
         let generated = keys::generate(&dir)?;
+        let el_peer_id = write_el_p2p_key(&dir.join("el").join(EL_P2P_KEY_FILE))?;
+        el_peer_ids.push(el_peer_id);
         let jwt = dir.join("jwt.hex");
         tandem_shared::jwt::read_or_create_secret(&jwt)
             .map_err(|e| TestnetError::Params(e.to_string()))?;
@@ -305,6 +329,12 @@ pub fn generate(params: &TestnetParams) -> Result<Manifest, TestnetError> {
         Ports::of(0, offset).cl_p2p,
         validators.first().map(|v| v.peer_id.as_str()).unwrap_or_default()
     );
+    // Node 0's EL is the other ELs' bootnode for transaction gossip.
+    let el_bootnode = format!(
+        "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+        Ports::of(0, offset).el_p2p,
+        el_peer_ids.first().map(ToString::to_string).unwrap_or_default()
+    );
     let mut nodes = Vec::new();
     for (i, (name, dir, jwt)) in node_dirs.into_iter().enumerate() {
         let ports = Ports::of(u16::try_from(i).unwrap_or(u16::MAX), offset);
@@ -336,6 +366,11 @@ pub fn generate(params: &TestnetParams) -> Result<Manifest, TestnetError> {
             "--metrics".into(),
             format!("127.0.0.1:{}", ports.el_metrics),
         ];
+        let mut el_args = el_args;
+        if i != 0 {
+            el_args.push("--bootnodes".into());
+            el_args.push(el_bootnode.clone());
+        }
         let mut cl_args = vec![
             "node".into(),
             "--datadir".into(),
@@ -425,6 +460,8 @@ mod tests {
         assert!(manifest.nodes[1].cl_command.starts_with("/opt/tandem/bin/tandem-cl node "));
         assert!(manifest.nodes[1].cl_command.contains("--bootnodes /ip4/127.0.0.1/tcp/9000/p2p/"));
         assert!(manifest.nodes[1].el_command.contains("--authrpc.port 8561"));
+        assert!(manifest.nodes[1].el_command.contains("--bootnodes /ip4/127.0.0.1/tcp/30303/p2p/"));
+        assert!(!manifest.nodes[0].el_command.contains("--bootnodes"));
         assert!(manifest.nodes[1].jwt_secret.is_absolute());
 
         let spec = ChainSpec::from_file(&out.join("el-genesis.json")).unwrap();
