@@ -408,7 +408,7 @@ impl ChainSpec {
 }
 
 impl ChainSpecError {
-    /// Replaces the placeholder file name of an in-memory validation error.
+    /// Puts the real file name into an error raised while validating an in-memory genesis.
     fn in_file(self, file: &str) -> Self {
         match self {
             Self::Field { field, msg, .. } => Self::Field { file: file.to_string(), field, msg },
