@@ -50,7 +50,14 @@ pub fn init(args: &LogArgs) -> Result<(), LoggingError> {
     let filter = env_filter(&args.filter)?;
     let registry = tracing_subscriber::registry().with(filter);
     let result = match args.format {
-        LogFormat::Text => registry.with(fmt::layer().with_writer(std::io::stderr)).try_init(),
+        // Colours only on a terminal: redirected logs (devnet, systemd) stay plain text.
+        LogFormat::Text => registry
+            .with(
+                fmt::layer()
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
         LogFormat::Json => registry
             .with(fmt::layer().json().with_current_span(true).with_writer(std::io::stderr))
             .try_init(),
