@@ -56,3 +56,5 @@ impl Drop for ChildGuard {
         let _ = self.0.wait();
     }
 }
+
+pub mod loadgen;
