@@ -4,9 +4,9 @@
 //! Blocks enter only after they are authenticated: a proposal whose payload the executor found
 //! valid, or a fetched block whose id was referenced by a verified QC or by a stored child (an
 //! id is the hash of the whole block, so a referenced id authenticates the content). The tree is
-//! pruned on commit, keeping [`RETAINED_COMMITTED_ROUNDS`] rounds of committed history in memory
-//! so lagging peers can fetch it; older history stays on disk (served by the sync service of the
-//! node, not by the core).
+//! pruned on commit, keeping [`RETAINED_COMMITTED_ROUNDS`] rounds (configurable) of committed
+//! history in memory so lagging peers can fetch it; older history stays on disk, served by range
+//! sync ([`crate::sync`]), not by the core.
 
 use crate::types::{Block, BlockId, Height, QuorumCert, Round};
 use std::collections::HashMap;
@@ -40,11 +40,19 @@ pub struct BlockStore {
     committed_round: Round,
     committed_height: Height,
     last_prune_round: Round,
+    retained_rounds: Round,
 }
 
 impl BlockStore {
-    /// A store holding `genesis` as the committed tip.
+    /// A store holding `genesis` as the committed tip, retaining
+    /// [`RETAINED_COMMITTED_ROUNDS`] rounds of committed history.
     pub fn new(genesis: Block) -> Self {
+        Self::with_retention(genesis, RETAINED_COMMITTED_ROUNDS)
+    }
+
+    /// A store holding `genesis` as the committed tip, retaining `retained_rounds` rounds of
+    /// committed history below the tip.
+    pub fn with_retention(genesis: Block, retained_rounds: Round) -> Self {
         let id = genesis.id();
         let height = genesis.height();
         let mut blocks = HashMap::new();
@@ -56,6 +64,7 @@ impl BlockStore {
             committed_round: 0,
             committed_height: height,
             last_prune_round: 0,
+            retained_rounds,
         }
     }
 
@@ -133,9 +142,11 @@ impl BlockStore {
             self.committed_round = b.round;
             self.committed_height = b.height();
         }
-        let keep_from = self.committed_round.saturating_sub(RETAINED_COMMITTED_ROUNDS);
-        // Prune only every 64 committed rounds: retain is linear in the number of blocks.
-        if self.committed_round >= self.last_prune_round + 64 {
+        let keep_from = self.committed_round.saturating_sub(self.retained_rounds);
+        // Prune only every 64 committed rounds (fewer for a short window): retain is linear in
+        // the number of blocks.
+        let interval = self.retained_rounds.clamp(1, 64);
+        if self.committed_round >= self.last_prune_round + interval {
             self.last_prune_round = self.committed_round;
             self.blocks.retain(|bid, b| b.round >= keep_from || *bid == self.committed_id);
             let blocks = &self.blocks;

@@ -76,6 +76,10 @@ pub struct NodeArgs {
     /// Status endpoint address.
     #[arg(long = "http.addr", default_value = "127.0.0.1")]
     pub http_addr: std::net::IpAddr,
+    /// Rounds of committed history kept in memory for peers' block fetches (older history is
+    /// served by range sync from disk; a small value exercises range sync in tests).
+    #[arg(long = "retained-rounds", default_value_t = crate::block_store::RETAINED_COMMITTED_ROUNDS, hide = true)]
+    pub retained_rounds: u64,
     /// Metrics.
     #[command(flatten)]
     pub metrics: tandem_shared::metrics::MetricsArgs,
@@ -156,6 +160,8 @@ fn node(args: NodeArgs) -> eyre::Result<()> {
             fee_recipient: args.fee_recipient,
             block_time: args.block_time,
             http: args.http_port.map(|p| std::net::SocketAddr::new(args.http_addr, p)),
+            sync: crate::sync::SyncConfig::default(),
+            retained_rounds: args.retained_rounds,
         };
         crate::node::service::run(config, tandem_shared::signal::shutdown_signal()).await?;
         Ok(())

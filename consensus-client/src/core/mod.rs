@@ -56,8 +56,8 @@ use crate::safety_rules::{SafetyData, SafetyError, SafetyRules};
 use crate::types::message::MAX_BLOCKS_PER_REQUEST;
 use crate::types::payload::derive_prev_randao;
 use crate::types::{
-    Block, BlockId, Height, Message, Payload, PayloadAttributes, Proposal, QuorumCert, Round,
-    Signature, Timeout, TimeoutCert, ValidatorIndex, ValidatorSet, Vote,
+    Block, BlockId, CommittedBlock, Height, Message, Payload, PayloadAttributes, Proposal,
+    QuorumCert, Round, Signature, Timeout, TimeoutCert, ValidatorIndex, ValidatorSet, Vote,
 };
 use alloy_primitives::B256;
 use pacemaker::Pacemaker;
@@ -93,6 +93,8 @@ pub struct CoreConfig {
     pub future_budget: u32,
     /// Tokens refilled per second per sender.
     pub future_refill_per_sec: u32,
+    /// Rounds of committed history kept in memory for peers' block fetches.
+    pub retained_committed_rounds: Round,
 }
 
 impl Default for CoreConfig {
@@ -105,6 +107,7 @@ impl Default for CoreConfig {
             max_future_secs: 4,
             future_budget: 64,
             future_refill_per_sec: 32,
+            retained_committed_rounds: crate::block_store::RETAINED_COMMITTED_ROUNDS,
         }
     }
 }
@@ -150,6 +153,14 @@ pub enum Event {
         /// Whether it is valid (`newPayload` → `VALID`).
         valid: bool,
     },
+    /// Committed blocks fetched by range sync, already verified by [`crate::sync::verify`]
+    /// (quorum QCs, hash links, contiguous heights, two-chain commit proof), oldest first, each
+    /// with its id. Blocks at or below the committed height are skipped; the rest must extend
+    /// the committed tip, or the whole range is refused.
+    Synced {
+        /// The blocks with their ids.
+        blocks: Vec<(BlockId, CommittedBlock)>,
+    },
 }
 
 /// Kind of a signed message in equivocation evidence.
@@ -193,12 +204,15 @@ pub enum PersistOp {
     Block(Block),
     /// A QC seen for the first time.
     Qc(QuorumCert),
-    /// A block committed at a height.
+    /// A block committed at a height, with a QC certifying it (for the height index that
+    /// range sync serves).
     Committed {
         /// Height.
         height: Height,
         /// The block.
         block_id: BlockId,
+        /// A QC of the block.
+        qc: QuorumCert,
     },
     /// Equivocation evidence.
     Evidence(Evidence),
@@ -412,6 +426,12 @@ pub enum Reject {
     /// Safety rules refused to sign.
     #[error(transparent)]
     Safety(#[from] SafetyError),
+    /// A synced range does not extend the committed tip.
+    #[error("synced range refused: {reason}")]
+    SyncedRange {
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// A block request asked for nothing we have, or a response held nothing we wanted.
     #[error("useless block {kind} from {from}")]
     UselessBlocks {
@@ -444,6 +464,7 @@ impl Reject {
             Self::UnexpectedExecutorReply { .. } => "unexpected_executor_reply",
             Self::Safety(_) => "safety",
             Self::UselessBlocks { .. } => "useless_blocks",
+            Self::SyncedRange { .. } => "synced_range",
         }
     }
 }
@@ -517,6 +538,8 @@ pub struct CoreStats {
     pub proposals: u64,
     /// Blocks committed.
     pub commits: u64,
+    /// Of those, blocks committed from range sync.
+    pub synced: u64,
     /// QCs formed from own aggregation.
     pub qcs_formed: u64,
     /// TCs formed from own aggregation.
@@ -566,7 +589,8 @@ pub struct Core {
     seen_proposals: BTreeMap<Round, (BlockId, Signature)>,
     wants: HashMap<BlockId, Want>,
     deferred_commit_checks: BTreeSet<BlockId>,
-    commit_target: Option<(BlockId, Round)>,
+    /// Block to commit, its round, and the QC certifying it (from its certified child).
+    commit_target: Option<(BlockId, Round, QuorumCert)>,
     sync_replies: HashMap<ValidatorIndex, Round>,
     buckets: HashMap<ValidatorIndex, Bucket>,
     evidence_seen: BTreeMap<Round, HashSet<(u8, ValidatorIndex)>>,
@@ -594,7 +618,7 @@ impl Core {
             return Err(CoreError::KeyMismatch { me });
         }
         let genesis_id = genesis.id();
-        let mut store = BlockStore::new(genesis);
+        let mut store = BlockStore::with_retention(genesis, config.retained_committed_rounds);
         let safety_data = match recovery {
             None => SafetyData::new(QuorumCert::genesis(genesis_id)),
             Some(rec) => {
@@ -710,6 +734,7 @@ impl Core {
             Event::PayloadValidated { block_id, valid } => {
                 self.on_payload_validated(block_id, valid, &mut out)
             }
+            Event::Synced { blocks } => self.on_synced(blocks, &mut out),
         };
         if let Err(e) = result {
             debug!(me = self.me, round = self.round, error = %e, "rejected input");
@@ -942,15 +967,15 @@ impl Core {
         };
         if let Some((target, round)) = commit::committed_by(certified)
             && round > self.store.committed_round()
-            && self.commit_target.is_none_or(|(_, r)| round > r)
+            && self.commit_target.as_ref().is_none_or(|(_, r, _)| round > *r)
         {
-            self.commit_target = Some((target, round));
+            self.commit_target = Some((target, round, certified.qc.clone()));
         }
         self.try_commit(from, out);
     }
 
     fn try_commit(&mut self, from: Option<ValidatorIndex>, out: &mut Vec<Action>) {
-        let Some((target, round)) = self.commit_target else { return };
+        let Some((target, round, target_qc)) = self.commit_target.clone() else { return };
         if round <= self.store.committed_round() {
             self.commit_target = None;
             return;
@@ -964,13 +989,21 @@ impl Core {
                 self.commit_target = None;
             }
             ChainWalk::Complete(chain) => {
-                for id in chain {
-                    let Some(block) = self.store.get(&id).cloned() else { return };
+                let blocks: Vec<Block> =
+                    chain.iter().filter_map(|id| self.store.get(id).cloned()).collect();
+                if blocks.len() != chain.len() {
+                    return;
+                }
+                for (i, (id, block)) in chain.into_iter().zip(blocks.iter()).enumerate() {
+                    // A block's certificate is its child's QC; the target's is the QC inside
+                    // the certified block that commits it.
+                    let qc = blocks.get(i + 1).map_or_else(|| target_qc.clone(), |c| c.qc.clone());
                     out.push(Action::Persist(PersistOp::Committed {
                         height: block.height(),
                         block_id: id,
+                        qc,
                     }));
-                    out.push(Action::Commit { block_id: id, block });
+                    out.push(Action::Commit { block_id: id, block: block.clone() });
                     self.store.set_committed(id);
                     self.stats.commits += 1;
                 }
@@ -980,13 +1013,63 @@ impl Core {
         }
     }
 
+    /// Head = the newest certified block if known and not below the committed tip (after a
+    /// range sync the high QC's block may still be missing), else the committed tip.
+    /// Takes committed blocks from range sync: stores and commits those above the committed
+    /// tip (persisted, delivered to the executor in order), then adopts the last QC.
+    fn on_synced(
+        &mut self,
+        blocks: Vec<(BlockId, CommittedBlock)>,
+        out: &mut Vec<Action>,
+    ) -> Result<(), Reject> {
+        let committed = self.store.committed_height();
+        let fresh: Vec<(BlockId, CommittedBlock)> =
+            blocks.into_iter().filter(|(_, c)| c.block.height() > committed).collect();
+        let mut parent = self.store.committed_id();
+        for (id, c) in &fresh {
+            if c.block.parent_id != parent {
+                return Err(Reject::SyncedRange { reason: "does not extend the committed tip" });
+            }
+            if c.qc.block_id != *id {
+                return Err(Reject::SyncedRange { reason: "QC certifies another block" });
+            }
+            parent = *id;
+        }
+        let Some(last_qc) = fresh.last().map(|(_, c)| c.qc.clone()) else { return Ok(()) };
+        for (id, c) in fresh {
+            let CommittedBlock { block, qc } = c;
+            self.store.insert_qc(&block.qc);
+            self.store.insert_qc(&qc);
+            if self.store.insert(id, block.clone()) {
+                out.push(Action::Persist(PersistOp::Block(block.clone())));
+            }
+            out.push(Action::Persist(PersistOp::Committed {
+                height: block.height(),
+                block_id: id,
+                qc,
+            }));
+            out.push(Action::Commit { block_id: id, block });
+            self.store.set_committed(id);
+            self.stats.commits += 1;
+            self.stats.synced += 1;
+        }
+        // Outstanding fetches were for a chain far above the old tip; what is still missing is
+        // asked for again by the next proposal or QC.
+        self.wants.clear();
+        if self.commit_target.as_ref().is_some_and(|(_, r, _)| *r <= self.store.committed_round()) {
+            self.commit_target = None;
+        }
+        self.process_qc(&last_qc, None, out);
+        self.emit_fork_choice(out);
+        self.after_blocks_stored(None, out);
+        Ok(())
+    }
+
     fn emit_fork_choice(&self, out: &mut Vec<Action>) {
         let hqc = &self.safety.data().high_qc;
-        let (Some(head), Some(fin)) =
-            (self.store.get(&hqc.block_id), self.store.get(&self.store.committed_id()))
-        else {
-            return;
-        };
+        let Some(fin) = self.store.get(&self.store.committed_id()) else { return };
+        let head =
+            self.store.get(&hqc.block_id).filter(|h| h.height() >= fin.height()).unwrap_or(fin);
         out.push(Action::ForkChoice {
             head: head.payload.block_hash,
             finalized: fin.payload.block_hash,

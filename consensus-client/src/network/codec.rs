@@ -1,6 +1,7 @@
-//! The request-response codec: one length-prefixed (u32, big-endian) consensus message per
-//! request; the response is an empty acknowledgement. Lengths above the limit are refused
-//! before any allocation.
+//! The request-response codec: one length-prefixed (u32, big-endian) frame per request and per
+//! response (for direct consensus messages the response is an empty acknowledgement; for range
+//! sync it is the answer). Lengths above the limit of their direction are refused before any
+//! allocation.
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
@@ -10,11 +11,13 @@ use std::io;
 /// The direct-message protocol name.
 pub const DIRECT_PROTOCOL: StreamProtocol = StreamProtocol::new("/tandem/consensus/direct/1");
 
-/// Length-prefixed raw bytes with a size limit.
+/// Length-prefixed raw bytes with size limits.
 #[derive(Debug, Clone)]
 pub struct DirectCodec {
-    /// Largest frame accepted, in bytes.
-    pub max_size: usize,
+    /// Largest request frame accepted, in bytes.
+    pub max_request: usize,
+    /// Largest response frame accepted, in bytes.
+    pub max_response: usize,
 }
 
 async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::Result<Vec<u8>> {
@@ -49,14 +52,14 @@ impl Codec for DirectCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io, self.max_size).await
+        read_frame(io, self.max_request).await
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io, self.max_size).await
+        read_frame(io, self.max_response).await
     }
 
     async fn write_request<T>(

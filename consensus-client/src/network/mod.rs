@@ -8,26 +8,36 @@
 //! - Every other message (votes to the next leader, sync info, block requests and responses)
 //!   is a request-response exchange ([`codec`]) to the validator's peer id; the response is an
 //!   empty acknowledgement. The core answers a block request with its own `Send`.
+//! - Range sync ([`crate::sync`]) is a second request-response protocol
+//!   ([`SYNC_PROTOCOL`]) open to every peer, followers included: requests are answered by the
+//!   node's [`SyncServer`] on a blocking thread (at most [`MAX_CONCURRENT_SERVES`] at once, `Busy`
+//!   beyond), and [`NetworkHandle::sync`] sends one request and awaits the decoded answer (time
+//!   out after [`SYNC_REQUEST_TIMEOUT`]). Response sizes are bounded by the protocol's limits.
 //! - Identity: validator i is the peer id listed for it in the consensus genesis. Messages from
 //!   peers that are not validators are dropped (a follower's votes never count).
 //! - Peers find each other from one bootnode with identify + kademlia; bootnodes and validators
 //!   that drop are redialled with exponential back-off (1 s doubling to 30 s); ping keeps idle
 //!   connections alive.
-//! - A peer that sends undecodable messages or gossip from a non-validator author is scored
-//!   down; at [`BAN_SCORE`] it is disconnected and ignored for [`BAN_SECS`].
+//! - A peer that sends undecodable messages, gossip from a non-validator author, or a sync
+//!   response that fails verification ([`NetworkHandle::report`]) is scored down; at
+//!   [`BAN_SCORE`] it is disconnected and ignored for [`BAN_SECS`].
 //!
 //! One task owns the swarm ([`spawn`]); the node talks to it through [`NetworkHandle`] and
 //! receives [`NetEvent`]s on a channel.
 
 pub mod codec;
 
+use crate::sync::SyncServer;
+use crate::sync::protocol::{
+    MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES, SYNC_PROTOCOL, SyncRequest, SyncResponse,
+};
 use crate::types::{Codec as _, Message, ValidatorIndex};
 use codec::{DIRECT_PROTOCOL, DirectCodec};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity};
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
-use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identify, kad, noise, ping, tcp, yamux};
 use std::collections::{HashMap, HashSet};
@@ -36,7 +46,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use thiserror::Error;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 /// Largest consensus message (a proposal with a full payload), in bytes.
@@ -47,6 +57,10 @@ pub const BAN_SCORE: i32 = -100;
 pub const BAN_SECS: u64 = 60;
 /// Penalty for one invalid message.
 const INVALID_PENALTY: i32 = 20;
+/// Most sync requests served at once; more are answered `Busy`.
+pub const MAX_CONCURRENT_SERVES: usize = 4;
+/// How long a sync request may take before it fails.
+pub const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Network settings.
 #[derive(Debug, Clone)]
@@ -63,6 +77,8 @@ pub struct NetworkConfig {
     pub validators: Vec<PeerId>,
     /// Chain id (part of the topic and protocol names).
     pub chain_id: u64,
+    /// Answers peers' range-sync requests (`None`: every request is answered `Busy`).
+    pub sync_server: Option<SyncServer>,
 }
 
 /// Why the network could not start.
@@ -81,6 +97,30 @@ pub enum NetworkError {
     },
 }
 
+/// Why a sync request got no usable answer.
+#[derive(Debug, Error)]
+pub enum SyncFailure {
+    /// No answer: dial failure, time-out, connection closed, unsupported protocol.
+    #[error("no answer from {peer}: {reason}")]
+    Network {
+        /// The peer.
+        peer: PeerId,
+        /// What happened.
+        reason: String,
+    },
+    /// The answer did not decode (the peer is penalized).
+    #[error("undecodable sync response from {peer}: {reason}")]
+    Undecodable {
+        /// The peer.
+        peer: PeerId,
+        /// The decode error.
+        reason: String,
+    },
+    /// The network task has stopped.
+    #[error("the network task has stopped")]
+    Stopped,
+}
+
 /// A consensus message from an authenticated validator.
 #[derive(Debug)]
 pub struct NetEvent {
@@ -92,8 +132,22 @@ pub struct NetEvent {
 
 #[derive(Debug)]
 enum NetCommand {
-    Send { to: ValidatorIndex, message: Message },
-    Broadcast { message: Message },
+    Send {
+        to: ValidatorIndex,
+        message: Message,
+    },
+    Broadcast {
+        message: Message,
+    },
+    Sync {
+        peer: PeerId,
+        request: SyncRequest,
+        reply: oneshot::Sender<Result<SyncResponse, SyncFailure>>,
+    },
+    Report {
+        peer: PeerId,
+        reason: String,
+    },
 }
 
 /// Handle to the network task. Sends never block; they are dropped if the task has stopped.
@@ -101,6 +155,7 @@ enum NetCommand {
 pub struct NetworkHandle {
     tx: mpsc::UnboundedSender<NetCommand>,
     peers: Arc<AtomicUsize>,
+    connected: Arc<std::sync::Mutex<Vec<PeerId>>>,
     /// This node's peer id.
     pub peer_id: PeerId,
     listen: Arc<std::sync::Mutex<Vec<Multiaddr>>>,
@@ -119,6 +174,26 @@ impl NetworkHandle {
     pub fn peer_count(&self) -> usize {
         self.peers.load(Ordering::Relaxed)
     }
+    /// Peer ids of the connected peers.
+    pub fn connected_peers(&self) -> Vec<PeerId> {
+        self.connected.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+    /// Sends a range-sync request to `peer` and waits for its decoded answer.
+    pub async fn sync(
+        &self,
+        peer: PeerId,
+        request: SyncRequest,
+    ) -> Result<SyncResponse, SyncFailure> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(NetCommand::Sync { peer, request, reply })
+            .map_err(|_| SyncFailure::Stopped)?;
+        rx.await.map_err(|_| SyncFailure::Stopped)?
+    }
+    /// Scores `peer` down for sending invalid data (see the module docs).
+    pub fn report(&self, peer: PeerId, reason: impl Into<String>) {
+        let _ = self.tx.send(NetCommand::Report { peer, reason: reason.into() });
+    }
     /// Addresses the node listens on (known once the listener is up).
     pub fn listen_addrs(&self) -> Vec<Multiaddr> {
         self.listen.lock().map(|l| l.clone()).unwrap_or_default()
@@ -129,6 +204,7 @@ impl NetworkHandle {
 struct Behaviour {
     gossipsub: gossipsub::Behaviour,
     direct: request_response::Behaviour<DirectCodec>,
+    sync: request_response::Behaviour<DirectCodec>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     kad: kad::Behaviour<kad::store::MemoryStore>,
@@ -149,6 +225,11 @@ struct Task {
     timeout_topic: IdentTopic,
     connected: HashSet<PeerId>,
     peers: Arc<AtomicUsize>,
+    connected_list: Arc<std::sync::Mutex<Vec<PeerId>>>,
+    sync_server: Option<SyncServer>,
+    pending_sync: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, SyncFailure>>>,
+    serving: Arc<AtomicUsize>,
+    served_tx: mpsc::UnboundedSender<(ResponseChannel<Vec<u8>>, Vec<u8>)>,
     listen: Arc<std::sync::Mutex<Vec<Multiaddr>>>,
     scores: HashMap<PeerId, i32>,
     banned: HashMap<PeerId, Instant>,
@@ -189,9 +270,17 @@ pub fn spawn(
             let gossipsub =
                 gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)?;
             let direct = request_response::Behaviour::with_codec(
-                DirectCodec { max_size: MAX_MESSAGE_SIZE },
+                DirectCodec { max_request: MAX_MESSAGE_SIZE, max_response: MAX_MESSAGE_SIZE },
                 [(DIRECT_PROTOCOL, ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
+            );
+            let sync = request_response::Behaviour::with_codec(
+                DirectCodec {
+                    max_request: MAX_SYNC_REQUEST_BYTES,
+                    max_response: MAX_SYNC_RESPONSE_BYTES,
+                },
+                [(SYNC_PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(SYNC_REQUEST_TIMEOUT),
             );
             let identify = identify::Behaviour::new(identify::Config::new(
                 format!("/tandem/{chain}/1"),
@@ -205,7 +294,7 @@ pub fn spawn(
                 kad::Config::new(StreamProtocol::new("/tandem/kad/1")),
             );
             kad.set_mode(Some(kad::Mode::Server));
-            Ok(Behaviour { gossipsub, direct, identify, ping, kad })
+            Ok(Behaviour { gossipsub, direct, sync, identify, ping, kad })
         })
         .map_err(|e| setup(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
@@ -254,9 +343,16 @@ pub fn spawn(
     let (tx, rx) = mpsc::unbounded_channel();
     let (events_tx, events_rx) = mpsc::channel(4096);
     let peers = Arc::new(AtomicUsize::new(0));
+    let connected_list = Arc::new(std::sync::Mutex::new(Vec::new()));
     let listen_addrs = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let handle =
-        NetworkHandle { tx, peers: peers.clone(), peer_id: me, listen: listen_addrs.clone() };
+    let (served_tx, served_rx) = mpsc::unbounded_channel();
+    let handle = NetworkHandle {
+        tx,
+        peers: peers.clone(),
+        connected: connected_list.clone(),
+        peer_id: me,
+        listen: listen_addrs.clone(),
+    };
     let task = Task {
         swarm,
         validators,
@@ -265,6 +361,11 @@ pub fn spawn(
         timeout_topic,
         connected: HashSet::new(),
         peers,
+        connected_list,
+        sync_server: config.sync_server,
+        pending_sync: HashMap::new(),
+        serving: Arc::new(AtomicUsize::new(0)),
+        served_tx,
         listen: listen_addrs,
         scores: HashMap::new(),
         banned: HashMap::new(),
@@ -272,12 +373,16 @@ pub fn spawn(
         validator_dial: (Instant::now(), Duration::from_secs(1)),
         events: events_tx,
     };
-    tokio::spawn(task.run(rx));
+    tokio::spawn(task.run(rx, served_rx));
     Ok((handle, events_rx))
 }
 
 impl Task {
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<NetCommand>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<NetCommand>,
+        mut served: mpsc::UnboundedReceiver<(ResponseChannel<Vec<u8>>, Vec<u8>)>,
+    ) {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tokio::select! {
@@ -285,6 +390,9 @@ impl Task {
                     Some(cmd) => self.command(cmd),
                     None => return,
                 },
+                Some((channel, response)) = served.recv() => {
+                    let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
+                }
                 event = self.swarm.select_next_some() => self.swarm_event(event),
                 _ = tick.tick() => self.redial(),
             }
@@ -316,7 +424,58 @@ impl Task {
                     Err(e) => warn!(kind = message.kind(), "gossip publish failed: {e}"),
                 }
             }
+            NetCommand::Sync { peer, request, reply } => {
+                if peer == *self.swarm.local_peer_id() {
+                    let _ = reply.send(Err(SyncFailure::Network {
+                        peer,
+                        reason: "cannot sync from self".into(),
+                    }));
+                    return;
+                }
+                let id = self.swarm.behaviour_mut().sync.send_request(&peer, request.encode());
+                self.pending_sync.insert(id, reply);
+            }
+            NetCommand::Report { peer, reason } => self.penalize(peer, &reason),
         }
+    }
+
+    fn publish_peers(&mut self) {
+        self.peers.store(self.connected.len(), Ordering::Relaxed);
+        if let Ok(mut l) = self.connected_list.lock() {
+            *l = self.connected.iter().copied().collect();
+        }
+    }
+
+    /// Answers an inbound sync request on a blocking thread (storage reads), or `Busy`.
+    fn serve_sync(&mut self, peer: PeerId, request: Vec<u8>, channel: ResponseChannel<Vec<u8>>) {
+        if self.is_banned(&peer) {
+            return;
+        }
+        let request = match SyncRequest::decode(&request) {
+            Ok(r) => r,
+            Err(e) => {
+                self.penalize(peer, &format!("undecodable sync request: {e}"));
+                return;
+            }
+        };
+        let server = match &self.sync_server {
+            Some(s) if self.serving.load(Ordering::Relaxed) < MAX_CONCURRENT_SERVES => s.clone(),
+            _ => {
+                debug!(%peer, "sync request answered busy");
+                let busy = SyncResponse::Busy.encode();
+                let _ = self.swarm.behaviour_mut().sync.send_response(channel, busy);
+                return;
+            }
+        };
+        self.serving.fetch_add(1, Ordering::Relaxed);
+        let (serving, served) = (self.serving.clone(), self.served_tx.clone());
+        tokio::spawn(async move {
+            let response = tokio::task::spawn_blocking(move || server.serve(&request).encode())
+                .await
+                .unwrap_or_else(|_| SyncResponse::Busy.encode());
+            serving.fetch_sub(1, Ordering::Relaxed);
+            let _ = served.send((channel, response));
+        });
     }
 
     fn penalize(&mut self, peer: PeerId, why: &str) {
@@ -373,12 +532,12 @@ impl Task {
                 for r in self.redial.iter_mut().filter(|r| r.peer == Some(peer_id)) {
                     r.delay = Duration::from_secs(1);
                 }
-                self.peers.store(self.connected.len(), Ordering::Relaxed);
+                self.publish_peers();
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                 self.connected.remove(&peer_id);
                 debug!(%peer_id, "peer disconnected");
-                self.peers.store(self.connected.len(), Ordering::Relaxed);
+                self.publish_peers();
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
@@ -445,6 +604,33 @@ impl Task {
                 request_response::Event::OutboundFailure { peer, error, .. },
             )) => {
                 debug!(%peer, "direct message not delivered: {error}");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message {
+                peer,
+                message,
+                ..
+            })) => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    self.serve_sync(peer, request, channel);
+                }
+                request_response::Message::Response { request_id, response } => {
+                    let Some(reply) = self.pending_sync.remove(&request_id) else { return };
+                    let result = SyncResponse::decode(&response)
+                        .map_err(|e| SyncFailure::Undecodable { peer, reason: e.to_string() });
+                    if let Err(e) = &result {
+                        self.penalize(peer, &e.to_string());
+                    }
+                    let _ = reply.send(result);
+                }
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(
+                request_response::Event::OutboundFailure { peer, request_id, error, .. },
+            )) => {
+                debug!(%peer, "sync request failed: {error}");
+                if let Some(reply) = self.pending_sync.remove(&request_id) {
+                    let _ =
+                        reply.send(Err(SyncFailure::Network { peer, reason: error.to_string() }));
+                }
             }
             _ => {}
         }

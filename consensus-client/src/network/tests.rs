@@ -40,6 +40,7 @@ async fn three_validators_find_each_other_from_one_bootnode_and_exchange_message
         bootnodes,
         validators: validators.clone(),
         chain_id: 7,
+        sync_server: None,
     };
     let (h0, mut rx0) = spawn(config(0, vec![])).unwrap();
     let boot = listening(&h0).await;
@@ -101,6 +102,7 @@ async fn a_lone_validator_publishes_without_peers() {
         port: 0,
         bootnodes: vec![],
         chain_id: 7,
+        sync_server: None,
     })
     .unwrap();
     listening(&h).await;

@@ -18,6 +18,8 @@ use crate::types::{Block, BlockId, Payload, PayloadAttributes, Round};
 use alloy_primitives::{Address, B256};
 use alloy_rpc_types_engine::{ForkchoiceState, PayloadStatusEnum};
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -74,6 +76,9 @@ pub struct ExecutorConfig {
     pub block_time: Duration,
     /// Payload hash of the last committed block at start.
     pub finalized: B256,
+    /// Height of the last committed block handed to the EL (updated by the task; range sync
+    /// reads it to keep the queue bounded).
+    pub delivered: Arc<AtomicU64>,
 }
 
 struct Executor {
@@ -130,7 +135,10 @@ impl Executor {
                 let valid = self.validate(&payload).await;
                 let _ = self.events.send(Event::PayloadValidated { block_id, valid }).await;
             }
-            ElRequest::Commit { block } => self.commit(&block).await,
+            ElRequest::Commit { block } => {
+                self.commit(&block).await;
+                self.config.delivered.fetch_max(block.height(), Ordering::Relaxed);
+            }
             ElRequest::Feed { payloads } => {
                 for p in payloads {
                     if !self.validate(&p).await {

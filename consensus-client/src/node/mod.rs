@@ -15,7 +15,7 @@ pub mod metrics;
 pub mod service;
 pub mod status;
 
-use crate::core::{Action, Evidence, Timer};
+use crate::core::{Action, Evidence, PersistOp, Timer};
 use crate::storage::{Storage, StorageError};
 use crate::types::{Block, BlockId, Message, Payload, PayloadAttributes, Round, ValidatorIndex};
 use alloy_primitives::B256;
@@ -43,14 +43,24 @@ pub trait Effects {
 }
 
 /// Performs `actions` in order: persistence first-come, durable before anything after it.
+/// Consecutive `Persist` actions are written in one durable transaction.
 pub fn perform(
     actions: Vec<Action>,
     storage: &mut dyn Storage,
     effects: &mut dyn Effects,
 ) -> Result<(), StorageError> {
+    let mut pending: Vec<PersistOp> = Vec::new();
     for action in actions {
+        if let Action::Persist(op) = action {
+            pending.push(op);
+            continue;
+        }
+        if !pending.is_empty() {
+            storage.apply_all(&pending)?;
+            pending.clear();
+        }
         match action {
-            Action::Persist(op) => storage.apply(&op)?,
+            Action::Persist(_) => {}
             Action::Send { to, message } => effects.send(to, message),
             Action::Broadcast { message } => effects.broadcast(message),
             Action::SetTimer { timer, at_ms } => effects.set_timer(timer, at_ms),
@@ -63,6 +73,9 @@ pub fn perform(
             Action::Evidence(e) => effects.evidence(e),
         }
     }
+    if !pending.is_empty() {
+        storage.apply_all(&pending)?;
+    }
     Ok(())
 }
 
@@ -72,7 +85,7 @@ mod tests;
 #[cfg(test)]
 mod contract_tests {
     use super::*;
-    use crate::core::{PersistOp, Recovery};
+    use crate::core::Recovery;
     use crate::safety_rules::SafetyData;
     use crate::sim::sim_genesis;
     use crate::types::{QuorumCert, Signature, Vote};

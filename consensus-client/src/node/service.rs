@@ -4,21 +4,25 @@
 //! Start-up, in order: read the consensus genesis and keys; open the MDBX data dir (refusing
 //! another chain's); wait for the EL (`exchangeCapabilities`, retried until it answers or the
 //! node is asked to stop); refuse an EL whose block 0 is not the genesis'; replay into the EL
-//! the committed blocks it lost ([`reconcile`]); start libp2p; build the core from storage and
-//! feed `Event::Start`. The loop then takes network messages, EL answers and timers, one at a
-//! time, and performs the resulting actions with [`super::perform`] (persist before send). A
-//! storage failure stops the node. SIGTERM/SIGINT stop it cleanly between two events.
+//! the committed blocks it lost ([`reconcile`]); start libp2p (serving range sync from the
+//! storage's committed index) and the range-sync task ([`crate::sync`]); build the core from
+//! storage and feed `Event::Start`. The loop then takes network messages, EL answers, verified
+//! sync ranges and timers, one at a time, and performs the resulting actions with
+//! [`super::perform`] (persist before send). After each step it publishes the committed tip to
+//! the sync task; proposals far above it make the sync task poll peers at once. A storage
+//! failure stops the node. SIGTERM/SIGINT stop it cleanly between two events.
 
 use super::executor::{self, ElRequest, ExecutorConfig};
 use super::{Effects, perform};
 use crate::block_store::ChainWalk;
-use crate::core::{Action, Core, CoreParams, Event, Evidence, Recovery, Timer};
+use crate::core::{Action, Core, CoreConfig, CoreParams, Event, Evidence, Recovery, Timer};
 use crate::crypto::{Ed25519Verifier, Signer};
 use crate::engine_client::{EngineClient, EngineConfig, EngineError};
 use crate::genesis::ConsensusGenesis;
 use crate::leader::RoundRobin;
 use crate::network::{self, NetworkConfig, NetworkHandle};
 use crate::storage::{ChainMeta, MdbxStorage, Storage};
+use crate::sync::{self, Anchor, SyncConfig, SyncParams, SyncServer, VerifyContext};
 use crate::types::{Block, BlockId, Message, Payload, PayloadAttributes, Round, ValidatorIndex};
 use alloy_primitives::{Address, B256};
 use alloy_rpc_types_engine::{ForkchoiceState, PayloadStatusEnum};
@@ -26,9 +30,10 @@ use libp2p::Multiaddr;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{error, info, instrument, warn};
 
 /// Everything the node is started with.
@@ -58,6 +63,10 @@ pub struct NodeConfig {
     pub block_time: Duration,
     /// Status endpoint address.
     pub http: Option<SocketAddr>,
+    /// Range sync tunables.
+    pub sync: SyncConfig,
+    /// Rounds of committed history kept in memory for peers' block fetches.
+    pub retained_rounds: Round,
 }
 
 /// What `/status` reports.
@@ -77,6 +86,8 @@ pub struct Status {
     pub el: String,
     /// This validator's index.
     pub validator: ValidatorIndex,
+    /// Blocks committed from range sync since start.
+    pub synced: u64,
 }
 
 /// Why the node stopped with an error.
@@ -250,32 +261,56 @@ pub async fn run(
         bootnodes: config.bootnodes.clone(),
         validators: peer_ids,
         chain_id: genesis.chain_id,
+        sync_server: Some(SyncServer::new(Arc::new(storage.reader()))),
     })?;
     let (ev_tx, mut ev_rx) = mpsc::channel(1024);
+    let delivered = Arc::new(AtomicU64::new(chain.last().map_or(0, Block::height)));
     let el = executor::spawn(
         engine.clone(),
         ExecutorConfig {
             fee_recipient: config.fee_recipient,
             block_time: config.block_time,
             finalized,
+            delivered: delivered.clone(),
         },
         ev_tx,
     );
-    let verifier = Ed25519Verifier::new(validators.iter().map(|v| &v.public_key))
-        .map_err(|e| cfg_err(e.to_string()))?;
+    let verifier: Arc<dyn crate::crypto::Verifier> = Arc::new(
+        Ed25519Verifier::new(validators.iter().map(|v| &v.public_key))
+            .map_err(|e| cfg_err(e.to_string()))?,
+    );
+    let genesis_id = genesis_block.id();
     let mut core = Core::new(
         CoreParams {
-            config: genesis.core_config(),
+            config: CoreConfig {
+                retained_committed_rounds: config.retained_rounds,
+                ..genesis.core_config()
+            },
             me,
             validators: validators.clone(),
             signer: Box::new(signer),
-            verifier: Arc::new(verifier),
+            verifier: verifier.clone(),
             election: Box::new(RoundRobin::new(validators.len())),
             genesis: genesis_block,
         },
         recovery,
     )
     .map_err(|e| cfg_err(e.to_string()))?;
+    let (anchor_tx, anchor_rx) = watch::channel(anchor_of(&core));
+    let (ranges_tx, mut ranges_rx) = mpsc::channel(2);
+    let syncer = sync::spawn(SyncParams {
+        net: net.clone(),
+        verify: VerifyContext {
+            chain_id: genesis.chain_id,
+            genesis_id,
+            validators: validators.clone(),
+            verifier,
+        },
+        config: config.sync.clone(),
+        anchor: anchor_rx,
+        el_delivered: delivered,
+        ranges: ranges_tx,
+    });
 
     let status = Arc::new(Mutex::new(Status { validator: me, ..Status::default() }));
     let _status_server = match config.http {
@@ -310,8 +345,14 @@ pub async fn run(
                 info!(signal, round = core.round(), committed = core.committed_height(), "stopping");
                 return Ok(());
             }
-            Some(ev) = net_rx.recv() => Event::Message { from: ev.from, message: ev.message },
+            Some(ev) = net_rx.recv() => {
+                if let Message::Proposal(p) = &ev.message {
+                    syncer.hint(p.block.height());
+                }
+                Event::Message { from: ev.from, message: ev.message }
+            }
             Some(ev) = ev_rx.recv() => ev,
+            Some(range) = ranges_rx.recv() => Event::Synced { blocks: range.blocks },
             _ = sleep => {
                 let now = now_ms();
                 let due: Vec<(u64, u64)> = fx.timers.range(..=(now, u64::MAX)).map(|(k, _)| *k).collect();
@@ -322,12 +363,30 @@ pub async fn run(
                     }
                 }
                 update_status(&status, &core, &fx, &engine);
+                publish_anchor(&core, &anchor_tx);
                 continue;
             }
         };
         let actions = core.handle(now_ms(), event);
         step(&core, actions, &mut storage, &mut fx)?;
         update_status(&status, &core, &fx, &engine);
+        publish_anchor(&core, &anchor_tx);
+    }
+}
+
+/// The committed tip as range sync sees it.
+fn anchor_of(core: &Core) -> Anchor {
+    let id = core.committed_id();
+    match core.block_store().get(&id) {
+        Some(b) => Anchor::with_id(id, b),
+        None => Anchor { id, height: core.committed_height(), round: 0, payload_hash: B256::ZERO },
+    }
+}
+
+/// Tells the sync task about a new committed tip.
+fn publish_anchor(core: &Core, anchor: &watch::Sender<Anchor>) {
+    if anchor.borrow().id != core.committed_id() {
+        anchor.send_replace(anchor_of(core));
     }
 }
 
@@ -411,6 +470,7 @@ fn update_status(status: &Mutex<Status>, core: &Core, fx: &NodeEffects, engine: 
         s.head = fx.head;
         s.peers = fx.net.peer_count();
         s.el = engine.el_state().as_str().to_string();
+        s.synced = core.stats().synced;
     }
     fx.metrics.round.set(core.round() as f64);
     fx.metrics.committed_height.set(core.committed_height() as f64);

@@ -228,6 +228,8 @@ fn config(net: &Net, i: usize, engine: String) -> NodeConfig {
         fee_recipient: Address::ZERO,
         block_time: Duration::from_millis(50),
         http: None,
+        sync: crate::sync::SyncConfig::default(),
+        retained_rounds: crate::block_store::RETAINED_COMMITTED_ROUNDS,
     }
 }
 

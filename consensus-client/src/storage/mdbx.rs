@@ -2,28 +2,45 @@
 //!
 //! Tables: `meta` (`"meta"` → [`ChainMeta`]), `safety` (`"safety"` → safety data), `blocks`
 //! (block id → block), `qcs` (certified block id → QC), `committed` (height, big-endian → block
-//! id), `evidence` (round ‖ signer ‖ kind → evidence). Values are checksummed
+//! id), `commit_qcs` (height, big-endian → a QC certifying the committed block at that height;
+//! written in the same transaction as `committed`), `evidence` (round ‖ signer ‖ kind →
+//! evidence). [`MdbxReader`] reads the committed index beside the writer. Values are checksummed
 //! ([`super::seal`]). Opening refuses, without writing anything, a non-empty directory without
 //! our database, a database without our meta record, another chain's database, and a corrupt
 //! one; it validates read-only before it opens read-write.
 
-use super::{ChainMeta, Storage, StorageError, seal, unseal};
+use super::{ChainMeta, CommittedChain, Storage, StorageError, seal, unseal};
 use crate::core::{PersistOp, Recovery};
 use crate::safety_rules::SafetyData;
 use crate::types::codec::Codec;
-use crate::types::{Block, BlockId, QuorumCert};
+use crate::types::{Block, BlockId, CommittedBlock, Height, QuorumCert};
 use libmdbx::{
     Database, DatabaseOptions, Mode, NoWriteMap, ReadWriteOptions, TableFlags, WriteFlags,
 };
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-const TABLES: [&str; 6] = ["meta", "safety", "blocks", "qcs", "committed", "evidence"];
+const TABLES: [&str; 7] =
+    ["meta", "safety", "blocks", "qcs", "committed", "commit_qcs", "evidence"];
 const DATA_FILE: &str = "mdbx.dat";
 
 /// Consensus storage in an MDBX environment.
 pub struct MdbxStorage {
-    db: Database<NoWriteMap>,
+    db: Arc<Database<NoWriteMap>>,
     path: PathBuf,
+}
+
+/// A read-only handle on the committed index of an open [`MdbxStorage`] (cheap to clone).
+#[derive(Clone)]
+pub struct MdbxReader {
+    db: Arc<Database<NoWriteMap>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for MdbxReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MdbxReader").field("path", &self.path).finish()
+    }
 }
 
 impl std::fmt::Debug for MdbxStorage {
@@ -72,7 +89,12 @@ impl MdbxStorage {
             }
             txn.commit().map_err(mdbx("commit"))?;
         }
-        Ok(Self { db, path: path.to_path_buf() })
+        Ok(Self { db: Arc::new(db), path: path.to_path_buf() })
+    }
+
+    /// A reader of the committed index that can live on other threads.
+    pub fn reader(&self) -> MdbxReader {
+        MdbxReader { db: self.db.clone(), path: self.path.clone() }
     }
 
     /// Checks an existing environment read-only.
@@ -108,9 +130,7 @@ impl MdbxStorage {
     }
 
     fn decode<T: Codec>(&self, table: &str, record: &[u8]) -> Result<T, StorageError> {
-        let corrupt = |reason| StorageError::Corrupt { path: self.path.clone(), reason };
-        let data = unseal(record).ok_or_else(|| corrupt(format!("{table}: checksum mismatch")))?;
-        T::decode(data).map_err(|e| corrupt(format!("{table}: {e}")))
+        decode(&self.path, table, record)
     }
 
     fn all<T: Codec>(&self, table: &str) -> Result<Vec<T>, StorageError> {
@@ -126,25 +146,42 @@ impl MdbxStorage {
     }
 }
 
+fn decode<T: Codec>(path: &Path, table: &str, record: &[u8]) -> Result<T, StorageError> {
+    let corrupt = |reason| StorageError::Corrupt { path: path.to_path_buf(), reason };
+    let data = unseal(record).ok_or_else(|| corrupt(format!("{table}: checksum mismatch")))?;
+    T::decode(data).map_err(|e| corrupt(format!("{table}: {e}")))
+}
+
+/// The (table, key, unsealed value) records one operation writes.
+fn records(op: &PersistOp) -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
+    match op {
+        PersistOp::Safety(d) => vec![("safety", b"safety".to_vec(), d.encode())],
+        PersistOp::Block(b) => vec![("blocks", b.id().to_vec(), b.encode())],
+        PersistOp::Qc(qc) => vec![("qcs", qc.block_id.to_vec(), qc.encode())],
+        PersistOp::Committed { height, block_id, qc } => {
+            let key = height.to_be_bytes().to_vec();
+            vec![("committed", key.clone(), block_id.to_vec()), ("commit_qcs", key, qc.encode())]
+        }
+        PersistOp::Evidence(e) => {
+            let mut k = e.round.to_be_bytes().to_vec();
+            k.extend_from_slice(&e.signer.to_be_bytes());
+            k.push(e.kind as u8);
+            vec![("evidence", k, e.encode())]
+        }
+    }
+}
+
 impl Storage for MdbxStorage {
     fn apply(&mut self, op: &PersistOp) -> Result<(), StorageError> {
-        let (table, key, value): (&str, Vec<u8>, Vec<u8>) = match op {
-            PersistOp::Safety(d) => ("safety", b"safety".to_vec(), d.encode()),
-            PersistOp::Block(b) => ("blocks", b.id().to_vec(), b.encode()),
-            PersistOp::Qc(qc) => ("qcs", qc.block_id.to_vec(), qc.encode()),
-            PersistOp::Committed { height, block_id } => {
-                ("committed", height.to_be_bytes().to_vec(), block_id.to_vec())
-            }
-            PersistOp::Evidence(e) => {
-                let mut k = e.round.to_be_bytes().to_vec();
-                k.extend_from_slice(&e.signer.to_be_bytes());
-                k.push(e.kind as u8);
-                ("evidence", k, e.encode())
-            }
-        };
+        self.apply_all(std::slice::from_ref(op))
+    }
+
+    fn apply_all(&mut self, ops: &[PersistOp]) -> Result<(), StorageError> {
         let txn = self.db.begin_rw_txn().map_err(self.err("begin"))?;
-        let t = txn.open_table(Some(table)).map_err(self.err("open table"))?;
-        txn.put(&t, key, seal(&value), WriteFlags::UPSERT).map_err(self.err("put"))?;
+        for (table, key, value) in ops.iter().flat_map(records) {
+            let t = txn.open_table(Some(table)).map_err(self.err("open table"))?;
+            txn.put(&t, key, seal(&value), WriteFlags::UPSERT).map_err(self.err("put"))?;
+        }
         txn.commit().map_err(self.err("commit"))?;
         Ok(())
     }
@@ -180,5 +217,70 @@ impl Storage for MdbxStorage {
         let blocks: Vec<Block> = self.all("blocks")?;
         let qcs: Vec<QuorumCert> = self.all("qcs")?;
         Ok(Some(Recovery { safety, blocks, qcs, committed }))
+    }
+}
+
+impl MdbxReader {
+    fn err(&self, op: &'static str) -> impl Fn(libmdbx::Error) -> StorageError + '_ {
+        move |source| StorageError::Mdbx { op, path: self.path.clone(), source }
+    }
+}
+
+impl CommittedChain for MdbxReader {
+    fn committed_tip(&self) -> Result<Height, StorageError> {
+        let txn = self.db.begin_ro_txn().map_err(self.err("begin"))?;
+        let t = txn.open_table(Some("commit_qcs")).map_err(self.err("open table"))?;
+        let mut cursor = txn.cursor(&t).map_err(self.err("cursor"))?;
+        let Some((key, _)) = cursor.last::<Vec<u8>, Vec<u8>>().map_err(self.err("last"))? else {
+            return Ok(0);
+        };
+        let key = <[u8; 8]>::try_from(key.as_slice()).map_err(|_| StorageError::Corrupt {
+            path: self.path.clone(),
+            reason: "commit_qcs: bad height key".into(),
+        })?;
+        Ok(Height::from_be_bytes(key))
+    }
+
+    fn committed_range(
+        &self,
+        from: Height,
+        max_count: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<CommittedBlock>, StorageError> {
+        let txn = self.db.begin_ro_txn().map_err(self.err("begin"))?;
+        let committed = txn.open_table(Some("committed")).map_err(self.err("open table"))?;
+        let qcs = txn.open_table(Some("commit_qcs")).map_err(self.err("open table"))?;
+        let blocks = txn.open_table(Some("blocks")).map_err(self.err("open table"))?;
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for height in from.. {
+            if out.len() >= max_count {
+                break;
+            }
+            let key = height.to_be_bytes();
+            let Some(id) = txn.get::<Vec<u8>>(&committed, &key).map_err(self.err("get"))? else {
+                break;
+            };
+            let Some(qc) = txn.get::<Vec<u8>>(&qcs, &key).map_err(self.err("get"))? else {
+                break;
+            };
+            let id =
+                unseal(&id).filter(|d| d.len() == 32).ok_or_else(|| StorageError::Corrupt {
+                    path: self.path.clone(),
+                    reason: format!("committed: bad record at height {height}"),
+                })?;
+            let Some(block) = txn.get::<Vec<u8>>(&blocks, id).map_err(self.err("get"))? else {
+                break;
+            };
+            bytes += block.len() + qc.len();
+            if !out.is_empty() && bytes > max_bytes {
+                break;
+            }
+            out.push(CommittedBlock {
+                block: decode(&self.path, "blocks", &block)?,
+                qc: decode(&self.path, "commit_qcs", &qc)?,
+            });
+        }
+        Ok(out)
     }
 }

@@ -1,6 +1,10 @@
 //! Persistence of what a restarted node needs: the safety data, blocks, QCs, the committed
 //! index and equivocation evidence.
 //!
+//! The committed index maps each committed height to its block and a QC certifying that block
+//! ([`CommittedChain`]); range sync ([`crate::sync`]) serves peers from it, so history far below
+//! the in-memory block store stays available.
+//!
 //! The core never writes: it emits `Action::Persist(op)` and the node loop calls
 //! [`Storage::apply`] before performing any later action of the same batch (a vote or timeout is
 //! only sent once the safety data that records it is durable). [`MdbxStorage`] is the production
@@ -13,12 +17,12 @@
 
 mod mdbx;
 
-pub use mdbx::MdbxStorage;
+pub use mdbx::{MdbxReader, MdbxStorage};
 
 use crate::core::{Evidence, EvidenceKind, PersistOp, Recovery};
 use crate::safety_rules::SafetyData;
 use crate::types::codec::{Codec, DecodeError, Reader, Writer};
-use crate::types::{Block, BlockId, Height, QuorumCert, Signature};
+use crate::types::{Block, BlockId, CommittedBlock, Height, QuorumCert, Signature};
 use alloy_primitives::B256;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -142,8 +146,28 @@ pub enum StorageError {
 pub trait Storage {
     /// Makes one write durable.
     fn apply(&mut self, op: &PersistOp) -> Result<(), StorageError>;
+    /// Makes several writes durable, in one transaction where the store allows (all or none).
+    fn apply_all(&mut self, ops: &[PersistOp]) -> Result<(), StorageError> {
+        ops.iter().try_for_each(|op| self.apply(op))
+    }
     /// Reads everything back; `None` for a fresh store that never saved safety data.
     fn load(&self) -> Result<Option<Recovery>, StorageError>;
+}
+
+/// Read access to the committed chain by height: what range sync serves to peers. Readers run
+/// beside the node loop (MDBX allows concurrent read transactions).
+pub trait CommittedChain: Send + Sync {
+    /// The highest height whose block and QC are in the index (0 if none).
+    fn committed_tip(&self) -> Result<Height, StorageError>;
+    /// Committed blocks with their QCs from height `from` upwards, contiguous, stopping at the
+    /// first height not in the index, after `max_count` blocks, or before the encoded size
+    /// would pass `max_bytes` (the first block is always included).
+    fn committed_range(
+        &self,
+        from: Height,
+        max_count: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<CommittedBlock>, StorageError>;
 }
 
 /// Checksum-prefixed record bytes.
@@ -171,6 +195,7 @@ pub struct MemStorage {
     blocks: HashMap<BlockId, Vec<u8>>,
     qcs: HashMap<BlockId, Vec<u8>>,
     committed: BTreeMap<Height, BlockId>,
+    commit_qcs: BTreeMap<Height, QuorumCert>,
     evidence: Vec<Evidence>,
 }
 
@@ -207,8 +232,9 @@ impl Storage for MemStorage {
             PersistOp::Qc(qc) => {
                 self.qcs.insert(qc.block_id, qc.encode());
             }
-            PersistOp::Committed { height, block_id } => {
+            PersistOp::Committed { height, block_id, qc } => {
                 self.committed.insert(*height, *block_id);
+                self.commit_qcs.insert(*height, qc.clone());
             }
             PersistOp::Evidence(e) => self.evidence.push(e.clone()),
         }
@@ -230,6 +256,39 @@ impl Storage for MemStorage {
             .collect::<Result<Vec<_>, _>>()?;
         let committed = self.committed.values().next_back().copied();
         Ok(Some(Recovery { safety, blocks, qcs, committed }))
+    }
+}
+
+impl CommittedChain for MemStorage {
+    fn committed_tip(&self) -> Result<Height, StorageError> {
+        Ok(self.commit_qcs.keys().next_back().copied().unwrap_or(0))
+    }
+
+    fn committed_range(
+        &self,
+        from: Height,
+        max_count: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<CommittedBlock>, StorageError> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for height in from.. {
+            if out.len() >= max_count {
+                break;
+            }
+            let (Some(id), Some(qc)) = (self.committed.get(&height), self.commit_qcs.get(&height))
+            else {
+                break;
+            };
+            let Some(raw) = self.blocks.get(id) else { break };
+            let block = Block::decode(raw).map_err(|e| corrupt("block", e))?;
+            bytes += raw.len();
+            if !out.is_empty() && bytes > max_bytes {
+                break;
+            }
+            out.push(CommittedBlock { block, qc: qc.clone() });
+        }
+        Ok(out)
     }
 }
 

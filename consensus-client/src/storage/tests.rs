@@ -20,9 +20,9 @@ fn ops() -> Vec<PersistOp> {
     safety.high_qc = qc.clone();
     vec![
         PersistOp::Block(b.clone()),
-        PersistOp::Qc(qc),
+        PersistOp::Qc(qc.clone()),
         PersistOp::Safety(safety),
-        PersistOp::Committed { height: 1, block_id: b.id() },
+        PersistOp::Committed { height: 1, block_id: b.id(), qc },
         PersistOp::Evidence(Evidence {
             kind: EvidenceKind::Vote,
             round: 1,

@@ -9,6 +9,7 @@
 
 pub mod block;
 pub mod codec;
+pub mod committed;
 pub mod message;
 pub mod payload;
 pub mod proposal;
@@ -22,6 +23,7 @@ mod golden_tests;
 
 pub use block::{Block, BlockId};
 pub use codec::{Codec, DecodeError};
+pub use committed::CommittedBlock;
 pub use message::Message;
 pub use payload::{Payload, PayloadAttributes, Withdrawal};
 pub use proposal::Proposal;
