@@ -119,7 +119,9 @@ struct NodeEffects {
     timers: BTreeMap<(u64, u64), Timer>,
     seq: u64,
     head: B256,
-    fed: std::collections::VecDeque<B256>,
+    /// Ancestors to send the EL before each build, validation or fork-choice action of the
+    /// batch being performed, in action order (see [`feeds`]).
+    feeds: std::collections::VecDeque<Vec<Payload>>,
     last_progress: Option<std::time::Instant>,
     metrics: super::metrics::NodeMetrics,
 }
@@ -136,9 +138,11 @@ impl Effects for NodeEffects {
         self.timers.insert((at_ms, self.seq), timer);
     }
     fn build_payload(&mut self, round: Round, attributes: PayloadAttributes) {
+        self.feed_next();
         let _ = self.el.send(ElRequest::Build { round, attributes });
     }
     fn validate_payload(&mut self, block_id: BlockId, payload: Payload) {
+        self.feed_next();
         let _ = self.el.send(ElRequest::Validate { block_id, payload });
     }
     fn commit(&mut self, block_id: BlockId, block: Block) {
@@ -148,11 +152,21 @@ impl Effects for NodeEffects {
         let _ = self.el.send(ElRequest::Commit { block: Box::new(block) });
     }
     fn fork_choice(&mut self, head: B256, finalized: B256) {
+        self.feed_next();
         self.head = head;
         let _ = self.el.send(ElRequest::ForkChoice { head, finalized });
     }
     fn evidence(&mut self, evidence: Evidence) {
         warn!(?evidence, "equivocation evidence");
+    }
+}
+
+impl NodeEffects {
+    /// Sends the ancestors the next build, validation or fork choice needs (queued by [`step`]).
+    fn feed_next(&mut self) {
+        if let Some(payloads) = self.feeds.pop_front().filter(|p| !p.is_empty()) {
+            let _ = self.el.send(ElRequest::Feed { payloads });
+        }
     }
 }
 
@@ -327,7 +341,7 @@ pub async fn run(
         timers: BTreeMap::new(),
         seq: 0,
         head: finalized,
-        fed: Default::default(),
+        feeds: Default::default(),
         last_progress: None,
         metrics: super::metrics::NodeMetrics::new(),
     };
@@ -390,41 +404,31 @@ fn publish_anchor(core: &Core, anchor: &watch::Sender<Anchor>) {
     }
 }
 
-/// Before a build, a validation or a fork-choice update, sends the EL the certified, uncommitted ancestors
-/// it may lack (blocks the core fetched without executor validation).
-fn feed(core: &Core, actions: &[Action], fx: &mut NodeEffects) {
-    let mut tips = Vec::new();
+/// For each build, validation or fork-choice action of a batch, in order, the certified,
+/// uncommitted ancestors the EL may lack (blocks the core fetched without executor validation),
+/// parents first. [`NodeEffects`] sends each list right before its action, so it follows the
+/// batch's commits in the executor's queue; the executor skips payloads it already validated,
+/// and a list that failed (the EL lacked a parent) is sent again with the next action.
+fn feeds(core: &Core, actions: &[Action]) -> std::collections::VecDeque<Vec<Payload>> {
+    let mut out = std::collections::VecDeque::new();
     for a in actions {
-        match a {
-            Action::BuildPayload { attributes, .. } => {
-                tips.push(attributes.parent_beacon_block_root)
-            }
-            Action::ValidatePayload { payload, .. } => tips.push(payload.parent_beacon_block_root),
-            Action::ForkChoice { .. } => tips.push(core.safety_data().high_qc.block_id),
-            _ => {}
-        }
-    }
-    for tip in tips {
-        let ChainWalk::Complete(ids) = core.block_store().walk_to_committed(tip) else {
-            continue;
+        let tip = match a {
+            Action::BuildPayload { attributes, .. } => attributes.parent_beacon_block_root,
+            Action::ValidatePayload { payload, .. } => payload.parent_beacon_block_root,
+            Action::ForkChoice { .. } => core.safety_data().high_qc.block_id,
+            _ => continue,
         };
-        let payloads: Vec<Payload> = ids
-            .iter()
-            .filter_map(|id| core.block_store().get(id))
-            .map(|b| b.payload.clone())
-            .filter(|p| !fx.fed.contains(&p.block_hash))
-            .collect();
-        if payloads.is_empty() {
-            continue;
-        }
-        for p in &payloads {
-            if fx.fed.len() >= 256 {
-                fx.fed.pop_front();
-            }
-            fx.fed.push_back(p.block_hash);
-        }
-        let _ = fx.el.send(ElRequest::Feed { payloads });
+        let payloads = match core.block_store().walk_to_committed(tip) {
+            ChainWalk::Complete(ids) => ids
+                .iter()
+                .filter_map(|id| core.block_store().get(id))
+                .map(|b| b.payload.clone())
+                .collect(),
+            _ => Vec::new(),
+        };
+        out.push_back(payloads);
     }
+    out
 }
 
 /// Logs catch-up progress when one step commits several blocks (height, target, blocks/s).
@@ -454,7 +458,7 @@ fn step(
     storage: &mut MdbxStorage,
     fx: &mut NodeEffects,
 ) -> Result<(), NodeError> {
-    feed(core, &actions, fx);
+    fx.feeds = feeds(core, &actions);
     log_progress(core, &actions, fx);
     perform(actions, storage, fx).map_err(|e| {
         error!("storage failed, stopping the validator: {e}");

@@ -234,8 +234,17 @@ fn config(net: &Net, i: usize, engine: String) -> NodeConfig {
 }
 
 fn start(net: &Net, i: usize, chain: Arc<Mutex<Chain>>) -> oneshot::Sender<()> {
+    start_with(net, i, chain, |c| c)
+}
+
+fn start_with(
+    net: &Net,
+    i: usize,
+    chain: Arc<Mutex<Chain>>,
+    tweak: impl FnOnce(NodeConfig) -> NodeConfig,
+) -> oneshot::Sender<()> {
     let (tx, rx) = oneshot::channel::<()>();
-    let net_genesis = config(net, i, String::new());
+    let net_genesis = tweak(config(net, i, String::new()));
     tokio::spawn(async move {
         let url = mock_el(chain).await;
         let cfg = NodeConfig { engine: url, ..net_genesis };
@@ -311,6 +320,72 @@ async fn four_validators_commit_survive_a_down_leader_and_a_restart_with_a_fresh
     for h in 1..=target {
         assert_eq!(hash_at(&fresh, h), hash_at(&chains[0], h), "height {h}");
     }
+    for s in stops.iter_mut().filter_map(Option::take) {
+        let _ = s.send(());
+    }
+}
+
+/// `GET /status` of a node's status endpoint.
+async fn status_of(addr: std::net::SocketAddr) -> Option<Value> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(b"GET /status HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n").await.ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    serde_json::from_str(text.split("\r\n\r\n").nth(1)?).ok()
+}
+
+/// Nodes keep only a few rounds in memory, so a node wiped after the others committed many
+/// more blocks cannot catch up through the core's block fetch: it must range-sync from the
+/// peers' storage, then join the rounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_wiped_far_behind_the_in_memory_window_range_syncs_to_the_head() {
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
+    const WINDOW: u64 = 8;
+    let small_window = |c: NodeConfig| NodeConfig {
+        retained_rounds: WINDOW,
+        sync: crate::sync::SyncConfig {
+            batch: 16,
+            status_interval: Duration::from_millis(500),
+            ..crate::sync::SyncConfig::default()
+        },
+        ..c
+    };
+    let net = write_network(4);
+    let chains: Vec<Arc<Mutex<Chain>>> =
+        (0..4).map(|_| Arc::new(Mutex::new(Chain::new()))).collect();
+    let mut stops: Vec<Option<oneshot::Sender<()>>> =
+        (0..4).map(|i| Some(start_with(&net, i, chains[i].clone(), small_window))).collect();
+    let all: Vec<&Arc<Mutex<Chain>>> = chains.iter().collect();
+    let far = 6 * WINDOW;
+    wait_finalized(&all, far, 120).await;
+
+    // Node 3 loses both data dirs and comes back as a fresh node: everything below the peers'
+    // in-memory window is only on their disks.
+    let _ = stops[3].take().unwrap().send(());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::fs::remove_dir_all(net.dir.path().join("node3").join("cl")).unwrap();
+    let fresh = Arc::new(Mutex::new(Chain::new()));
+    let http: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    stops[3] = Some(start_with(&net, 3, fresh.clone(), |c| NodeConfig {
+        http: Some(http),
+        ..small_window(c)
+    }));
+    let target = chains[0].lock().unwrap().finalized_number() + 3;
+    assert!(target > far);
+    wait_finalized(&[&chains[0], &fresh], target, 120).await;
+    for h in 1..=target {
+        assert_eq!(hash_at(&fresh, h), hash_at(&chains[0], h), "height {h}");
+    }
+    let status = status_of(http).await.expect("status endpoint");
+    let synced = status["synced"].as_u64().unwrap();
+    assert!(synced >= far - 2, "only {synced} blocks came from range sync: {status}");
+    // It takes part in the rounds again: the network goes on committing with it.
+    let more = chains[0].lock().unwrap().finalized_number() + 4;
+    wait_finalized(&[&chains[0], &fresh], more, 60).await;
     for s in stops.iter_mut().filter_map(Option::take) {
         let _ = s.send(());
     }

@@ -418,3 +418,81 @@ async fn a_peer_serves_committed_blocks_from_storage_over_libp2p() {
     // The other way round: the follower has no server and answers busy.
     assert_eq!(h0.sync(h1.peer_id, SyncRequest::Status).await.unwrap(), SyncResponse::Busy);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sync_task_refuses_a_forging_peer_and_syncs_from_an_honest_one() {
+    use super::{SyncConfig, SyncParams, spawn as spawn_sync};
+    use crate::network::{NetworkConfig, NetworkHandle, spawn};
+    use libp2p::identity::Keypair;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+    use tokio::sync::{mpsc, watch};
+
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
+    let keys = keys();
+    let honest = chain(&keys, 40, 1);
+    // The forger claims a longer chain, so it is asked first; its first block's QC lacks quorum.
+    let mut forged = chain(&keys, 60, 2);
+    let b = &forged[0].block;
+    forged[0].qc = qc(&keys, b.id(), b.round, &[1]);
+    let server = |blocks: &[CommittedBlock]| {
+        let mut s = MemStorage::new();
+        s.apply_all(&committed_ops(blocks)).unwrap();
+        SyncServer::new(Arc::new(s))
+    };
+    let kps: Vec<Keypair> = (0..3).map(|_| Keypair::generate_ed25519()).collect();
+    let config = |key: &Keypair, server, bootnodes| NetworkConfig {
+        keypair: key.clone(),
+        listen_addr: "127.0.0.1".parse().unwrap(),
+        port: 0,
+        bootnodes,
+        validators: vec![kps[0].public().to_peer_id(), kps[1].public().to_peer_id()],
+        chain_id: CHAIN,
+        sync_server: server,
+    };
+    async fn addr(h: &NetworkHandle) -> libp2p::Multiaddr {
+        loop {
+            if let Some(a) = h.listen_addrs().into_iter().next() {
+                return a.with(libp2p::multiaddr::Protocol::P2p(h.peer_id));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let (good, _g) = spawn(config(&kps[0], Some(server(&honest)), vec![])).unwrap();
+    let (bad, _b) = spawn(config(&kps[1], Some(server(&forged)), vec![])).unwrap();
+    let boot = vec![addr(&good).await, addr(&bad).await];
+    let (client, _c) = spawn(config(&kps[2], None, boot)).unwrap();
+
+    let (anchor_tx, anchor_rx) = watch::channel(genesis_anchor());
+    let (ranges_tx, mut ranges_rx) = mpsc::channel(2);
+    let delivered = Arc::new(AtomicU64::new(0));
+    let _handle = spawn_sync(SyncParams {
+        net: client,
+        verify: ctx(&keys),
+        config: SyncConfig {
+            trigger_gap: 4,
+            batch: 8,
+            status_interval: Duration::from_millis(200),
+            retry_after: Duration::from_secs(1),
+        },
+        anchor: anchor_rx,
+        el_delivered: delivered.clone(),
+        ranges: ranges_tx,
+    });
+    // Play the node loop: take each verified range, "commit" it, publish the new tip.
+    let mut committed: Vec<CommittedBlock> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while committed.len() < 39 {
+        let range = tokio::time::timeout_at(deadline, ranges_rx.recv())
+            .await
+            .expect("sync did not finish")
+            .unwrap();
+        let Some((id, last)) = range.blocks.last().cloned() else { continue };
+        committed.extend(range.blocks.into_iter().map(|(_, c)| c));
+        delivered.store(last.block.height(), Ordering::Relaxed);
+        anchor_tx.send_replace(Anchor::with_id(id, &last.block));
+    }
+    assert_eq!(committed, honest[..39].to_vec(), "only the honest chain was handed over");
+}
