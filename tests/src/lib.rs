@@ -58,3 +58,4 @@ impl Drop for ChildGuard {
 }
 
 pub mod loadgen;
+pub mod testnet;

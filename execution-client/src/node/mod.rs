@@ -286,6 +286,7 @@ impl RunningNode {
         if let Some(task) = self.dev_task.take() {
             task.abort();
         }
+        self.handle.jobs.stop_all();
         let _ = self.auth_server.stop();
         self.auth_server.clone().stopped().await;
         match self.handle.engine.shutdown().await {

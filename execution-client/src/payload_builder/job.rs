@@ -96,7 +96,16 @@ impl PayloadJobs {
         Self { executor, db, pool, config, jobs: Mutex::new((HashMap::new(), VecDeque::new())) }
     }
 
-    /// A job by id.
+    /// Stops every running job (at shutdown: their builders return instead of running on until
+    /// their deadline, which would hold the process open).
+    pub fn stop_all(&self) {
+        let guard = self.jobs.lock();
+        for job in guard.0.values() {
+            job.resolved.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// The job with this id, if it is still kept.
     pub fn get(&self, id: &PayloadId) -> Option<Arc<PayloadJob>> {
         self.jobs.lock().0.get(id).cloned()
     }

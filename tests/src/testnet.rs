@@ -1,0 +1,257 @@
+//! A local network of real processes for end-to-end tests: `tandem-cl testnet` generates it,
+//! and each node is a `tandem-el` and a `tandem-cl` process started from the manifest's command
+//! lines, with logs in the testnet directory. Every process dies with the [`Testnet`].
+
+use crate::{BinaryMissing, ChildGuard, binary};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Why a testnet could not be set up or driven.
+#[derive(Debug, thiserror::Error)]
+pub enum TestnetError {
+    /// A binary is missing.
+    #[error(transparent)]
+    Binary(#[from] BinaryMissing),
+    /// A process or file operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// `tandem-cl testnet` failed or wrote something unexpected.
+    #[error("testnet generation: {0}")]
+    Generate(String),
+    /// A condition was not reached in time.
+    #[error("timed out after {secs} s waiting for {what}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// The time limit.
+        secs: u64,
+    },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> TestnetError {
+    let what = what.into();
+    move |source| TestnetError::Io { what, source }
+}
+
+/// The running processes of one node.
+#[derive(Debug)]
+struct Running {
+    el: ChildGuard,
+    cl: ChildGuard,
+}
+
+/// A generated network and whichever of its nodes are running.
+#[derive(Debug)]
+pub struct Testnet {
+    /// The testnet directory (inside a temporary directory removed on drop).
+    pub dir: PathBuf,
+    /// Each node's manifest entry (`name`, `ports`, `el_command`, `cl_command`, ...).
+    pub nodes: Vec<Value>,
+    running: Vec<Option<Running>>,
+    tmp: Option<tempfile::TempDir>,
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        // Processes first (their guards kill them), then the directory — kept when a test
+        // fails, so its logs can be read.
+        self.running.clear();
+        if std::thread::panicking()
+            && let Some(tmp) = self.tmp.take()
+        {
+            eprintln!("testnet logs kept in {}", tmp.keep().display());
+        }
+    }
+}
+
+impl Testnet {
+    /// Generates an `n`-validator network whose ports are shifted by an offset derived from
+    /// `slot` and the process id, so concurrent test binaries do not collide.
+    pub fn generate(n: usize, slot: u16) -> Result<Self, TestnetError> {
+        let tmp = tempfile::tempdir().map_err(io("temp dir"))?;
+        let dir = tmp.path().join("net");
+        let offset = 10_000 + (std::process::id() % 500) as u16 * 20 + slot * 10_000 % 20_000;
+        let status = Command::new(binary("tandem-cl")?)
+            .args(["testnet", "--validators", &n.to_string(), "--out"])
+            .arg(&dir)
+            .args(["--port-offset", &offset.to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .map_err(io("tandem-cl testnet"))?;
+        if !status.success() {
+            return Err(TestnetError::Generate(format!("tandem-cl testnet exited with {status}")));
+        }
+        let manifest_path = dir.join("testnet.json");
+        let text = std::fs::read(&manifest_path).map_err(io("read testnet.json"))?;
+        let manifest: Value = serde_json::from_slice(&text)
+            .map_err(|e| TestnetError::Generate(format!("testnet.json: {e}")))?;
+        let nodes = manifest["nodes"].as_array().cloned().unwrap_or_default();
+        if nodes.len() != n {
+            return Err(TestnetError::Generate(format!("{} nodes, expected {n}", nodes.len())));
+        }
+        let running = nodes.iter().map(|_| None).collect();
+        Ok(Self { dir, nodes, running, tmp: Some(tmp) })
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the network has no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The EL JSON-RPC URL of node `i`.
+    pub fn http(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.nodes[i]["ports"]["http"].as_u64().unwrap_or(0))
+    }
+
+    /// The EL JSON-RPC URLs of all nodes.
+    pub fn urls(&self) -> Vec<String> {
+        (0..self.len()).map(|i| self.http(i)).collect()
+    }
+
+    fn spawn(&self, line: &str, log: &Path) -> Result<ChildGuard, TestnetError> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(io(format!("open {}", log.display())))?;
+        let err = out.try_clone().map_err(io("clone log handle"))?;
+        ChildGuard::spawn(
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!("exec {line}"))
+                .stdout(Stdio::from(out))
+                .stderr(Stdio::from(err)),
+        )
+        .map_err(io(format!("spawn {line}")))
+    }
+
+    /// Starts node `i` (EL then CL) unless it is running.
+    pub fn start(&mut self, i: usize) -> Result<(), TestnetError> {
+        if self.running[i].is_some() {
+            return Ok(());
+        }
+        let node = &self.nodes[i];
+        let name = node["name"].as_str().unwrap_or("node");
+        let el = self.spawn(
+            node["el_command"].as_str().unwrap_or_default(),
+            &self.dir.join(format!("{name}-el.log")),
+        )?;
+        let cl = self.spawn(
+            node["cl_command"].as_str().unwrap_or_default(),
+            &self.dir.join(format!("{name}-cl.log")),
+        )?;
+        self.running[i] = Some(Running { el, cl });
+        Ok(())
+    }
+
+    /// Kills node `i`'s CL and EL with SIGKILL (a crash: no shutdown path runs).
+    pub fn kill(&mut self, i: usize) {
+        // Dropping the guards sends SIGKILL and reaps the processes.
+        self.running[i] = None;
+    }
+
+    /// Stops node `i` with SIGTERM (CL first, then EL) and waits for both to exit.
+    pub fn stop(&mut self, i: usize) -> Result<(), TestnetError> {
+        let Some(mut running) = self.running[i].take() else { return Ok(()) };
+        for child in [&mut running.cl, &mut running.el] {
+            Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .map_err(io("kill -TERM"))?;
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while child.0.try_wait().map_err(io("wait"))?.is_none() {
+                if Instant::now() > deadline {
+                    return Err(TestnetError::Timeout { what: "a node to stop".into(), secs: 20 });
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether node `i` is running (as far as this handle knows).
+    pub fn is_running(&self, i: usize) -> bool {
+        self.running[i].is_some()
+    }
+
+    /// The last `lines` lines of each log of node `i`, for failure messages.
+    pub fn log_tail(&self, i: usize, lines: usize) -> String {
+        let name = self.nodes[i]["name"].as_str().unwrap_or("node");
+        let mut out = String::new();
+        for part in ["el", "cl"] {
+            let path = self.dir.join(format!("{name}-{part}.log"));
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let all: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("--- {name}-{part}\n"));
+            for l in &all[all.len().saturating_sub(lines)..] {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// Minimal JSON-RPC over HTTP with a short time-out (a stopped node answers `None`).
+pub async fn rpc(url: &str, method: &str, params: Value) -> Option<Value> {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().ok()?;
+    let reply: Value = client.post(url).json(&body).send().await.ok()?.json().await.ok()?;
+    reply.get("result").cloned()
+}
+
+/// A block header field as a number.
+fn quantity(v: &Value) -> Option<u64> {
+    u64::from_str_radix(v.as_str()?.trim_start_matches("0x"), 16).ok()
+}
+
+/// The number of the block a node reports under `tag` (`latest`, `finalized`, ...).
+pub async fn height(url: &str, tag: &str) -> Option<u64> {
+    let block = rpc(url, "eth_getBlockByNumber", serde_json::json!([tag, false])).await?;
+    quantity(&block["number"])
+}
+
+/// `(hash, stateRoot)` of block `n` on a node.
+pub async fn hash_and_root(url: &str, n: u64) -> Option<(String, String)> {
+    let block =
+        rpc(url, "eth_getBlockByNumber", serde_json::json!([format!("{n:#x}"), false])).await?;
+    Some((block["hash"].as_str()?.to_string(), block["stateRoot"].as_str()?.to_string()))
+}
+
+/// Waits until every URL reports a block at or above `target` under `tag`.
+pub async fn wait_all(
+    urls: &[String],
+    tag: &str,
+    target: u64,
+    secs: u64,
+) -> Result<(), TestnetError> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let mut lowest = u64::MAX;
+        for u in urls {
+            lowest = lowest.min(height(u, tag).await.unwrap_or(0));
+        }
+        if lowest >= target {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(TestnetError::Timeout {
+                what: format!("{tag} >= {target} on {urls:?} (lowest {lowest})"),
+                secs,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
