@@ -1,19 +1,24 @@
 //! Transaction gossip between execution clients over libp2p.
 //!
 //! ELs form their own network (TCP + noise + yamux; identify and kademlia so a node finds the
-//! others from one bootnode). One gossipsub topic per chain, `/tandem-el/<chain id>/txs/1`,
-//! carries EIP-2718 transactions:
+//! others from one bootnode). One gossipsub topic per chain, `/tandem-el/<chain id>/txs/2`,
+//! carries batches: an RLP list of EIP-2718 transactions (at most [`MAX_BATCH_TXS`]), because
+//! one message per transaction costs more in framing, signatures and validation than the
+//! transaction itself at thousands per second:
 //!
-//! - a transaction accepted into the pool over RPC (announced on `pending_txs`) is published;
-//! - a gossiped transaction is decoded, its sender recovered (with the shared cache) and added
-//!   to the pool as [`Origin::External`] against the latest state. Gossipsub forwards it only
-//!   when the pool accepted it (`Accept`); one the pool already holds or refuses for state
-//!   reasons (nonce, balance, price) is `Ignore`d: not forwarded, no penalty, since it may be
-//!   valid on a peer whose state differs; undecodable bytes, a bad signature or a foreign chain
-//!   id are `Reject`ed, which lowers the peer's gossipsub score, and a peer that sends
-//!   [`MAX_STRIKES`] of those is disconnected and refused from then on;
-//! - duplicates are suppressed by gossipsub's message cache (message id = transaction hash) and
-//!   by the pool (`already known`).
+//! - transactions accepted into the pool over RPC (announced on `pending_txs`) are collected
+//!   for [`BATCH_WINDOW`] (or until a batch is full) and published together;
+//! - a gossiped batch is decoded, its senders recovered in parallel (with the shared cache, so
+//!   `newPayload` later finds them) and its transactions added to the pool as
+//!   [`Origin::External`] against one view of the latest state. Gossipsub forwards the batch
+//!   only when the pool accepted at least one of them (`Accept`); a batch the pool already
+//!   holds or refuses for state reasons (nonce, balance, price) is `Ignore`d: not forwarded, no
+//!   penalty, since it may be valid on a peer whose state differs; undecodable bytes, a bad
+//!   signature or a foreign chain id anywhere in it get the batch `Reject`ed, which lowers the
+//!   peer's gossipsub score, and a peer that sends [`MAX_STRIKES`] of those is disconnected and
+//!   refused from then on;
+//! - duplicates are suppressed by gossipsub's message cache (message id = hash of the batch)
+//!   and by the pool (`already known`).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -44,8 +49,14 @@ use crate::{
 
 /// Rejected messages after which a peer is disconnected and refused.
 pub const MAX_STRIKES: u32 = 5;
-/// Largest gossip message: the pool's largest transaction plus framing.
-const MAX_MESSAGE_SIZE: usize = 256 * 1024;
+/// Most transactions in one gossip message.
+pub const MAX_BATCH_TXS: usize = 256;
+/// Bytes at which a batch is published without waiting for more.
+const BATCH_BYTES: usize = 512 * 1024;
+/// How long an accepted transaction waits for others to share its message.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(25);
+/// Largest gossip message: a full batch, or one of the pool's largest transactions.
+const MAX_MESSAGE_SIZE: usize = 2 * 1024 * 1024;
 
 /// Gossip network flags, as reth names them.
 #[derive(Debug, Clone, clap::Args)]
@@ -165,7 +176,7 @@ pub fn spawn(config: P2pConfig, ctx: Arc<RpcContext>) -> Result<GossipHandle, P2
     swarm
         .listen_on(listen.clone())
         .map_err(|e| P2pError::Listen { addr: listen.to_string(), reason: e.to_string() })?;
-    let topic = IdentTopic::new(format!("/tandem-el/{chain}/txs/1"));
+    let topic = IdentTopic::new(topic_name(chain));
     swarm.behaviour_mut().gossipsub.subscribe(&topic).map_err(|e| setup(e.to_string()))?;
     for addr in &config.bootnodes {
         if let Err(e) = swarm.dial(addr.clone()) {
@@ -181,18 +192,23 @@ pub fn spawn(config: P2pConfig, ctx: Arc<RpcContext>) -> Result<GossipHandle, P2
         connected: HashSet::new(),
         strikes: HashMap::new(),
         banned: HashSet::new(),
+        batch: Vec::new(),
+        batch_bytes: 0,
     };
     let mut pending = ctx.pending_txs.subscribe();
     let task = tokio::spawn(async move {
         let mut bootstrap = tokio::time::interval(Duration::from_secs(30));
+        let mut flush = tokio::time::interval(BATCH_WINDOW);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 event = gossip.swarm.select_next_some() => gossip.on_event(event),
                 hash = pending.recv() => match hash {
-                    Ok(hash) => gossip.publish(hash),
+                    Ok(hash) => gossip.queue(hash),
                     Err(RecvError::Lagged(n)) => debug!(missed = n, "gossip fell behind the pool"),
                     Err(RecvError::Closed) => return,
                 },
+                _ = flush.tick() => gossip.publish_batch(),
                 _ = bootstrap.tick() => {
                     let _ = gossip.swarm.behaviour_mut().kad.bootstrap();
                 }
@@ -211,38 +227,124 @@ struct Gossip {
     connected: HashSet<PeerId>,
     strikes: HashMap<PeerId, u32>,
     banned: HashSet<PeerId>,
+    /// Encoded transactions waiting to be published together.
+    batch: Vec<alloy_primitives::Bytes>,
+    batch_bytes: usize,
 }
 
-/// How a gossiped transaction fared.
+/// The gossip topic of a chain.
+pub fn topic_name(chain_id: u64) -> String {
+    format!("/tandem-el/{chain_id}/txs/2")
+}
+
+/// A gossip message: the RLP list of the transactions' EIP-2718 encodings.
+pub fn encode_batch(txs: &[alloy_primitives::Bytes]) -> Vec<u8> {
+    let mut out = Vec::new();
+    alloy_rlp::encode_list::<alloy_primitives::Bytes, [u8]>(txs, &mut out);
+    out
+}
+
+/// Why a gossip message is not a batch of transactions.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// Not an RLP list of byte strings.
+    #[error("rlp: {0}")]
+    Rlp(alloy_rlp::Error),
+    /// Bytes after the list.
+    #[error("trailing bytes after the batch")]
+    Trailing,
+    /// An empty list, or more than [`MAX_BATCH_TXS`] transactions.
+    #[error("batch of {0} transactions (1 to {MAX_BATCH_TXS} allowed)")]
+    Size(usize),
+    /// An element is not a transaction.
+    #[error("transaction {index}: {reason}")]
+    Transaction {
+        /// Position in the batch.
+        index: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Decodes a gossip message into transactions.
+pub fn decode_batch(data: &[u8]) -> Result<Vec<TxEnvelope>, BatchError> {
+    let mut rest = data;
+    let items = <Vec<alloy_primitives::Bytes> as alloy_rlp::Decodable>::decode(&mut rest)
+        .map_err(BatchError::Rlp)?;
+    if !rest.is_empty() {
+        return Err(BatchError::Trailing);
+    }
+    if items.is_empty() || items.len() > MAX_BATCH_TXS {
+        return Err(BatchError::Size(items.len()));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let mut bytes = item.as_ref();
+            match TxEnvelope::decode_2718(&mut bytes) {
+                Ok(tx) if bytes.is_empty() => Ok(tx),
+                Ok(_) => Err(BatchError::Transaction {
+                    index,
+                    reason: "trailing bytes after the transaction".into(),
+                }),
+                Err(e) => Err(BatchError::Transaction { index, reason: format!("rlp: {e}") }),
+            }
+        })
+        .collect()
+}
+
+/// How a gossiped batch fared.
 enum Verdict {
-    /// Added to the pool: forward it.
+    /// At least one transaction added to the pool: forward it.
     Accept,
-    /// Known already, or refused for state reasons: do not forward, no penalty.
+    /// All known already, or refused for state reasons: do not forward, no penalty.
     Ignore(String),
     /// Malformed, badly signed or for another chain: do not forward, penalize.
     Reject(String),
 }
 
 impl Gossip {
-    fn publish(&mut self, hash: alloy_primitives::TxHash) {
+    /// Adds a pool transaction to the next batch, publishing when the batch is full.
+    fn queue(&mut self, hash: alloy_primitives::TxHash) {
         let Some(tx) = self.ctx.pool.read().get(&hash) else { return };
-        let bytes = tx.tx.encoded_2718();
-        match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), bytes) {
-            Ok(_) => debug!(%hash, "transaction gossiped"),
+        let bytes = alloy_primitives::Bytes::from(tx.tx.encoded_2718());
+        if self.batch_bytes + bytes.len() > BATCH_BYTES {
+            self.publish_batch();
+        }
+        self.batch_bytes += bytes.len();
+        self.batch.push(bytes);
+        if self.batch.len() >= MAX_BATCH_TXS {
+            self.publish_batch();
+        }
+    }
+
+    /// Publishes the waiting transactions as one message.
+    fn publish_batch(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let data = encode_batch(&self.batch);
+        let count = self.batch.len();
+        self.batch.clear();
+        self.batch_bytes = 0;
+        match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), data) {
+            Ok(_) => debug!(txs = count, "transactions gossiped"),
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
-            Err(e) => debug!(%hash, "gossip publish failed: {e}"),
+            Err(e) => debug!(txs = count, "gossip publish failed: {e}"),
         }
     }
 
     fn verdict(&self, data: &[u8]) -> Verdict {
-        let mut bytes = data;
-        let tx = match TxEnvelope::decode_2718(&mut bytes) {
-            Ok(tx) if bytes.is_empty() => tx,
-            Ok(_) => return Verdict::Reject("trailing bytes after the transaction".into()),
-            Err(e) => return Verdict::Reject(format!("rlp: {e}")),
+        use rayon::prelude::*;
+        let txs = match decode_batch(data) {
+            Ok(txs) => txs,
+            Err(e) => return Verdict::Reject(e.to_string()),
         };
-        let sender = match self.ctx.senders.recover(&tx) {
-            Ok(sender) => sender,
+        let cache = &self.ctx.senders;
+        let senders: Result<Vec<_>, _> = txs.par_iter().map(|tx| cache.recover(tx)).collect();
+        let senders = match senders {
+            Ok(senders) => senders,
             Err(e) => return Verdict::Reject(e.to_string()),
         };
         let view = self.ctx.snapshot();
@@ -250,17 +352,26 @@ impl Gossip {
             Ok(state) => state,
             Err(e) => return Verdict::Ignore(e.to_string()),
         };
-        match self.ctx.pool.write().add(tx, sender, Origin::External, &StateReader(&state)) {
-            Ok(_) => Verdict::Accept,
-            Err(
-                e @ (PoolError::Decode(_)
-                | PoolError::InvalidSender
-                | PoolError::WrongChainId { .. }
-                | PoolError::TxTypeNotSupported
-                | PoolError::BlobNotSupported
-                | PoolError::Oversized { .. }),
-            ) => Verdict::Reject(e.to_string()),
-            Err(e) => Verdict::Ignore(e.to_string()),
+        let reader = StateReader(&state);
+        let mut pool = self.ctx.pool.write();
+        let (mut accepted, mut last_refusal) = (0usize, None);
+        for (tx, sender) in txs.into_iter().zip(senders) {
+            match pool.add(tx, sender, Origin::External, &reader) {
+                Ok(_) => accepted += 1,
+                Err(
+                    e @ (PoolError::Decode(_)
+                    | PoolError::InvalidSender
+                    | PoolError::WrongChainId { .. }
+                    | PoolError::TxTypeNotSupported
+                    | PoolError::BlobNotSupported
+                    | PoolError::Oversized { .. }),
+                ) => return Verdict::Reject(e.to_string()),
+                Err(e) => last_refusal = Some(e.to_string()),
+            }
+        }
+        match (accepted, last_refusal) {
+            (0, Some(why)) => Verdict::Ignore(why),
+            _ => Verdict::Accept,
         }
     }
 

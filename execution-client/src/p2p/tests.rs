@@ -1,5 +1,6 @@
-//! Two and three in-process ELs on loopback: a transaction sent to one reaches the others'
-//! pools through a bootnode, and a peer gossiping garbage is disconnected.
+//! Two and three in-process ELs on loopback: a burst of transactions sent to one reaches the
+//! others' pools through a bootnode in batches, the batch codec refuses malformed messages, and
+//! a peer gossiping garbage is disconnected.
 
 use std::{sync::Arc, time::Duration};
 
@@ -71,16 +72,45 @@ async fn transaction_sent_to_one_el_reaches_the_others_once() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let tx = a.kit.transfer(0, 0, Address::repeat_byte(0xb0), 1);
-    let hash = b.ctx.add_raw_transaction(&tx.encoded_2718()).unwrap();
-    assert!(wait_in_pool(&a, hash).await, "A (the bootnode) got the transaction");
-    assert!(wait_in_pool(&c, hash).await, "C got it through A");
+    // A burst: it travels in batches, and every transaction arrives exactly once.
+    let mut last = TxHash::ZERO;
+    for key in 0..4 {
+        for nonce in 0..60 {
+            let tx = a.kit.transfer(key, nonce, Address::repeat_byte(0xb0), 1);
+            last = b.ctx.add_raw_transaction(&tx.encoded_2718()).unwrap();
+        }
+    }
+    assert!(wait_in_pool(&a, last).await, "A (the bootnode) got the transactions");
+    assert!(wait_in_pool(&c, last).await, "C got them through A");
     for el in [&a, &c] {
-        assert_eq!(el.kit.pool.read().len(), 1, "once, no duplicates");
+        assert_eq!(el.kit.pool.read().len(), 240, "each once, no duplicates, none lost");
     }
     for el in [a, b, c] {
         el.gossip.stop();
     }
+}
+
+#[test]
+fn batches_round_trip_and_malformed_ones_are_refused() {
+    use super::{BatchError, MAX_BATCH_TXS, decode_batch, encode_batch};
+    use alloy_primitives::Bytes;
+    let kit = Kit::new(TreeConfig::default());
+    let txs: Vec<Bytes> = (0..3)
+        .map(|n| Bytes::from(kit.transfer(0, n, Address::repeat_byte(1), 1).encoded_2718()))
+        .collect();
+    let decoded = decode_batch(&encode_batch(&txs)).unwrap();
+    assert_eq!(decoded.iter().map(|t| Bytes::from(t.encoded_2718())).collect::<Vec<_>>(), txs);
+
+    assert!(matches!(decode_batch(b"garbage"), Err(BatchError::Rlp(_))));
+    assert!(matches!(decode_batch(&encode_batch(&[])), Err(BatchError::Size(0))));
+    let too_many = vec![txs[0].clone(); MAX_BATCH_TXS + 1];
+    assert!(matches!(decode_batch(&encode_batch(&too_many)), Err(BatchError::Size(_))));
+    let mut trailing = encode_batch(&txs);
+    trailing.push(0);
+    assert!(matches!(decode_batch(&trailing), Err(BatchError::Trailing)));
+    let bad = vec![txs[0].clone(), Bytes::from_static(b"\x02\xff")];
+    let err = decode_batch(&encode_batch(&bad)).unwrap_err();
+    assert!(matches!(err, BatchError::Transaction { index: 1, .. }), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,8 +136,7 @@ async fn peer_sending_garbage_is_disconnected() {
         })
         .unwrap()
         .build();
-    let topic =
-        gossipsub::IdentTopic::new(format!("/tandem-el/{}/txs/1", crate::testkit::CHAIN_ID));
+    let topic = gossipsub::IdentTopic::new(super::topic_name(crate::testkit::CHAIN_ID));
     rogue.behaviour_mut().subscribe(&topic).unwrap();
     rogue.dial(boot).unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
