@@ -4,8 +4,8 @@
 //! As geth does for calls: the nonce is not checked, the gas is capped by `--rpc.gascap`
 //! (default: the block gas limit, under the cap; a larger request raises the block's gas limit
 //! for the call), and a call with no fee fields runs at gas price zero with a zero base fee
-//! (geth's `NoBaseFee`). Unlike geth, a `from` address holding code is refused (EIP-3607 stays
-//! on: revm is built without its `optional_eip3607` feature).
+//! (geth's `NoBaseFee`), and a `from` address holding code is allowed (EIP-3607 applies to
+//! transactions, not simulations: wallets simulate calls from smart accounts).
 
 use alloy_consensus::{Header, TxEnvelope};
 use alloy_eips::eip2930::AccessList;
@@ -43,6 +43,7 @@ impl RpcContext {
     fn call_env(&self, header: &Header, no_fee: bool, block: Option<&BlockOverrides>) -> EvmEnv {
         let mut env = self.executor.evm_env(header);
         env.cfg_env.disable_nonce_check = true;
+        env.cfg_env.disable_eip3607 = true;
         if no_fee {
             // As geth's NoBaseFee: a call that pays nothing runs with a zero base fee.
             env.block_env.basefee = 0;

@@ -237,6 +237,9 @@ async fn call_revert_estimate_overrides_and_logs() {
         )
         .await;
     assert_eq!(e["code"], 3);
+    // A call from an address holding code is simulated, as geth does (EIP-3607 binds only
+    // transactions): wallets simulate calls from smart accounts.
+    assert_eq!(h.ok("eth_call", json!([{"from": contract, "to": contract}, "latest"])).await, "0x");
     // Before the deploy block there is no code: the call succeeds with empty output.
     assert_eq!(h.ok("eth_call", json!([{"to": contract, "data": "0x01"}, "earliest"])).await, "0x");
 
