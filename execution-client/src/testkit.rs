@@ -75,6 +75,11 @@ impl Kit {
         Self { _dir: dir, executor, tree, pool, keys, timestamp: 0 }
     }
 
+    /// The database directory, tree and pool, for tests that hand the tree to its owner.
+    pub fn into_parts(self) -> (tempfile::TempDir, EngineTree, SharedPool) {
+        (self._dir, self.tree, self.pool)
+    }
+
     pub fn transfer(&self, key: usize, nonce: u64, to: Address, value: u64) -> TxEnvelope {
         let tx = TxEip1559 {
             chain_id: CHAIN_ID,

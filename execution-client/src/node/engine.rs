@@ -111,9 +111,10 @@ pub fn spawn(
     tree: EngineTree,
     pool: SharedPool,
     changes: broadcast::Sender<Arc<CanonicalChange>>,
+    pending_txs: broadcast::Sender<B256>,
 ) -> std::io::Result<(EngineHandle, std::thread::JoinHandle<()>)> {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut engine = Engine { tree, pool, changes };
+    let mut engine = Engine { tree, pool, changes, pending_txs };
     let thread = std::thread::Builder::new().name("engine".into()).spawn(move || {
         while let Some(request) = rx.blocking_recv() {
             if let Request::Shutdown { reply } = request {
@@ -131,6 +132,8 @@ struct Engine {
     tree: EngineTree,
     pool: SharedPool,
     changes: broadcast::Sender<Arc<CanonicalChange>>,
+    /// Transactions (re-)entering the pool, for gossip and pending-transaction subscribers.
+    pending_txs: broadcast::Sender<B256>,
 }
 
 impl Engine {
@@ -225,11 +228,61 @@ impl Engine {
                 if mined.contains(tx.tx_hash()) || tx.nonce() == u64::MAX {
                     continue;
                 }
-                if let Err(e) = pool.add(tx.clone(), *sender, Origin::External, &reader) {
-                    debug!(hash = %tx.tx_hash(), error = %e, "re-orged transaction not re-added");
+                match pool.add(tx.clone(), *sender, Origin::External, &reader) {
+                    // Peers whose chain also dropped it need it again to include it.
+                    Ok(_) => {
+                        let _ = self.pending_txs.send(*tx.tx_hash());
+                    }
+                    Err(e) => {
+                        debug!(hash = %tx.tx_hash(), error = %e, "re-orged transaction not re-added")
+                    }
                 }
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{fork_choice::TreeConfig, testkit::Kit};
+
+    fn fcu(engine: &mut Engine, head: B256) {
+        let (reply, mut rx) = oneshot::channel();
+        let state = ForkchoiceState {
+            head_block_hash: head,
+            safe_block_hash: B256::ZERO,
+            finalized_block_hash: B256::ZERO,
+        };
+        engine.handle(Request::ForkchoiceUpdated { state, build: false, reply });
+        let outcome = rx.try_recv().unwrap().unwrap().0;
+        assert!(matches!(outcome, ForkchoiceOutcome::Valid { .. }), "{outcome:?}");
+    }
+
+    #[test]
+    fn a_reorg_puts_dropped_transactions_back_in_the_pool_and_announces_them() {
+        let mut kit = Kit::new(TreeConfig::default());
+        let genesis = kit.tree.head().hash;
+        // Two siblings on genesis: one built while the pool was empty, one with a transfer.
+        let without = kit.build_on(genesis, Address::repeat_byte(2));
+        let tx = kit.transfer(0, 0, Address::repeat_byte(0xb0), 1);
+        let hash = *tx.tx_hash();
+        kit.submit(tx);
+        let with = kit.build_on(genesis, Address::repeat_byte(1));
+        assert_eq!(with.block.block.body.transactions.len(), 1);
+        kit.tree.insert_executed(with.block.clone());
+        kit.tree.insert_executed(without.block.clone());
+        let (_dir, tree, pool) = kit.into_parts();
+        let (changes, _) = broadcast::channel(16);
+        let (pending_txs, mut announced) = broadcast::channel(16);
+        let mut engine = Engine { tree, pool: pool.clone(), changes, pending_txs };
+
+        fcu(&mut engine, with.block.block.hash());
+        assert!(!pool.read().contains(&hash), "mined: out of the pool");
+        assert!(announced.try_recv().is_err());
+        fcu(&mut engine, without.block.block.hash());
+        assert!(pool.read().contains(&hash), "re-orged out: back in the pool");
+        assert_eq!(announced.try_recv().unwrap(), hash, "and announced to gossip");
     }
 }

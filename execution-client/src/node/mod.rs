@@ -81,6 +81,8 @@ pub struct NodeHandle {
     pub changes: broadcast::Sender<Arc<CanonicalChange>>,
     /// Journal of local transactions.
     pub journal: Arc<Mutex<Journal>>,
+    /// Hashes of transactions entering the pool (RPC, re-orgs): gossip and subscriptions.
+    pub pending_txs: broadcast::Sender<alloy_primitives::TxHash>,
 }
 
 /// A started node.
@@ -164,8 +166,10 @@ pub async fn launch(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let pool: SharedPool = Arc::new(RwLock::new(TxPool::new(config.pool.clone(), ctx)));
     let journal = Arc::new(Mutex::new(restore_journal(&config, &db, &pool, &senders)?));
     let (changes, _) = broadcast::channel(256);
-    let (engine, engine_thread) = engine::spawn(tree, pool.clone(), changes.clone())
-        .map_err(|source| NodeError::Io { what: "start the engine thread".into(), source })?;
+    let (pending_txs, _) = broadcast::channel(16_384);
+    let (engine, engine_thread) =
+        engine::spawn(tree, pool.clone(), changes.clone(), pending_txs.clone())
+            .map_err(|source| NodeError::Io { what: "start the engine thread".into(), source })?;
     let jobs =
         Arc::new(PayloadJobs::new(executor.clone(), db.clone(), pool.clone(), config.jobs.clone()));
     let handle = NodeHandle {
@@ -179,6 +183,7 @@ pub async fn launch(config: NodeConfig) -> Result<RunningNode, NodeError> {
         jobs,
         changes,
         journal,
+        pending_txs,
     };
     let api = Arc::new(EngineApi {
         spec: handle.spec.clone(),

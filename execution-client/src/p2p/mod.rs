@@ -190,6 +190,7 @@ pub fn spawn(config: P2pConfig, ctx: Arc<RpcContext>) -> Result<GossipHandle, P2
         ctx: ctx.clone(),
         listen: listen_addrs.clone(),
         connected: HashSet::new(),
+        subscribed: HashSet::new(),
         strikes: HashMap::new(),
         banned: HashSet::new(),
         batch: Vec::new(),
@@ -225,6 +226,8 @@ struct Gossip {
     ctx: Arc<RpcContext>,
     listen: Arc<Mutex<Vec<Multiaddr>>>,
     connected: HashSet<PeerId>,
+    /// Peers subscribed to the transaction topic.
+    subscribed: HashSet<PeerId>,
     strikes: HashMap<PeerId, u32>,
     banned: HashSet<PeerId>,
     /// Encoded transactions waiting to be published together.
@@ -319,6 +322,19 @@ impl Gossip {
         }
     }
 
+    /// Queues the pool's local transactions (submitted here, or restored from the journal after
+    /// a restart) when the first peer joins the topic: while there was none, nobody heard them.
+    fn announce_local(&mut self) {
+        let local = self.ctx.pool.read().by_origin(Origin::Local);
+        if local.is_empty() {
+            return;
+        }
+        info!(txs = local.len(), "gossiping local transactions to the first peer");
+        for tx in local {
+            self.queue(*tx.tx.tx_hash());
+        }
+    }
+
     /// Publishes the waiting transactions as one message.
     fn publish_batch(&mut self) {
         if self.batch.is_empty() {
@@ -395,7 +411,18 @@ impl Gossip {
                 self.connected.insert(peer_id);
                 self.ctx.peer_count.store(self.connected.len(), Ordering::Relaxed);
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed {
+                peer_id,
+                topic,
+            })) if topic == self.topic.hash() => {
+                let first = self.subscribed.is_empty();
+                self.subscribed.insert(peer_id);
+                if first {
+                    self.announce_local();
+                }
+            }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                self.subscribed.remove(&peer_id);
                 self.connected.remove(&peer_id);
                 self.ctx.peer_count.store(self.connected.len(), Ordering::Relaxed);
             }

@@ -90,6 +90,22 @@ async fn transaction_sent_to_one_el_reaches_the_others_once() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_transactions_held_without_peers_reach_the_first_peer() {
+    // A node alone (or just restarted with its journal) holds a local transaction.
+    let a = start(Vec::new());
+    let tx = a.kit.transfer(1, 0, Address::repeat_byte(0xb1), 1);
+    let hash = a.ctx.add_raw_transaction(&tx.encoded_2718()).unwrap();
+    let boot = listen_addr(&a).await;
+    // Long after its batch went out to nobody.
+    tokio::time::sleep(super::BATCH_WINDOW * 10).await;
+    let b = start(vec![boot]);
+    assert!(wait_in_pool(&b, hash).await, "the first peer hears of it");
+    for el in [a, b] {
+        el.gossip.stop();
+    }
+}
+
 #[test]
 fn batches_round_trip_and_malformed_ones_are_refused() {
     use super::{BatchError, MAX_BATCH_TXS, decode_batch, encode_batch};

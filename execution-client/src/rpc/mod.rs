@@ -171,6 +171,7 @@ impl RpcContext {
             node.senders.clone(),
         );
         ctx.events = node.changes.clone();
+        ctx.pending_txs = node.pending_txs.clone();
         ctx.journal = Some(node.journal.clone());
         ctx.config = config;
         ctx
