@@ -29,7 +29,8 @@ pub enum Command {
     /// Key management.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Run a validator: consensus over libp2p, driving an EL over the Engine API.
+    /// Run a node driving an EL over the Engine API: a validator with `--validator-key`, a
+    /// follower without.
     Node(Box<NodeArgs>),
 }
 
@@ -42,9 +43,10 @@ pub struct NodeArgs {
     /// Consensus genesis file.
     #[arg(long = "genesis", value_name = "FILE")]
     pub genesis: PathBuf,
-    /// Validator key file.
+    /// Validator key file; without it the node follows the chain (syncs, drives its EL, never
+    /// votes).
     #[arg(long = "validator-key", value_name = "FILE")]
-    pub validator_key: PathBuf,
+    pub validator_key: Option<PathBuf>,
     /// libp2p key file (default: DATADIR/p2p.key, created if missing).
     #[arg(long = "p2p.key", value_name = "FILE")]
     pub p2p_key: Option<PathBuf>,

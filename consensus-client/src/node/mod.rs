@@ -7,12 +7,16 @@
 //! contradicted after a crash. The I/O side (network, timers, the EL) sits behind [`Effects`],
 //! which the networking and Engine API layers implement.
 //!
-//! [`service`] is the running node built on this contract, [`executor`] the task that owns the
-//! EL connection, [`status`] the `/status` and `/health` endpoint, [`metrics`] its Prometheus metrics.
+//! [`service`] is the running validator built on this contract, `follower` the node without a
+//! validator key that follows the chain through range sync, `startup` what both start with,
+//! [`executor`] the task that owns the EL connection, [`status`] the `/status` and `/health`
+//! endpoint, [`metrics`] its Prometheus metrics.
 
 pub mod executor;
+mod follower;
 pub mod metrics;
 pub mod service;
+mod startup;
 pub mod status;
 
 use crate::core::{Action, Evidence, PersistOp, Timer};

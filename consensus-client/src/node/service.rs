@@ -10,19 +10,19 @@
 //! sync ranges and timers, one at a time, and performs the resulting actions with
 //! [`super::perform`] (persist before send). After each step it publishes the committed tip to
 //! the sync task; proposals far above it make the sync task poll peers at once. A storage
-//! failure stops the node. SIGTERM/SIGINT stop it cleanly between two events.
+//! failure stops the node. SIGTERM/SIGINT stop it cleanly between two events. Without
+//! `--validator-key` the same start-up leads to the follower's loop instead (`follower`).
 
-use super::executor::{self, ElRequest, ExecutorConfig};
-use super::{Effects, perform};
+use super::executor::ElRequest;
+use super::{Effects, perform, startup};
 use crate::block_store::ChainWalk;
 use crate::core::{Action, Core, CoreConfig, CoreParams, Event, Evidence, Recovery, Timer};
-use crate::crypto::{Ed25519Verifier, Signer};
-use crate::engine_client::{EngineClient, EngineConfig, EngineError};
-use crate::genesis::ConsensusGenesis;
+use crate::crypto::Signer;
+use crate::engine_client::{EngineClient, EngineError};
 use crate::leader::RoundRobin;
-use crate::network::{self, NetworkConfig, NetworkHandle};
-use crate::storage::{ChainMeta, MdbxStorage, Storage};
-use crate::sync::{self, Anchor, SyncConfig, SyncParams, SyncServer, VerifyContext};
+use crate::network::{self, NetworkHandle};
+use crate::storage::{MdbxStorage, Storage};
+use crate::sync::{Anchor, SyncConfig};
 use crate::types::{Block, BlockId, Message, Payload, PayloadAttributes, Round, ValidatorIndex};
 use alloy_primitives::{Address, B256};
 use alloy_rpc_types_engine::{ForkchoiceState, PayloadStatusEnum};
@@ -30,8 +30,7 @@ use libp2p::Multiaddr;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, instrument, warn};
@@ -43,8 +42,8 @@ pub struct NodeConfig {
     pub datadir: PathBuf,
     /// Consensus genesis file.
     pub genesis: PathBuf,
-    /// Validator key file.
-    pub validator_key: PathBuf,
+    /// Validator key file; `None` runs a follower (syncs and drives its EL, never signs).
+    pub validator_key: Option<PathBuf>,
     /// libp2p key file (created if missing).
     pub p2p_key: PathBuf,
     /// Engine API URL.
@@ -84,8 +83,8 @@ pub struct Status {
     pub peers: usize,
     /// What the EL last answered.
     pub el: String,
-    /// This validator's index.
-    pub validator: ValidatorIndex,
+    /// This validator's index (`null` for a follower).
+    pub validator: Option<ValidatorIndex>,
     /// Blocks committed from range sync since start.
     pub synced: u64,
 }
@@ -210,90 +209,57 @@ pub async fn reconcile(engine: &EngineClient, chain: &[Block]) -> Result<(), Eng
     Ok(())
 }
 
-/// Runs the node until `shutdown` resolves or a fatal error.
+/// Runs the node until `shutdown` resolves or a fatal error: a validator with
+/// `--validator-key`, a follower (the `follower` module) without.
 pub async fn run(
     config: NodeConfig,
     shutdown: impl std::future::Future<Output = &'static str>,
 ) -> Result<(), NodeError> {
+    let base = startup::open(&config)?;
+    tokio::pin!(shutdown);
+    if !startup::connect_el(&base, &config.engine, shutdown.as_mut()).await? {
+        return Ok(());
+    }
+    match config.validator_key.clone() {
+        Some(key) => run_validator(&config, &key, base, shutdown).await,
+        None => super::follower::run(&config, base, shutdown).await,
+    }
+}
+
+async fn run_validator<F: std::future::Future<Output = &'static str>>(
+    config: &NodeConfig,
+    validator_key: &std::path::Path,
+    base: startup::Base,
+    mut shutdown: std::pin::Pin<&mut F>,
+) -> Result<(), NodeError> {
     let cfg_err = |e: String| NodeError::Config(e);
-    let genesis =
-        ConsensusGenesis::from_file(&config.genesis).map_err(|e| cfg_err(e.to_string()))?;
-    let signer = crate::keys::read_validator_key(&config.validator_key)
-        .map_err(|e| cfg_err(e.to_string()))?;
-    let me = genesis.index_of(&signer.public_key()).ok_or_else(|| {
+    let signer =
+        crate::keys::read_validator_key(validator_key).map_err(|e| cfg_err(e.to_string()))?;
+    let me = base.genesis.index_of(&signer.public_key()).ok_or_else(|| {
         cfg_err(format!(
-            "validator key {} is not in the consensus genesis (followers are not supported yet)",
-            config.validator_key.display()
+            "validator key {} is not in the consensus genesis (run without --validator-key to follow the chain)",
+            validator_key.display()
         ))
     })?;
-    let p2p_key = if config.p2p_key.exists() {
-        crate::keys::read_p2p_key(&config.p2p_key)
-    } else {
-        crate::keys::write_new_seed(&config.p2p_key).map(crate::keys::p2p_keypair)
-    }
-    .map_err(|e| cfg_err(e.to_string()))?;
-    let validators = Arc::new(genesis.validator_set().map_err(|e| cfg_err(e.to_string()))?);
-    let peer_ids = genesis
-        .validators
-        .iter()
-        .map(|v| v.peer_id.parse().map_err(|e| cfg_err(format!("peer id {}: {e}", v.peer_id))))
-        .collect::<Result<Vec<libp2p::PeerId>, _>>()?;
-    let genesis_block = genesis.block();
-    let meta = ChainMeta { chain_id: genesis.chain_id, genesis_id: genesis_block.id() };
-    let mut storage = MdbxStorage::open(&config.datadir.join("consensus"), meta)?;
-    let recovery = storage.load()?;
-
-    let jwt =
-        tandem_shared::jwt::read_secret(&config.jwt_secret).map_err(|e| cfg_err(e.to_string()))?;
-    let engine = EngineClient::new(EngineConfig::new(config.engine.clone(), jwt, genesis.forks))?;
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            signal = &mut shutdown => {
-                info!(signal, "stopping before the execution client answered");
-                return Ok(());
-            }
-            r = engine.exchange_capabilities(tandem_shared::jwt::unix_now()) => match r {
-                Ok(_) => break,
-                Err(e @ (EngineError::MissingCapabilities { .. } | EngineError::Rpc { .. })) => return Err(e.into()),
-                Err(e) => {
-                    warn!("waiting for the execution client at {}: {e}", config.engine);
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
-    }
-    engine.check_genesis(genesis.el_genesis_hash).await?;
+    let recovery = base.storage.load()?;
     let chain = recovery.as_ref().map(committed_chain).unwrap_or_default();
-    reconcile(&engine, &chain).await?;
-    let finalized = chain.last().map_or(genesis.el_genesis_hash, |b| b.payload.block_hash);
-
-    let (net, mut net_rx) = network::spawn(NetworkConfig {
-        keypair: p2p_key,
-        listen_addr: config.p2p_addr,
-        port: config.p2p_port,
-        bootnodes: config.bootnodes.clone(),
-        validators: peer_ids,
-        chain_id: genesis.chain_id,
-        sync_server: Some(SyncServer::new(Arc::new(storage.reader()))),
-    })?;
-    let (ev_tx, mut ev_rx) = mpsc::channel(1024);
-    let delivered = Arc::new(AtomicU64::new(chain.last().map_or(0, Block::height)));
-    let el = executor::spawn(
-        engine.clone(),
-        ExecutorConfig {
-            fee_recipient: config.fee_recipient,
-            block_time: config.block_time,
-            finalized,
-            delivered: delivered.clone(),
-        },
-        ev_tx,
-    );
-    let verifier: Arc<dyn crate::crypto::Verifier> = Arc::new(
-        Ed25519Verifier::new(validators.iter().map(|v| &v.public_key))
-            .map_err(|e| cfg_err(e.to_string()))?,
-    );
-    let genesis_id = genesis_block.id();
+    reconcile(&base.engine, &chain).await?;
+    let tip = chain.last().cloned().unwrap_or_else(|| base.genesis_block.clone());
+    let services =
+        startup::start_services(config, &base, &tip, config.sync.clone(), Some(me)).await?;
+    let startup::Services {
+        net,
+        mut net_rx,
+        el,
+        el_events: mut ev_rx,
+        anchor: anchor_tx,
+        ranges: mut ranges_rx,
+        syncer,
+        status,
+        _status_server,
+    } = services;
+    let startup::Base { genesis, genesis_block, validators, verifier, mut storage, engine, .. } =
+        base;
     let mut core = Core::new(
         CoreParams {
             config: CoreConfig {
@@ -303,44 +269,19 @@ pub async fn run(
             me,
             validators: validators.clone(),
             signer: Box::new(signer),
-            verifier: verifier.clone(),
+            verifier,
             election: Box::new(RoundRobin::new(validators.len())),
             genesis: genesis_block,
         },
         recovery,
     )
     .map_err(|e| cfg_err(e.to_string()))?;
-    let (anchor_tx, anchor_rx) = watch::channel(anchor_of(&core));
-    let (ranges_tx, mut ranges_rx) = mpsc::channel(2);
-    let syncer = sync::spawn(SyncParams {
-        net: net.clone(),
-        verify: VerifyContext {
-            chain_id: genesis.chain_id,
-            genesis_id,
-            validators: validators.clone(),
-            verifier,
-        },
-        config: config.sync.clone(),
-        anchor: anchor_rx,
-        el_delivered: delivered,
-        ranges: ranges_tx,
-    });
-
-    let status = Arc::new(Mutex::new(Status { validator: me, ..Status::default() }));
-    let _status_server = match config.http {
-        Some(addr) => Some(
-            super::status::serve(addr, status.clone())
-                .await
-                .map_err(|e| cfg_err(format!("cannot serve status on {addr}: {e}")))?,
-        ),
-        None => None,
-    };
     let mut fx = NodeEffects {
         net: net.clone(),
         el,
         timers: BTreeMap::new(),
         seq: 0,
-        head: finalized,
+        head: tip.payload.block_hash,
         feeds: Default::default(),
         last_progress: None,
         metrics: super::metrics::NodeMetrics::new(),
@@ -355,7 +296,7 @@ pub async fn run(
             next_timer.map_or(1_000, |at| at.saturating_sub(now_ms())),
         ));
         let event = tokio::select! {
-            signal = &mut shutdown => {
+            signal = shutdown.as_mut() => {
                 info!(signal, round = core.round(), committed = core.committed_height(), "stopping");
                 return Ok(());
             }

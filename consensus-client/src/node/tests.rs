@@ -218,7 +218,7 @@ fn config(net: &Net, i: usize, engine: String) -> NodeConfig {
     NodeConfig {
         datadir: node.join("cl"),
         genesis: net.genesis.clone(),
-        validator_key: node.join(crate::keys::VALIDATOR_KEY_FILE),
+        validator_key: Some(node.join(crate::keys::VALIDATOR_KEY_FILE)),
         p2p_key: node.join(crate::keys::P2P_KEY_FILE),
         engine,
         jwt_secret: node.join("jwt.hex"),
@@ -243,8 +243,28 @@ fn start_with(
     chain: Arc<Mutex<Chain>>,
     tweak: impl FnOnce(NodeConfig) -> NodeConfig,
 ) -> oneshot::Sender<()> {
+    spawn_node(tweak(config(net, i, String::new())), chain)
+}
+
+/// A node without a validator key (its own data dir, key and port; node 0 as bootnode).
+fn follower_config(net: &Net) -> NodeConfig {
+    let dir = net.dir.path().join("follower");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("jwt.hex"), "11".repeat(32)).unwrap();
+    let boot = format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", net.ports[0], net.peers[0]);
+    NodeConfig {
+        datadir: dir.join("cl"),
+        validator_key: None,
+        p2p_key: dir.join(crate::keys::P2P_KEY_FILE),
+        jwt_secret: dir.join("jwt.hex"),
+        p2p_port: free_port(),
+        bootnodes: vec![boot.parse().unwrap()],
+        ..config(net, 0, String::new())
+    }
+}
+
+fn spawn_node(net_genesis: NodeConfig, chain: Arc<Mutex<Chain>>) -> oneshot::Sender<()> {
     let (tx, rx) = oneshot::channel::<()>();
-    let net_genesis = tweak(config(net, i, String::new()));
     tokio::spawn(async move {
         let url = mock_el(chain).await;
         let cfg = NodeConfig { engine: url, ..net_genesis };
@@ -338,9 +358,10 @@ async fn status_of(addr: std::net::SocketAddr) -> Option<Value> {
 
 /// Nodes keep only a few rounds in memory, so a node wiped after the others committed many
 /// more blocks cannot catch up through the core's block fetch: it must range-sync from the
-/// peers' storage, then join the rounds.
+/// peers' storage, then join the rounds. A follower (no validator key) started at the same
+/// time follows the chain the same way, and after a restart goes on from its own data dir.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_node_wiped_far_behind_the_in_memory_window_range_syncs_to_the_head() {
+async fn a_wiped_validator_and_a_new_follower_far_behind_the_window_range_sync_to_the_head() {
     if let Ok(filter) = std::env::var("RUST_LOG") {
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
     }
@@ -374,19 +395,46 @@ async fn a_node_wiped_far_behind_the_in_memory_window_range_syncs_to_the_head() 
         http: Some(http),
         ..small_window(c)
     }));
+    let follower_el = Arc::new(Mutex::new(Chain::new()));
+    let follower_http: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let follower = NodeConfig { http: Some(follower_http), ..small_window(follower_config(&net)) };
+    let mut follower_stop = Some(spawn_node(follower.clone(), follower_el.clone()));
     let target = chains[0].lock().unwrap().finalized_number() + 3;
     assert!(target > far);
-    wait_finalized(&[&chains[0], &fresh], target, 120).await;
+    wait_finalized(&[&chains[0], &fresh, &follower_el], target, 120).await;
     for h in 1..=target {
         assert_eq!(hash_at(&fresh, h), hash_at(&chains[0], h), "height {h}");
+        assert_eq!(hash_at(&follower_el, h), hash_at(&chains[0], h), "follower, height {h}");
     }
     let status = status_of(http).await.expect("status endpoint");
     let synced = status["synced"].as_u64().unwrap();
     assert!(synced >= far - 2, "only {synced} blocks came from range sync: {status}");
-    // It takes part in the rounds again: the network goes on committing with it.
+    let status = status_of(follower_http).await.expect("follower status endpoint");
+    assert!(status["validator"].is_null(), "{status}");
+    // It takes part in the rounds again: the network goes on committing with it, and the
+    // follower keeps up.
     let more = chains[0].lock().unwrap().finalized_number() + 4;
-    wait_finalized(&[&chains[0], &fresh], more, 60).await;
-    for s in stops.iter_mut().filter_map(Option::take) {
+    wait_finalized(&[&chains[0], &fresh, &follower_el], more, 60).await;
+
+    // The follower restarts from its data dir with its EL intact.
+    let _ = follower_stop.take().unwrap().send(());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = follower_el.lock().unwrap().finalized_number();
+    follower_stop = Some(spawn_node(follower, follower_el.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let resumed = loop {
+        match status_of(follower_http).await {
+            Some(s) => break s["committed_height"].as_u64().unwrap(),
+            None => {
+                assert!(tokio::time::Instant::now() < deadline, "follower did not restart");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert!(resumed >= before, "restarted at {resumed}, had committed {before}");
+    let more = chains[0].lock().unwrap().finalized_number() + 3;
+    wait_finalized(&[&chains[0], &follower_el], more, 60).await;
+    for s in stops.iter_mut().chain([&mut follower_stop]).filter_map(Option::take) {
         let _ = s.send(());
     }
 }

@@ -33,6 +33,11 @@ use tracing::{debug, info, instrument, warn};
 const IMPORT_WAIT: Duration = Duration::from_secs(10);
 /// How long a peer that sent an invalid range is not asked again.
 const INVALID_AVOID: Duration = Duration::from_secs(120);
+/// A sync session that starts more than this many blocks behind logs at info level (a
+/// follower closes gaps of a block or two all the time; those log at debug level).
+const LOUD_GAP: Height = 16;
+/// Least time between two status polls of one peer, even when a hint asks for one at once.
+const MIN_POLL_GAP: Duration = Duration::from_millis(200);
 
 /// Tunables of range sync.
 #[derive(Debug, Clone)]
@@ -107,6 +112,7 @@ struct PeerState {
 struct Session {
     started: Instant,
     start_height: Height,
+    loud: bool,
 }
 
 struct Syncer {
@@ -160,13 +166,13 @@ impl Syncer {
             }
             if let Some(s) = self.session.take() {
                 let height = self.local().height;
-                let secs = s.started.elapsed().as_secs_f64();
-                info!(
-                    height,
-                    blocks = height.saturating_sub(s.start_height),
-                    secs = format!("{secs:.1}"),
-                    "range sync caught up"
-                );
+                let blocks = height.saturating_sub(s.start_height);
+                let secs = format!("{:.1}", s.started.elapsed().as_secs_f64());
+                if s.loud {
+                    info!(height, blocks, secs, "range sync caught up");
+                } else {
+                    debug!(height, blocks, secs, "range sync caught up");
+                }
             }
         }
     }
@@ -176,15 +182,11 @@ impl Syncer {
         let connected = self.p.net.connected_peers();
         self.peers.retain(|p, _| connected.contains(p));
         let interval = self.p.config.status_interval;
+        let wait = if force { MIN_POLL_GAP } else { interval };
         let due: Vec<PeerId> = connected
             .into_iter()
             .filter(|p| {
-                force
-                    || self
-                        .peers
-                        .get(p)
-                        .and_then(|s| s.polled)
-                        .is_none_or(|t| t.elapsed() >= interval)
+                self.peers.get(p).and_then(|s| s.polled).is_none_or(|t| t.elapsed() >= wait)
             })
             .collect();
         if due.is_empty() {
@@ -241,8 +243,14 @@ impl Syncer {
         self.turn = self.turn.wrapping_add(1);
         let chosen = candidates[self.turn % candidates.len()];
         if self.session.is_none() {
-            info!(height = local, target = best, peer = %chosen.0, "behind the network: range sync started");
-            self.session = Some(Session { started: Instant::now(), start_height: local });
+            let loud = best > local + LOUD_GAP;
+            if loud {
+                info!(height = local, target = best, peer = %chosen.0,
+                    "behind the network: range sync started");
+            } else {
+                debug!(height = local, target = best, peer = %chosen.0, "range sync started");
+            }
+            self.session = Some(Session { started: Instant::now(), start_height: local, loud });
         }
         Some(chosen)
     }
@@ -326,9 +334,15 @@ impl Syncer {
             let secs = s.started.elapsed().as_secs_f64();
             if secs > 0.0 { height.saturating_sub(s.start_height) as f64 / secs } else { 0.0 }
         });
-        info!(height, target, blocks = count, from = %peer,
-            took_ms = asked.elapsed().as_millis() as u64,
-            blocks_per_sec = format!("{rate:.1}"), "range sync progress");
+        let took_ms = asked.elapsed().as_millis() as u64;
+        let blocks_per_sec = format!("{rate:.1}");
+        if self.session.as_ref().is_some_and(|s| s.loud) {
+            info!(height, target, blocks = count, from = %peer, took_ms, blocks_per_sec,
+                "range sync progress");
+        } else {
+            debug!(height, target, blocks = count, from = %peer, took_ms, blocks_per_sec,
+                "range sync progress");
+        }
         Step::Continue
     }
 
