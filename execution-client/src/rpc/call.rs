@@ -308,11 +308,9 @@ impl RpcContext {
             .map_err(|e| RpcError::Internal(e.to_string()))
     }
 
-    /// `debug_traceTransaction`: replays the block's earlier transactions on the parent's state,
-    /// then traces the transaction.
-    ///
-    /// The block's system calls (EIP-4788, EIP-2935) are not replayed: they touch only their
-    /// system contracts, so a traced transaction that reads those contracts may differ.
+    /// `debug_traceTransaction`: applies the block's pre-transaction system calls (EIP-2935,
+    /// EIP-4788) and replays its earlier transactions on the parent's state, then traces the
+    /// transaction — so it sees exactly the state it saw in the block.
     pub(crate) fn trace_transaction<S: DatabaseRef<Error = StorageError> + std::fmt::Debug>(
         &self,
         parent_state: S,
@@ -328,6 +326,12 @@ impl RpcContext {
         };
         let env = self.executor.evm_env(block.header());
         let mut db = CacheDB::new(parent_state);
+        {
+            let mut evm = EthEvmBuilder::new(&mut db, env.clone()).build();
+            alloy_evm::block::SystemCaller::new(crate::executor::ForkSchedule(&self.spec))
+                .apply_pre_execution_changes(block.header(), &mut evm)
+                .map_err(|e| RpcError::Internal(format!("block system calls: {e}")))?;
+        }
         for (tx, sender) in transactions.iter().zip(&block.senders).take(index) {
             let mut evm = EthEvmBuilder::new(&mut db, env.clone()).build();
             let result = evm.transact_raw(tx_env(tx, *sender)).map_err(evm_error)?;

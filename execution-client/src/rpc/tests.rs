@@ -288,6 +288,25 @@ async fn call_revert_estimate_overrides_and_logs() {
 }
 
 #[tokio::test]
+async fn traced_transactions_see_the_blocks_system_calls() {
+    // A transaction reading the EIP-4788 beacon root of its own block: it succeeds only after
+    // the block's pre-transaction system call stored that root, in the block and in its trace.
+    let mut h = Harness::new(TreeConfig::default(), RpcConfig::default());
+    let beacon_roots = alloy_eips::eip4788::BEACON_ROOTS_ADDRESS;
+    let timestamp = h.kit.timestamp + 12;
+    let input = Bytes::from(U256::from(timestamp).to_be_bytes::<32>().to_vec());
+    let tx = h.sign(0, 0, TxKind::Call(beacon_roots), input, 100_000);
+    h.kit.submit(tx.clone());
+    h.mine();
+    let receipt = h.ok("eth_getTransactionReceipt", json!([tx.tx_hash()])).await;
+    assert_eq!(receipt["status"], "0x1", "the read succeeds in the block");
+    let trace =
+        h.ok("debug_traceTransaction", json!([tx.tx_hash(), {"tracer": "callTracer"}])).await;
+    assert!(trace.get("error").is_none(), "{trace}");
+    assert_eq!(trace["output"], json!(B256::repeat_byte(9)), "the block's parentBeaconBlockRoot");
+}
+
+#[tokio::test]
 async fn pool_errors_and_txpool_namespace() {
     let h = Harness::new(TreeConfig::default(), RpcConfig::default());
     let bob = Address::repeat_byte(0xb0);
