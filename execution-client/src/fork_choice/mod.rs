@@ -160,6 +160,8 @@ pub struct RevertedBlock {
     pub block: SealedBlock,
     /// Its senders.
     pub senders: Vec<Address>,
+    /// Its receipts (for `removed: true` logs).
+    pub receipts: Vec<ReceiptEnvelope>,
 }
 
 /// How the canonical chain changed in one fork choice update.
@@ -593,6 +595,7 @@ impl EngineTree {
                 change.reverted.push(RevertedBlock {
                     block: block.block.clone(),
                     senders: block.senders.clone(),
+                    receipts: block.receipts.clone(),
                 });
             }
         }
@@ -736,7 +739,8 @@ impl EngineTree {
         for number in base.number + 1..=self.persisted.number {
             if let (Some(block), Some(senders)) = (self.db.block(number)?, self.db.senders(number)?)
             {
-                reverted.push(RevertedBlock { block, senders });
+                let receipts = self.db.receipts(number)?.unwrap_or_default();
+                reverted.push(RevertedBlock { block, senders, receipts });
             }
         }
         warn!(

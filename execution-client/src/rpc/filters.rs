@@ -4,8 +4,9 @@
 //! Polling filters remember the last block they reported and are removed when not polled for
 //! [`super::RpcConfig::filter_timeout`]. Pending-transaction filters hold a receiver of the pool's
 //! announcements; one that falls behind by more than the channel holds loses the oldest hashes.
-//! Subscriptions follow the engine's [`CanonicalChange`]s: blocks that leave the canonical chain are not re-sent
-//! with `removed: true` (the engine's reverted blocks carry no receipts).
+//! Subscriptions follow the engine's [`CanonicalChange`]s: on a re-org, the logs of blocks that
+//! left the canonical chain are sent again with `removed: true` (newest block first, as geth
+//! does), then those of the blocks that joined it.
 
 use std::{
     collections::HashMap,
@@ -363,38 +364,57 @@ async fn follow_chain(
             }
             Err(RecvError::Closed) => return,
         };
+        let mut messages: Vec<serde_json::Value> = Vec::new();
+        if let Some(filter) = &filter {
+            for block in change.reverted.iter().rev() {
+                let data = BlockData { block: block.block.clone(), senders: block.senders.clone() };
+                messages.extend(matching_logs(filter, &data, &block.receipts, true));
+            }
+        }
         for block in &change.applied {
-            let messages: Vec<serde_json::Value> = match &filter {
-                None => vec![
+            match &filter {
+                None => messages.push(
                     serde_json::to_value(rpc_header(block.header(), block.hash()))
                         .unwrap_or_default(),
-                ],
+                ),
                 Some(filter) => {
                     let data =
                         BlockData { block: block.block.clone(), senders: block.senders.clone() };
-                    if !filter.matches_bloom(block.header().logs_bloom)
-                        || !filter.matches_block(&alloy_eips::BlockNumHash::new(
-                            block.number(),
-                            block.hash(),
-                        ))
-                    {
-                        continue;
-                    }
-                    block_logs(&data, &block.receipts)
-                        .into_iter()
-                        .filter(|log| filter.matches(&log.inner))
-                        .filter_map(|log| serde_json::to_value(log).ok())
-                        .collect()
-                }
-            };
-            for message in messages {
-                let Ok(raw) = serde_json::value::to_raw_value(&message) else { continue };
-                if sink.send(SubscriptionMessage::from(raw)).await.is_err() {
-                    return;
+                    messages.extend(matching_logs(filter, &data, &block.receipts, false));
                 }
             }
         }
+        for message in messages {
+            let Ok(raw) = serde_json::value::to_raw_value(&message) else { continue };
+            if sink.send(SubscriptionMessage::from(raw)).await.is_err() {
+                return;
+            }
+        }
     }
+}
+
+/// A block's logs that match `filter`, as JSON, marked `removed` when the block left the chain.
+fn matching_logs(
+    filter: &Filter,
+    block: &BlockData,
+    receipts: &[alloy_consensus::ReceiptEnvelope],
+    removed: bool,
+) -> Vec<serde_json::Value> {
+    let header = block.header();
+    if !filter.matches_bloom(header.logs_bloom)
+        || !filter.matches_block(&alloy_eips::BlockNumHash::new(block.number(), block.hash()))
+    {
+        return Vec::new();
+    }
+    block_logs(block, receipts)
+        .into_iter()
+        .filter(|log| filter.matches(&log.inner))
+        .map(|mut log| {
+            log.removed = removed;
+            log
+        })
+        .filter_map(|log| serde_json::to_value(log).ok())
+        .collect()
 }
 
 /// Sends the hash (or, given the pool, the whole transaction) of each transaction accepted into

@@ -307,6 +307,38 @@ async fn traced_transactions_see_the_blocks_system_calls() {
 }
 
 #[tokio::test]
+async fn log_subscriptions_resend_re_orged_logs_as_removed() {
+    let mut h = Harness::new(TreeConfig::default(), RpcConfig::default());
+    let deploy = h.sign(0, 0, TxKind::Create, test_contract_initcode(), 300_000);
+    h.kit.submit(deploy);
+    let parent = h.mine();
+    let contract = h.kit.keys[0].address().create(0);
+    let mut logs = h
+        .module
+        .subscribe_unbounded("eth_subscribe", (String::from("logs"), json!({"address": contract})))
+        .await
+        .unwrap();
+    // Block A logs; its sibling B (built from an empty pool) does not.
+    let sibling = h.kit.build_on(parent, Address::repeat_byte(0xfd));
+    h.kit.tree.new_payload(sibling.block.block.clone()).unwrap();
+    h.kit.submit(h.sign(0, 1, TxKind::Call(contract), Bytes::new(), 100_000));
+    let a = h.mine();
+    let (log, _) = logs.next::<Value>().await.unwrap().unwrap();
+    assert_eq!((log["blockHash"].clone(), log["removed"].clone()), (json!(a), json!(false)));
+
+    // The fork choice moves to B: A's log comes again, removed.
+    let outcome = h.kit.fcu(sibling.block.block.hash(), parent);
+    let crate::fork_choice::ForkchoiceOutcome::Valid { change, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(change.reverted.len(), 1);
+    h.ctx.events.send(Arc::new(change)).unwrap();
+    let (log, _) = logs.next::<Value>().await.unwrap().unwrap();
+    assert_eq!((log["blockHash"].clone(), log["removed"].clone()), (json!(a), json!(true)));
+    assert_eq!(log["topics"], json!([TOPIC]));
+}
+
+#[tokio::test]
 async fn pool_errors_and_txpool_namespace() {
     let h = Harness::new(TreeConfig::default(), RpcConfig::default());
     let bob = Address::repeat_byte(0xb0);
