@@ -35,7 +35,7 @@ struct Args {
     /// Transactions per JSON-RPC batch request.
     #[arg(long, default_value_t = 100)]
     batch: usize,
-    /// Concurrent HTTP requests per node.
+    /// Concurrent request streams per node; each sender's transactions use one, in nonce order.
     #[arg(long, default_value_t = 4)]
     connections: usize,
     /// Most accepted-but-uncommitted transactions (default: 40 per account, at most 8000).

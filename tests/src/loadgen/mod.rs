@@ -5,8 +5,8 @@
 //! from the dev mnemonic's account by a fan-out of transfers (for `erc20`, the bench token is
 //! deployed and handed out the same way), every workload transaction is signed (EIP-1559, chain
 //! id, nonces and fees read from the node) and cut into JSON-RPC batches. **Timed**: the batches
-//! are posted with `eth_sendRawTransaction` over several connections per node (senders spread
-//! round-robin over the nodes), while one node's commit tag (`finalized` or `latest`) is polled
+//! are posted with `eth_sendRawTransaction` over several concurrent lanes per node (senders
+//! spread round-robin over the nodes, each sender's nonces in order in one lane), while one node's commit tag (`finalized` or `latest`) is polled
 //! and every newly committed block's transaction hashes are matched against the workload.
 
 pub mod accounts;
@@ -29,8 +29,8 @@ use self::{
     progress::Progress,
     report::{Records, Report, RunInfo},
     rpc::{RpcClient, quantity, quantity_u64},
-    schedule::{per_node_queues, per_sender_counts, round_robin_order},
-    sending::{Batch, SendOptions, send_all},
+    schedule::{node_of_lane, per_lane_queues, per_sender_counts, round_robin_order},
+    sending::{Batch, Lane, SendOptions, send_all},
     signing::{Fees, TxRequest, mnemonic_key, sender_keys, sign_all},
     tracking::{CommitWatcher, track},
 };
@@ -139,7 +139,7 @@ pub struct Config {
     pub timeout: Duration,
     /// Transactions per JSON-RPC batch.
     pub batch: usize,
-    /// Concurrent HTTP requests per node.
+    /// Lanes (concurrent sequential request streams) per node; each sender uses one lane.
     pub connections: usize,
     /// Most accepted-but-uncommitted transactions; `None`: `min(40 × accounts, 8000)`.
     pub window: Option<usize>,
@@ -320,10 +320,23 @@ pub async fn run(config: &Config, log: &(dyn Fn(&str) + Sync)) -> Result<Report,
         signing.elapsed().as_secs_f64()
     ));
     let raw: Vec<String> = signed.iter().map(|t| t.raw_hex()).collect();
-    let per_node: Vec<Vec<Batch>> = per_node_queues(&order, chain.clients.len())
+    let nodes = chain.clients.len();
+    let queues = per_lane_queues(&order, nodes * config.connections.max(1));
+    let mut lane_of = vec![0; order.len()];
+    for (lane, queue) in queues.iter().enumerate() {
+        for &i in queue {
+            lane_of[i] = lane;
+        }
+    }
+    let lanes: Vec<Lane> = queues
         .iter()
-        .map(|q| {
-            schedule::batches(q, config.batch).into_iter().map(|b| Batch::new(b, &raw)).collect()
+        .enumerate()
+        .map(|(lane, queue)| Lane {
+            client: chain.clients[node_of_lane(lane, nodes)].clone(),
+            batches: schedule::batches(queue, config.batch)
+                .into_iter()
+                .map(|b| Batch::new(b, &raw))
+                .collect(),
         })
         .collect();
     let index: HashMap<_, _> = signed.iter().enumerate().map(|(i, t)| (t.hash, i)).collect();
@@ -331,30 +344,24 @@ pub async fn run(config: &Config, log: &(dyn Fn(&str) + Sync)) -> Result<Report,
 
     // Timed phase.
     let window = config.window();
-    let progress = Arc::new(Progress::default());
+    let progress = Arc::new(Progress::new(lanes.len()));
     let watcher = CommitWatcher::start(rpc.clone(), chain.tag).await?;
     let tracker =
-        tokio::spawn(track(watcher, index, progress.clone(), config.poll, config.timeout));
+        tokio::spawn(track(watcher, index, lane_of, progress.clone(), config.poll, config.timeout));
     log(&format!(
         "sending {} {} transactions, window {window}{}",
         signed.len(),
         config.workload.as_str(),
         config.rate.map_or(String::new(), |r| format!(", {r:.0} tx/s"))
     ));
-    let options = SendOptions {
-        connections: config.connections,
-        window,
-        rate: config.rate,
-        stall_timeout: config.timeout,
+    let options = SendOptions { window, rate: config.rate, stall_timeout: config.timeout };
+    let sent = match send_all(lanes, signed.len(), options, progress.clone()).await {
+        Ok(sent) => sent,
+        Err(e) => {
+            tracker.abort();
+            return Err(e);
+        }
     };
-    let sent =
-        match send_all(&chain.clients, per_node, signed.len(), options, progress.clone()).await {
-            Ok(sent) => sent,
-            Err(e) => {
-                tracker.abort();
-                return Err(e);
-            }
-        };
     let tracked =
         tracker.await.map_err(|e| LoadgenError::Setup(format!("the tracker failed: {e}")))?;
     if let Some(e) = &tracked.last_error {

@@ -36,17 +36,23 @@ pub fn round_robin_order(counts: &[usize]) -> Vec<Slot> {
     order
 }
 
-/// The node a sender's transactions go to: senders are spread round-robin over the nodes, and a
-/// sender always uses the same node so its nonces arrive there in order.
-pub fn node_of(sender: usize, nodes: usize) -> usize {
-    if nodes == 0 { 0 } else { sender % nodes }
+/// The lane (one sequential stream of requests) a sender's transactions travel in. There are
+/// `lanes` lanes, a multiple of the node count; lane `l` sends to node `l % nodes`. A sender
+/// always uses the same lane, so its nonces reach one node in order and never leave a gap.
+pub fn lane_of(sender: usize, lanes: usize) -> usize {
+    if lanes == 0 { 0 } else { sender % lanes }
 }
 
-/// Transaction indexes (into `order`) per node, each list in send order.
-pub fn per_node_queues(order: &[Slot], nodes: usize) -> Vec<Vec<usize>> {
-    let mut queues = vec![Vec::new(); nodes.max(1)];
+/// The node a lane sends to.
+pub fn node_of_lane(lane: usize, nodes: usize) -> usize {
+    if nodes == 0 { 0 } else { lane % nodes }
+}
+
+/// Transaction indexes (into `order`) per lane, each list in send order.
+pub fn per_lane_queues(order: &[Slot], lanes: usize) -> Vec<Vec<usize>> {
+    let mut queues = vec![Vec::new(); lanes.max(1)];
     for (i, slot) in order.iter().enumerate() {
-        queues[node_of(slot.sender, nodes)].push(i);
+        queues[lane_of(slot.sender, lanes)].push(i);
     }
     queues
 }
@@ -139,15 +145,19 @@ mod tests {
     }
 
     #[test]
-    fn senders_stick_to_one_node_and_queues_cover_everything() {
+    fn senders_stick_to_one_lane_and_node_and_lanes_cover_everything() {
         let order = round_robin_order(&per_sender_counts(100, 10));
-        let queues = per_node_queues(&order, 3);
+        let (nodes, lanes) = (3, 6);
+        let queues = per_lane_queues(&order, lanes);
+        assert_eq!(queues.len(), lanes);
         assert_eq!(queues.iter().map(Vec::len).sum::<usize>(), 100);
-        for (node, queue) in queues.iter().enumerate() {
-            assert!(queue.iter().all(|&i| node_of(order[i].sender, 3) == node));
-            assert!(queue.windows(2).all(|w| w[0] < w[1]), "queues keep the send order");
+        for (lane, queue) in queues.iter().enumerate() {
+            assert!(queue.iter().all(|&i| lane_of(order[i].sender, lanes) == lane));
+            assert!(queue.windows(2).all(|w| w[0] < w[1]), "lanes keep the send order");
+            // Senders spread round-robin over the nodes.
+            assert!(queue.iter().all(|&i| order[i].sender % nodes == node_of_lane(lane, nodes)));
         }
-        assert_eq!(per_node_queues(&order, 1)[0].len(), 100);
+        assert_eq!(per_lane_queues(&order, 1)[0].len(), 100);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The timed phase's senders: pre-built `eth_sendRawTransaction` batches posted over several
-//! connections per node, bounded by an in-flight window and an optional target rate.
+//! lanes (sequential request streams) per node, bounded by an in-flight window and an optional target rate.
 
 use std::{
     collections::BTreeMap,
@@ -10,7 +10,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{LoadgenError, progress::Progress, rpc::RpcClient, rpc::parse_batch};
+use super::{
+    LoadgenError,
+    progress::{Progress, lane_window},
+    rpc::{RpcClient, parse_batch},
+};
 
 /// One HTTP request: a JSON-RPC batch of `eth_sendRawTransaction` calls, ids `0..txs.len()`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,9 +48,7 @@ impl Batch {
 /// How the senders pace themselves.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SendOptions {
-    /// Concurrent HTTP requests per node.
-    pub connections: usize,
-    /// Most accepted-but-uncommitted transactions at any time.
+    /// Most accepted-but-uncommitted transactions at any time, split evenly over the lanes.
     pub window: usize,
     /// Target transactions per second over all nodes; `None`: as fast as the window allows.
     pub rate: Option<f64>,
@@ -89,38 +91,40 @@ struct Sent {
     replies: Result<Vec<Result<(), String>>, String>,
 }
 
-struct Shared {
-    client: RpcClient,
-    batches: Vec<Batch>,
-    cursor: AtomicUsize,
+/// One sequential stream of requests to one node.
+#[derive(Debug, Clone)]
+pub struct Lane {
+    /// The node's client.
+    pub client: RpcClient,
+    /// The batches, sent one after the other in this order.
+    pub batches: Vec<Batch>,
 }
 
-/// Sends every node's batches (`per_node[i]` goes to `clients[i]`) and records send times and
-/// replies for `tx_count` workload transactions.
+/// Sends every lane's batches (the lanes run concurrently) and records send times and replies
+/// for `tx_count` workload transactions.
 pub async fn send_all(
-    clients: &[RpcClient],
-    per_node: Vec<Vec<Batch>>,
+    lanes: Vec<Lane>,
     tx_count: usize,
     options: SendOptions,
     progress: Arc<Progress>,
 ) -> Result<SendOutcome, LoadgenError> {
     let start = Instant::now();
     let scheduled = Arc::new(AtomicUsize::new(0));
+    let largest = lanes.iter().flat_map(|l| &l.batches).map(|b| b.txs.len()).max().unwrap_or(1);
+    let window = lane_window(options.window, lanes.len(), largest);
     let mut tasks = Vec::new();
-    for (client, batches) in clients.iter().zip(per_node) {
-        let shared =
-            Arc::new(Shared { client: client.clone(), batches, cursor: AtomicUsize::new(0) });
-        for _ in 0..options.connections.max(1) {
-            let (progress, scheduled) = (progress.clone(), scheduled.clone());
-            let task = tokio::spawn(worker(shared.clone(), progress, scheduled, options, start));
-            tasks.push((shared.clone(), task));
-        }
+    for (id, lane) in lanes.into_iter().enumerate() {
+        let lane = Arc::new(lane);
+        let pace = Pace { id, window, rate: options.rate, stall_timeout: options.stall_timeout };
+        let (progress, scheduled) = (progress.clone(), scheduled.clone());
+        let task = tokio::spawn(worker(lane.clone(), pace, progress, scheduled, start));
+        tasks.push((lane, task));
     }
     let mut results = Vec::new();
-    for (shared, task) in tasks {
+    for (lane, task) in tasks {
         let sent =
             task.await.map_err(|e| LoadgenError::Setup(format!("a sender task failed: {e}")))?;
-        results.push((shared, sent));
+        results.push((lane, sent));
     }
     progress.finish_sending();
     let mut outcome = SendOutcome {
@@ -129,10 +133,10 @@ pub async fn send_all(
         rejections: BTreeMap::new(),
         last_reply: None,
     };
-    for (shared, sent) in results {
+    for (lane, sent) in results {
         for s in sent {
             outcome.last_reply = outcome.last_reply.max(Some(s.replied));
-            let Some(batch) = shared.batches.get(s.batch) else { continue };
+            let Some(batch) = lane.batches.get(s.batch) else { continue };
             for &tx in &batch.txs {
                 if let Some(t) = outcome.send_times.get_mut(tx) {
                     *t = Some(s.at);
@@ -154,7 +158,9 @@ pub async fn send_all(
                     }
                 }
                 Err(m) => {
-                    *outcome.rejections.entry(rejection_key(&m)).or_default() += batch.txs.len();
+                    // The whole request failed: keep the details.
+                    let key: String = m.chars().take(160).collect();
+                    *outcome.rejections.entry(key).or_default() += batch.txs.len();
                 }
             }
         }
@@ -162,25 +168,32 @@ pub async fn send_all(
     Ok(outcome)
 }
 
+/// One lane's pacing.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    id: usize,
+    window: usize,
+    rate: Option<f64>,
+    stall_timeout: Duration,
+}
+
 async fn worker(
-    shared: Arc<Shared>,
+    lane: Arc<Lane>,
+    pace: Pace,
     progress: Arc<Progress>,
     scheduled: Arc<AtomicUsize>,
-    options: SendOptions,
     start: Instant,
 ) -> Vec<Sent> {
     let mut sent = Vec::new();
-    loop {
+    for (k, batch) in lane.batches.iter().enumerate() {
         if progress.stalled() {
             return sent;
         }
-        let k = shared.cursor.fetch_add(1, Ordering::Relaxed);
-        let Some(batch) = shared.batches.get(k) else { return sent };
         let n = batch.txs.len();
-        // The window: wait while too much is in flight.
+        // The window: wait while too much of this lane is in flight.
         let waiting = Instant::now();
-        while progress.outstanding() + n > options.window.max(n) {
-            if waiting.elapsed() > options.stall_timeout {
+        while progress.outstanding(pace.id) + n > pace.window.max(n) {
+            if waiting.elapsed() > pace.stall_timeout {
                 progress.mark_stalled();
                 return sent;
             }
@@ -188,24 +201,26 @@ async fn worker(
         }
         // The rate: each transaction has its due time.
         let position = scheduled.fetch_add(n, Ordering::Relaxed);
-        let due = start + due_offset(position, options.rate);
+        let due = start + due_offset(position, pace.rate);
         if due > Instant::now() {
             tokio::time::sleep_until(due.into()).await;
         }
         let at = Instant::now();
-        progress.add_submitted(n);
-        let replies = match shared.client.post(batch.body.clone()).await {
+        progress.add_submitted(pace.id, n);
+        let replies = match lane.client.post(batch.body.clone()).await {
             Ok(bytes) => parse_batch(&bytes, n)
                 .map(|r| r.into_iter().map(|x| x.map(|_| ())).collect::<Vec<_>>()),
+            Err(LoadgenError::Http { message, .. }) => Err(format!("request failed: {message}")),
             Err(e) => Err(e.to_string()),
         };
         let refused = match &replies {
             Ok(r) => r.iter().filter(|x| x.is_err()).count(),
             Err(_) => n,
         };
-        progress.add_rejected(refused);
+        progress.add_rejected(pace.id, refused);
         sent.push(Sent { batch: k, at, replied: Instant::now(), replies });
     }
+    sent
 }
 
 #[cfg(test)]

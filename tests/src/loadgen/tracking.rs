@@ -152,11 +152,12 @@ pub struct TrackerOutcome {
     pub last_error: Option<String>,
 }
 
-/// Tracks the workload's transactions (hash → index) until every accepted one is committed,
-/// or until `timeout` after the senders finished.
+/// Tracks the workload's transactions (hash → index; `lane_of[index]` is its lane) until every
+/// accepted one is committed, or until `timeout` after the senders finished.
 pub async fn track(
     mut watcher: CommitWatcher,
     index: HashMap<B256, usize>,
+    lane_of: Vec<usize>,
     progress: Arc<Progress>,
     poll: Duration,
     timeout: Duration,
@@ -176,10 +177,10 @@ pub async fn track(
                             && out.commit_times[i].is_none()
                         {
                             out.commit_times[i] = Some(seen);
+                            progress.add_committed(lane_of.get(i).copied().unwrap_or(0), 1);
                             ours += 1;
                         }
                     }
-                    progress.add_committed(ours);
                     out.blocks.push(BlockStat {
                         number: block.number,
                         txs: block.tx_hashes.len(),
