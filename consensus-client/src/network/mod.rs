@@ -21,6 +21,12 @@
 //! - A peer that sends undecodable messages, gossip from a non-validator author, or a sync
 //!   response that fails verification ([`NetworkHandle::report`]) is scored down; at
 //!   [`BAN_SCORE`] it is disconnected and ignored for [`BAN_SECS`].
+//! - Gossipsub's own peer scoring is on ([`gossip_scoring`]): that score is the application
+//!   score above (one invalid message puts a peer below the gossip threshold, four below the
+//!   graylist, where gossipsub ignores it, the fifth bans it) plus gossipsub's penalty for
+//!   each message this node rejected on validation. Mesh-delivery penalties and the
+//!   same-IP penalty are off: consensus topics are quiet between rounds, and a devnet runs
+//!   every node on one address.
 //!
 //! One task owns the swarm ([`spawn`]); the node talks to it through [`NetworkHandle`] and
 //! receives [`NetEvent`]s on a channel.
@@ -148,6 +154,10 @@ enum NetCommand {
         peer: PeerId,
         reason: String,
     },
+    GossipScore {
+        peer: PeerId,
+        reply: oneshot::Sender<Option<f64>>,
+    },
 }
 
 /// Handle to the network task. Sends never block; they are dropped if the task has stopped.
@@ -189,6 +199,12 @@ impl NetworkHandle {
             .send(NetCommand::Sync { peer, request, reply })
             .map_err(|_| SyncFailure::Stopped)?;
         rx.await.map_err(|_| SyncFailure::Stopped)?
+    }
+    /// Gossipsub's score of `peer` (`None` if unknown or the task stopped).
+    pub async fn gossip_score(&self, peer: PeerId) -> Option<f64> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(NetCommand::GossipScore { peer, reply }).ok()?;
+        rx.await.ok().flatten()
     }
     /// Scores `peer` down for sending invalid data (see the module docs).
     pub fn report(&self, peer: PeerId, reason: impl Into<String>) {
@@ -236,6 +252,37 @@ struct Task {
     redial: Vec<Redial>,
     validator_dial: (Instant, Duration),
     events: mpsc::Sender<NetEvent>,
+}
+
+/// Gossipsub peer-score parameters for the consensus topics (see the module docs).
+pub fn gossip_scoring(
+    topics: &[&IdentTopic],
+) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
+    let topic = gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        // P3/P3b: a quiet topic is not a misbehaving peer.
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        // P4: -5 × (rejected messages)², decaying by 10 % a second.
+        invalid_message_deliveries_weight: -5.0,
+        invalid_message_deliveries_decay: 0.9,
+        ..gossipsub::TopicScoreParams::default()
+    };
+    let params = gossipsub::PeerScoreParams {
+        topics: topics.iter().map(|t| (t.hash(), topic.clone())).collect(),
+        app_specific_weight: 1.0,
+        ip_colocation_factor_weight: 0.0,
+        // A few protocol hiccups (a GRAFT during back-off after a reconnect) cost nothing.
+        behaviour_penalty_threshold: 6.0,
+        ..gossipsub::PeerScoreParams::default()
+    };
+    let thresholds = gossipsub::PeerScoreThresholds {
+        gossip_threshold: -10.0,
+        publish_threshold: -50.0,
+        graylist_threshold: -80.0,
+        ..gossipsub::PeerScoreThresholds::default()
+    };
+    (params, thresholds)
 }
 
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -317,6 +364,8 @@ pub fn spawn(
     for t in [&proposal_topic, &timeout_topic] {
         swarm.behaviour_mut().gossipsub.subscribe(t).map_err(|e| setup(e.to_string()))?;
     }
+    let (params, thresholds) = gossip_scoring(&[&proposal_topic, &timeout_topic]);
+    swarm.behaviour_mut().gossipsub.with_peer_score(params, thresholds).map_err(setup)?;
     let me = *swarm.local_peer_id();
     let mut redial = Vec::new();
     for addr in &config.bootnodes {
@@ -436,6 +485,9 @@ impl Task {
                 self.pending_sync.insert(id, reply);
             }
             NetCommand::Report { peer, reason } => self.penalize(peer, &reason),
+            NetCommand::GossipScore { peer, reply } => {
+                let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&peer));
+            }
         }
     }
 
@@ -481,8 +533,10 @@ impl Task {
     fn penalize(&mut self, peer: PeerId, why: &str) {
         let score = self.scores.entry(peer).or_insert(0);
         *score -= INVALID_PENALTY;
-        warn!(%peer, score = *score, "invalid message: {why}");
-        if *score <= BAN_SCORE {
+        let score = *score;
+        warn!(%peer, score, "invalid message: {why}");
+        self.swarm.behaviour_mut().gossipsub.set_application_score(&peer, f64::from(score));
+        if score <= BAN_SCORE {
             self.banned.insert(peer, Instant::now() + Duration::from_secs(BAN_SECS));
             self.scores.remove(&peer);
             let _ = self.swarm.disconnect_peer_id(peer);

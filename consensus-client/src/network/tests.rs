@@ -111,3 +111,54 @@ async fn a_lone_validator_publishes_without_peers() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(h.peer_count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gossip_from_a_non_validator_scores_it_down_until_it_is_banned() {
+    let keys: Vec<Keypair> = (0..2).map(|_| Keypair::generate_ed25519()).collect();
+    let validators = vec![keys[0].public().to_peer_id()];
+    let config = |i: usize, bootnodes: Vec<Multiaddr>| NetworkConfig {
+        keypair: keys[i].clone(),
+        listen_addr: "127.0.0.1".parse().unwrap(),
+        port: 0,
+        bootnodes,
+        validators: validators.clone(),
+        chain_id: 7,
+        sync_server: None,
+    };
+    let (h0, mut rx0) = spawn(config(0, vec![])).unwrap();
+    let boot = listening(&h0).await;
+    // Node 1 is not a validator; what it publishes is rejected by node 0.
+    let (h1, _rx1) = spawn(config(1, vec![boot])).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while h0.peer_count() < 1 {
+        assert!(Instant::now() < deadline, "not connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let forged = {
+        use crate::types::{QuorumCert, Signature, Timeout};
+        |round| {
+            Message::Timeout(Timeout {
+                round,
+                high_qc: QuorumCert::genesis(BlockId::ZERO),
+                high_tc: None,
+                signer: 0,
+                signature: Signature([5; 64]),
+            })
+        }
+    };
+    let mut lowest = f64::MAX;
+    let mut round = 1;
+    // Publish until the validator has scored node 1 below the gossip threshold and then banned
+    // (disconnected) it.
+    while h0.connected_peers().contains(&h1.peer_id) {
+        assert!(Instant::now() < deadline, "not banned; lowest gossip score {lowest}");
+        h1.broadcast(forged(round));
+        round += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Some(score) = h0.gossip_score(h1.peer_id).await {
+            lowest = lowest.min(score);
+        }
+    }
+    assert!(lowest <= -10.0, "gossip score only fell to {lowest}");
+    assert!(rx0.try_recv().is_err(), "nothing from the non-validator reached consensus");
+}
