@@ -164,8 +164,13 @@ impl Syncer {
                 }
                 self.poll_status(false).await;
             }
+            // No peer to ask: caught up, unless the peers ahead are only skipped for now.
+            let height = self.local().height;
+            let best = self.peers.values().map(|p| p.height).max().unwrap_or(0);
+            if best > height + 1 {
+                continue;
+            }
             if let Some(s) = self.session.take() {
-                let height = self.local().height;
                 let blocks = height.saturating_sub(s.start_height);
                 let secs = format!("{:.1}", s.started.elapsed().as_secs_f64());
                 if s.loud {
