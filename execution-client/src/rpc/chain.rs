@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use alloy_consensus::{Header, ReceiptEnvelope, TxEnvelope};
 use alloy_eips::{BlockId, BlockNumberOrTag};
-use alloy_primitives::{Address, B256};
+use alloy_primitives::{Address, B256, U256};
 
 use super::{RpcContext, RpcError, RpcResult};
 use crate::{
@@ -37,6 +37,9 @@ impl BlockData {
 }
 
 /// A transaction located in the canonical chain.
+/// Most storage keys one `eth_getProof` proves.
+const MAX_PROOF_KEYS: usize = 1024;
+
 #[derive(Debug, Clone)]
 pub(crate) struct LocatedTx {
     pub tx: TxEnvelope,
@@ -119,6 +122,56 @@ impl RpcContext {
         let Some(block) = self.db.block(number)? else { return Ok(None) };
         let senders = self.db.senders(number)?.unwrap_or_default();
         Ok(Some(BlockData { block, senders }))
+    }
+
+    /// `eth_getProof`: EIP-1186 proofs of an account and some of its slots at a block (in memory,
+    /// or at most [`crate::storage::PROOF_HISTORY`] blocks below the persisted tip).
+    pub(crate) fn proof(
+        &self,
+        address: Address,
+        keys: Vec<alloy_serde::storage::JsonStorageKey>,
+        block: BlockId,
+    ) -> RpcResult<alloy_rpc_types_eth::EIP1186AccountProofResponse> {
+        use alloy_rpc_types_eth::{EIP1186AccountProofResponse, EIP1186StorageProof};
+        if keys.len() > MAX_PROOF_KEYS {
+            return Err(RpcError::LimitExceeded(format!(
+                "too many storage keys: {} (limit {MAX_PROOF_KEYS})",
+                keys.len()
+            )));
+        }
+        let view = self.snapshot();
+        let number = self.resolve_id(&view, block)?.ok_or(RpcError::HeaderNotFound)?;
+        let (_, hash) = self.header_by_number(&view, number)?.ok_or(RpcError::HeaderNotFound)?;
+        let pending: Vec<_> = view
+            .canonical
+            .iter()
+            .map(|b| (b.number(), b.hash(), b.header().parent_hash, &b.bundle))
+            .collect();
+        let slots: Vec<B256> = keys.iter().map(|k| k.as_b256()).collect();
+        let proof = match self.db.state_proof(number, hash, &pending, address, &slots) {
+            Ok(proof) => proof,
+            Err(crate::storage::StorageError::ProofUnavailable(why)) => {
+                return Err(RpcError::Execution(why));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (account, storage_hash) = match proof.account {
+            Some((account, root)) => (Some(account), root),
+            None => (None, alloy_trie::EMPTY_ROOT_HASH),
+        };
+        Ok(EIP1186AccountProofResponse {
+            address,
+            balance: account.map_or(U256::ZERO, |a| a.balance),
+            code_hash: account.map_or(alloy_primitives::KECCAK256_EMPTY, |a| a.code_hash),
+            nonce: account.map_or(0, |a| a.nonce),
+            storage_hash,
+            account_proof: proof.account_proof,
+            storage_proof: keys
+                .into_iter()
+                .zip(proof.storage)
+                .map(|(key, (_, value, proof))| EIP1186StorageProof { key, value, proof })
+                .collect(),
+        })
     }
 
     /// A canonical block with senders by id.

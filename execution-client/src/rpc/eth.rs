@@ -182,6 +182,14 @@ fn register_all(
         MethodResult::Ok(B256::from(value))
     });
 
+    sync_method!(module, ctx, "eth_getProof", |c: &RpcContext, p: Params<'_>| {
+        let mut seq = p.sequence();
+        let address: Address = seq.next()?;
+        let keys: Vec<alloy_serde::storage::JsonStorageKey> = seq.next()?;
+        let block: Option<BlockId> = seq.optional_next()?;
+        MethodResult::Ok(c.proof(address, keys, block.unwrap_or_default())?)
+    });
+
     // blocks
     sync_method!(module, ctx, "eth_getBlockByNumber", |c: &RpcContext, p: Params<'_>| {
         let mut seq = p.sequence();

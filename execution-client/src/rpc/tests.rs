@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy_eips::eip2718::Encodable2718;
-use alloy_primitives::{Address, B256, Bytes, TxKind, U256, hex};
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256, hex, keccak256};
 use alloy_signer::SignerSync;
 use jsonrpsee::RpcModule;
 use serde_json::{Value, json};
@@ -336,6 +336,52 @@ async fn log_subscriptions_resend_re_orged_logs_as_removed() {
     let (log, _) = logs.next::<Value>().await.unwrap().unwrap();
     assert_eq!((log["blockHash"].clone(), log["removed"].clone()), (json!(a), json!(true)));
     assert_eq!(log["topics"], json!([TOPIC]));
+}
+
+#[tokio::test]
+async fn proofs_verify_against_block_state_roots_in_memory_and_persisted() {
+    use alloy_rpc_types_eth::EIP1186AccountProofResponse;
+    use alloy_trie::{Nibbles, TrieAccount, proof::verify_proof};
+    // Persistence threshold 2: the first blocks reach MDBX, the last two stay in memory.
+    let mut h = Harness::new(TreeConfig::default(), RpcConfig::default());
+    let sender = h.kit.keys[0].address();
+    let mut blocks = Vec::new();
+    for nonce in 0..6 {
+        h.kit.submit(h.kit.transfer(0, nonce, Address::repeat_byte(0x42), 7));
+        blocks.push(h.mine());
+    }
+    let persisted = h.ctx.snapshot().persisted.number;
+    assert!((2..6).contains(&persisted), "blocks on both sides of the persisted tip {persisted}");
+    let absent = Address::repeat_byte(0x99);
+    let slots =
+        json!(["0x0", "0x0000000000000000000000000000000000000000000000000000000000000001"]);
+    for (number, hash) in blocks.iter().enumerate().map(|(i, h)| (i as u64 + 1, *h)) {
+        let block = h.ok("eth_getBlockByHash", json!([hash, false])).await;
+        let root: B256 = serde_json::from_value(block["stateRoot"].clone()).unwrap();
+        for (address, nonce) in [(sender, number), (absent, 0)] {
+            let tag = format!("{number:#x}");
+            let raw = h.ok("eth_getProof", json!([address, slots, tag])).await;
+            let proof: EIP1186AccountProofResponse = serde_json::from_value(raw).unwrap();
+            assert_eq!(proof.nonce, nonce, "block {number}");
+            let leaf = (address == sender).then(|| {
+                alloy_rlp::encode(TrieAccount {
+                    nonce: proof.nonce,
+                    balance: proof.balance,
+                    storage_root: proof.storage_hash,
+                    code_hash: proof.code_hash,
+                })
+            });
+            verify_proof(root, Nibbles::unpack(keccak256(address)), leaf, &proof.account_proof)
+                .unwrap_or_else(|e| panic!("block {number}, {address}: {e}"));
+            assert_eq!(proof.storage_proof.len(), 2);
+            assert!(proof.storage_proof.iter().all(|p| p.value.is_zero()));
+        }
+    }
+    let many: Vec<String> = (0..1025).map(|i| format!("{i:#x}")).collect();
+    let e = h.err("eth_getProof", json!([sender, many, "latest"])).await;
+    assert!(e["message"].as_str().unwrap().contains("too many storage keys"), "{e}");
+    let e = h.err("eth_getProof", json!([sender, ["0x0"], "0x99"])).await;
+    assert_eq!(e["message"], "header not found");
 }
 
 #[tokio::test]

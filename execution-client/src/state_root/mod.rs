@@ -42,10 +42,10 @@ mod trie;
 pub use overlay::OverlayStore;
 
 pub use prefix_set::PrefixSet;
-pub use trie::{NodeUpdates, TrieSource, trie_root};
+pub use trie::{NodeUpdates, TrieSource, trie_proof, trie_root};
 
 use crate::storage::{StorageError, StoredAccount};
-use alloy_primitives::{B256, U256, keccak256};
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy_trie::{BranchNodeCompact, EMPTY_ROOT_HASH, Nibbles, TrieAccount};
 use revm::database::BundleState;
 use std::collections::BTreeMap;
@@ -285,8 +285,27 @@ pub fn storage_trie_root<S: TrieStore>(
 fn finish<S: TrieStore>(
     store: &mut S,
     new_accounts: BTreeMap<B256, Option<StoredAccount>>,
-    mut storage: BTreeMap<B256, (B256, StorageTrieUpdates)>,
+    storage: BTreeMap<B256, (B256, StorageTrieUpdates)>,
 ) -> Result<TrieUpdates, StorageError> {
+    let (mut updates, leaves) = account_leaves(store, new_accounts, storage)?;
+    let changed = PrefixSet::new(leaves.keys().map(Nibbles::unpack).collect::<Vec<_>>());
+    let mut source = AccountSource { store, overlay: &leaves };
+    let (root, nodes) = trie_root(&mut source, &changed)?;
+    updates.state_root = root;
+    updates.account_nodes = nodes;
+    Ok(updates)
+}
+
+/// New leaf RLPs by hashed key (`None`: removed).
+type Leaves = BTreeMap<B256, Option<Vec<u8>>>;
+
+/// New account leaves (`None`: removed) of the touched accounts, with their storage roots, and
+/// the account and storage updates (all but the account trie nodes and root).
+fn account_leaves<S: TrieStore>(
+    store: &mut S,
+    new_accounts: BTreeMap<B256, Option<StoredAccount>>,
+    mut storage: BTreeMap<B256, (B256, StorageTrieUpdates)>,
+) -> Result<(TrieUpdates, Leaves), StorageError> {
     let mut touched: Vec<B256> = new_accounts.keys().chain(storage.keys()).copied().collect();
     touched.sort_unstable();
     touched.dedup();
@@ -326,13 +345,104 @@ fn finish<S: TrieStore>(
         updates.accounts.insert(hashed, Some((account, storage_root)));
         leaves.insert(hashed, Some(account_leaf(&account, storage_root)));
     }
+    Ok((updates, leaves))
+}
 
+/// An EIP-1186 proof of one account and some of its storage slots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateProof {
+    /// The account and its storage root, `None` when it does not exist.
+    pub account: Option<(StoredAccount, B256)>,
+    /// The account trie nodes from the root along keccak(address), root first.
+    pub account_proof: Vec<Bytes>,
+    /// Per requested slot: the slot, its value and the storage trie nodes along keccak(slot).
+    pub storage: Vec<(B256, U256, Vec<Bytes>)>,
+    /// The state root the proofs lead to.
+    pub state_root: B256,
+}
+
+/// Proves `address` and its `slots` in the stored state with `post` applied (the state root
+/// computation with the walk also following the proven keys).
+pub fn compute_proof<S: TrieStore>(
+    store: &mut S,
+    post: HashedPostState,
+    address: Address,
+    slots: &[B256],
+) -> Result<StateProof, StorageError> {
+    let owner = keccak256(address);
+    let (accounts, jobs) = storage_jobs(post);
+    let mut storage = BTreeMap::new();
+    let mut target_storage = HashedStorage::default();
+    for (hashed, job) in jobs {
+        if hashed == owner {
+            target_storage = job;
+        } else {
+            storage.insert(hashed, storage_trie_root(store, hashed, job)?);
+        }
+    }
+    let exists = match accounts.get(&owner) {
+        Some(account) => account.is_some(),
+        None => store.seek_hashed_account(&owner)?.is_some_and(|(key, _, _)| key == owner),
+    };
+
+    // The target's storage trie, with proofs of the requested slots and their values.
+    let hashed_slots: Vec<B256> = slots.iter().map(keccak256).collect();
+    let mut storage_proofs = Vec::with_capacity(slots.len());
+    if exists {
+        let changed =
+            PrefixSet::new(target_storage.slots.keys().map(Nibbles::unpack).collect::<Vec<_>>());
+        let overlay: BTreeMap<B256, Option<Vec<u8>>> = target_storage
+            .slots
+            .iter()
+            .map(|(slot, value)| (*slot, (!value.is_zero()).then(|| storage_leaf(value))))
+            .collect();
+        let mut source =
+            StorageSource { store, owner, wiped: target_storage.wiped, overlay: &overlay };
+        let (root, nodes) = trie_proof(&mut source, &changed, &hashed_slots)?;
+        for (slot, hashed) in slots.iter().zip(&hashed_slots) {
+            let value = match source.seek_leaf(hashed)? {
+                Some((key, rlp)) if key == *hashed => {
+                    <U256 as alloy_rlp::Decodable>::decode(&mut rlp.as_slice()).map_err(|e| {
+                        StorageError::Corrupt {
+                            table: "HashedStorage",
+                            key: hex::encode(hashed),
+                            reason: format!("slot value: {e}"),
+                        }
+                    })?
+                }
+                _ => U256::ZERO,
+            };
+            let proof = nodes
+                .matching_nodes_sorted(&Nibbles::unpack(hashed))
+                .into_iter()
+                .map(|(_, node)| node)
+                .collect();
+            storage_proofs.push((*slot, value, proof));
+        }
+        let updates = StorageTrieUpdates { wiped: target_storage.wiped, ..Default::default() };
+        storage.insert(owner, (root, updates));
+    } else {
+        storage_proofs.extend(slots.iter().map(|slot| (*slot, U256::ZERO, Vec::new())));
+    }
+
+    // The account trie, with the target's leaf (or where its path leaves the trie).
+    let mut touched = accounts;
+    if exists && !touched.contains_key(&owner) {
+        // Its storage root is recomputed above: make its leaf part of the walk.
+        if let Some((_, account, _)) =
+            store.seek_hashed_account(&owner)?.filter(|(key, _, _)| *key == owner)
+        {
+            touched.insert(owner, Some(account));
+        }
+    }
+    let (updates, leaves) = account_leaves(store, touched, storage)?;
     let changed = PrefixSet::new(leaves.keys().map(Nibbles::unpack).collect::<Vec<_>>());
     let mut source = AccountSource { store, overlay: &leaves };
-    let (root, nodes) = trie_root(&mut source, &changed)?;
-    updates.state_root = root;
-    updates.account_nodes = nodes;
-    Ok(updates)
+    let (state_root, nodes) = trie_proof(&mut source, &changed, &[owner])?;
+    let account_proof =
+        nodes.matching_nodes_sorted(&Nibbles::unpack(owner)).into_iter().map(|(_, n)| n).collect();
+    let account = updates.accounts.get(&owner).copied().flatten();
+    Ok(StateProof { account, account_proof, storage: storage_proofs, state_root })
 }
 
 /// Seeks the merged view of a stored leaf source and an overlay of new values (`None` deletes).

@@ -17,6 +17,13 @@ impl PrefixSet {
         Self { keys }
     }
 
+    /// This set with `keys` added.
+    pub fn with_keys(&self, keys: impl IntoIterator<Item = Nibbles>) -> Self {
+        let mut all = self.keys.clone();
+        all.extend(keys);
+        Self::new(all)
+    }
+
     /// Whether some changed key starts with `prefix` (the empty prefix matches any key).
     pub fn contains(&self, prefix: &Nibbles) -> bool {
         let index = self.keys.partition_point(|key| key < prefix);

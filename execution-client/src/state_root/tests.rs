@@ -477,3 +477,61 @@ fn hashed_post_state_from_bundle() {
     );
     assert!(post.storages[&h(removed)].wiped);
 }
+
+/// Checks EIP-1186 proofs of every kind of account (present, with storage, deleted in the
+/// pending changes, never created) against the model, on a store with pending changes on top.
+fn check_proofs(seed: u64) {
+    use alloy_trie::proof::verify_proof;
+    let mut rng = Rng(seed | 1);
+    let mut model = Model::default();
+    let mut store = MemStore::default();
+    let accounts = 300;
+    let updates = compute_state_root(&mut store, genesis(&mut rng, &mut model, accounts)).unwrap();
+    store.apply(&updates);
+    for _ in 0..3 {
+        let post = random_block(&mut rng, &mut model, accounts + accounts / 4, 40);
+        let updates = compute_state_root(&mut store, post).unwrap();
+        store.apply(&updates);
+    }
+    // Not applied: the proofs must see these changes on top of the store.
+    let pending = random_block(&mut rng, &mut model, accounts + accounts / 4, 40);
+    let root = model.root();
+    let slots: Vec<B256> = (0..64).map(slot).collect();
+    for i in (0..accounts + accounts / 2).step_by(7) {
+        let address = address(i);
+        let proof = compute_proof(&mut store, pending.clone(), address, &slots).unwrap();
+        assert_eq!(proof.state_root, root, "seed {seed}, account {i}");
+        let key = Nibbles::unpack(keccak256(address));
+        let entry = model.accounts.get(&address);
+        let expected = entry.map(|(account, storage)| {
+            let storage_root = storage_root_unhashed(storage.iter().map(|(k, v)| (*k, *v)));
+            assert_eq!(proof.account, Some((*account, storage_root)), "seed {seed}, {i}");
+            alloy_rlp::encode(TrieAccount {
+                nonce: account.nonce,
+                balance: account.balance,
+                storage_root,
+                code_hash: account.code_hash,
+            })
+        });
+        if entry.is_none() {
+            assert_eq!(proof.account, None);
+        }
+        verify_proof(root, key, expected, &proof.account_proof)
+            .unwrap_or_else(|e| panic!("account proof, seed {seed}, account {i}: {e}"));
+        let storage_root = proof.account.map_or(EMPTY_ROOT_HASH, |(_, r)| r);
+        for (slot, value, nodes) in &proof.storage {
+            let want = entry.and_then(|(_, s)| s.get(slot)).copied().unwrap_or_default();
+            assert_eq!(*value, want, "seed {seed}, account {i}, slot {slot}");
+            let expected = (!want.is_zero()).then(|| alloy_rlp::encode(want));
+            verify_proof(storage_root, Nibbles::unpack(keccak256(slot)), expected, nodes)
+                .unwrap_or_else(|e| panic!("storage proof, seed {seed}, {i}, {slot}: {e}"));
+        }
+    }
+}
+
+#[test]
+fn proofs_verify_against_the_root_for_present_changed_deleted_and_absent_keys() {
+    for seed in [1, 7, 42, 1234] {
+        check_proofs(seed);
+    }
+}

@@ -16,7 +16,10 @@
 
 use super::PrefixSet;
 use alloy_primitives::B256;
-use alloy_trie::{BranchNodeCompact, EMPTY_ROOT_HASH, HashBuilder, Nibbles};
+use alloy_trie::{
+    BranchNodeCompact, EMPTY_ROOT_HASH, HashBuilder, Nibbles,
+    proof::{ProofNodes, ProofRetainer},
+};
 use std::collections::BTreeMap;
 
 /// Node changes of one trie: `Some` to write, `None` to delete, keyed by node path.
@@ -50,6 +53,33 @@ pub fn trie_root<S: TrieSource>(
     source: &mut S,
     changed: &PrefixSet,
 ) -> Result<(B256, NodeUpdates), S::Error> {
+    let (root, updates, _) = walk(source, changed, None)?;
+    Ok((root, updates))
+}
+
+/// Computes the root of one trie and the nodes on the paths of the `targets` keys (EIP-1186
+/// proofs: present keys end in their leaf, absent ones where their path leaves the trie).
+///
+/// `changed` is as for [`trie_root`]; the walk also descends along every target's path, so each
+/// node on it is rebuilt (and retained) instead of collapsed into a stored hash.
+pub fn trie_proof<S: TrieSource>(
+    source: &mut S,
+    changed: &PrefixSet,
+    targets: &[B256],
+) -> Result<(B256, ProofNodes), S::Error> {
+    let keys: Vec<Nibbles> = targets.iter().map(Nibbles::unpack).collect();
+    let along = changed.with_keys(keys.iter().copied());
+    let (root, _, proof) = walk(source, &along, Some(ProofRetainer::new(keys)))?;
+    Ok((root, proof.unwrap_or_default()))
+}
+
+/// The walk behind [`trie_root`] and [`trie_proof`].
+fn walk<S: TrieSource>(
+    source: &mut S,
+    changed: &PrefixSet,
+    retainer: Option<ProofRetainer>,
+) -> Result<(B256, NodeUpdates, Option<ProofNodes>), S::Error> {
+    let proving = retainer.is_some();
     let mut reused = Vec::new();
     let mut visited = Vec::new();
     if let Some((path, node)) = source.seek_node(&Nibbles::default())? {
@@ -57,7 +87,7 @@ pub fn trie_root<S: TrieSource>(
             && path.is_empty()
             && let Some(root) = node.root_hash
         {
-            return Ok((root, NodeUpdates::new()));
+            return Ok((root, NodeUpdates::new(), None));
         }
         // Depth-first, children in nibble order: a stack of (node, next child) frames.
         visited.push(path);
@@ -90,7 +120,10 @@ pub fn trie_root<S: TrieSource>(
         }
     }
 
-    let mut builder = HashBuilder::default().with_updates(true);
+    let mut builder = HashBuilder::default().with_updates(!proving);
+    if let Some(retainer) = retainer {
+        builder = builder.with_proof_retainer(retainer);
+    }
     // The leaf position is lazy: a gap between two reused subtrees that no key can fall into
     // (consecutive siblings, the usual case) costs no seek at all.
     let mut next = LeafCursor::At(B256::ZERO);
@@ -126,11 +159,14 @@ pub fn trie_root<S: TrieSource>(
         next = LeafCursor::after(key);
     }
     let root = builder.root();
+    if proving {
+        return Ok((root, NodeUpdates::new(), Some(builder.take_proof_nodes())));
+    }
     let (_, new_nodes) = builder.split();
     let mut updates: NodeUpdates = visited.into_iter().map(|path| (path, None)).collect();
     updates.extend(new_nodes.into_iter().map(|(path, node)| (path, Some(node))));
     debug_assert!(root != EMPTY_ROOT_HASH || updates.values().all(Option::is_none));
-    Ok((root, updates))
+    Ok((root, updates, None))
 }
 
 /// Where the next leaf comes from.

@@ -147,6 +147,9 @@ pub enum StorageError {
         /// Current tip number.
         tip: u64,
     },
+    /// The state of a block cannot be proven (EIP-1186) from what is stored.
+    #[error("{0}")]
+    ProofUnavailable(String),
     /// Unwinding was asked for a target at or above the tip.
     #[error("cannot unwind to block {target}: the tip is {tip}")]
     UnwindTarget {

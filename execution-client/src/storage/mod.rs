@@ -470,6 +470,60 @@ impl Database {
         Ok((merged.state_root, merged))
     }
 
+    /// EIP-1186 proofs of `address` and its `slots` in the state after block `number` (hash
+    /// `hash`). For a block above the persisted tip, `pending` holds the in-memory canonical
+    /// blocks from the tip's child up to at least it, as `(number, hash, parent hash, bundle)`,
+    /// oldest first; a block below the tip is proven from its change sets, at most
+    /// [`PROOF_HISTORY`] blocks back. Nothing is written.
+    pub fn state_proof(
+        &self,
+        number: u64,
+        hash: B256,
+        pending: &[(u64, B256, B256, &BundleState)],
+        address: Address,
+        slots: &[B256],
+    ) -> Result<state_root::StateProof, StorageError> {
+        let txn = self.ro()?;
+        let (tip, tip_hash) = read_tip(&txn)?;
+        let moved = || {
+            StorageError::ProofUnavailable(format!(
+                "block {number} ({hash}) is not on the stored canonical chain (tip {tip}): retry"
+            ))
+        };
+        let post = if number > tip {
+            let blocks: Vec<_> =
+                pending.iter().filter(|(n, ..)| *n > tip && *n <= number).collect();
+            let linked = blocks.len() as u64 == number - tip
+                && blocks.first().is_some_and(|(_, _, parent, _)| *parent == tip_hash)
+                && blocks.windows(2).all(|w| w[1].2 == w[0].1)
+                && blocks.last().is_some_and(|(_, h, ..)| *h == hash);
+            if !linked {
+                return Err(moved());
+            }
+            let mut post = state_root::HashedPostState::default();
+            for (.., bundle) in blocks {
+                post.extend(state_root::HashedPostState::from_bundle(bundle));
+            }
+            post
+        } else {
+            if tip - number > PROOF_HISTORY {
+                return Err(StorageError::ProofUnavailable(format!(
+                    "proofs are served for the last {PROOF_HISTORY} persisted blocks; block \
+                     {number} is {} below the tip",
+                    tip - number
+                )));
+            }
+            let canonical = txn.open_table(Some(tables::CANONICAL_HASHES)).op("open table")?;
+            let stored =
+                get_b256(&txn, &canonical, tables::CANONICAL_HASHES, &tables::number_key(number))?;
+            if stored != Some(hash) {
+                return Err(moved());
+            }
+            writer::post_state_before(&txn, number + 1)?
+        };
+        state_root::compute_proof(&mut trie_store::MdbxTrieStore::new(&txn)?, post, address, slots)
+    }
+
     /// Appends `block` to the canonical chain in ONE durable write transaction: header, body,
     /// senders, receipts, canonical and hash indexes, tx-hash index, plain state, bytecode,
     /// the block's account and storage change sets and history index, hashed state and trie
@@ -632,6 +686,9 @@ impl Database {
         Ok(())
     }
 }
+
+/// How many blocks below the persisted tip `eth_getProof` reaches (geth keeps 128).
+pub const PROOF_HISTORY: u64 = 1024;
 
 /// Reads a 32-byte value.
 fn get_b256<K: libmdbx::TransactionKind>(

@@ -483,6 +483,49 @@ pub(super) fn unwind_to(env: &Env, target: u64) -> Result<(), StorageError> {
 }
 
 /// Deletes every entry with key `>= from`; returns them in key order.
+/// The state before block `first` (and after its parent), as a post state to apply on the tip:
+/// the oldest change set entry of every key changed from `first` on. Read only.
+pub(super) fn post_state_before<K: libmdbx::TransactionKind>(
+    txn: &libmdbx::Transaction<'_, K, libmdbx::NoWriteMap>,
+    first: u64,
+) -> Result<HashedPostState, StorageError> {
+    let from = tables::number_key(first);
+    let mut post = HashedPostState::default();
+    let table = txn.open_table(Some(tables::ACCOUNT_CHANGE_SETS)).op("open table")?;
+    let mut cursor = txn.cursor(&table).op("open cursor")?;
+    let mut item = cursor.set_range::<Vec<u8>, Vec<u8>>(&from).op("seek")?;
+    while let Some((key, value)) = item {
+        let Ok(address) = Address::try_from(key.get(8..).unwrap_or_default()) else {
+            return Err(corrupt(tables::ACCOUNT_CHANGE_SETS, &key, "malformed key"));
+        };
+        let old = codec::decode_account_change(&value)
+            .ok_or_else(|| corrupt(tables::ACCOUNT_CHANGE_SETS, &key, "malformed account"))?;
+        post.accounts.entry(keccak256(address)).or_insert(old);
+        item = cursor.next::<Vec<u8>, Vec<u8>>().op("next")?;
+    }
+    let table = txn.open_table(Some(tables::STORAGE_CHANGE_SETS)).op("open table")?;
+    let mut cursor = txn.cursor(&table).op("open cursor")?;
+    let mut item = cursor.set_range::<Vec<u8>, Vec<u8>>(&from).op("seek")?;
+    while let Some((key, value)) = item {
+        let (Ok(address), Ok(slot)) = (
+            Address::try_from(key.get(8..28).unwrap_or_default()),
+            B256::try_from(key.get(28..).unwrap_or_default()),
+        ) else {
+            return Err(corrupt(tables::STORAGE_CHANGE_SETS, &key, "malformed key"));
+        };
+        let old = codec::decode_storage_value(&value)
+            .ok_or_else(|| corrupt(tables::STORAGE_CHANGE_SETS, &key, "malformed value"))?;
+        post.storages
+            .entry(keccak256(address))
+            .or_default()
+            .slots
+            .entry(keccak256(slot))
+            .or_insert(old);
+        item = cursor.next::<Vec<u8>, Vec<u8>>().op("next")?;
+    }
+    Ok(post)
+}
+
 fn delete_prefix_from(
     txn: &Rw<'_>,
     table: &Table<'_>,
