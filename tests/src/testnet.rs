@@ -75,11 +75,24 @@ impl Testnet {
     /// Generates an `n`-validator network whose ports are shifted by an offset derived from
     /// `slot` and the process id, so concurrent test binaries do not collide.
     pub fn generate(n: usize, slot: u16) -> Result<Self, TestnetError> {
+        Self::generate_with(n, 0, slot, &[])
+    }
+
+    /// [`Testnet::generate`] with `followers` non-validator nodes after the validators and
+    /// `cl_args` appended to every CL command line.
+    pub fn generate_with(
+        validators: usize,
+        followers: usize,
+        slot: u16,
+        cl_args: &[&str],
+    ) -> Result<Self, TestnetError> {
+        let n = validators + followers;
         let tmp = tempfile::tempdir().map_err(io("temp dir"))?;
         let dir = tmp.path().join("net");
-        let offset = 10_000 + (std::process::id() % 500) as u16 * 20 + slot * 10_000 % 20_000;
+        let offset = port_offset(slot);
         let status = Command::new(binary("tandem-cl")?)
-            .args(["testnet", "--validators", &n.to_string(), "--out"])
+            .args(["testnet", "--validators", &validators.to_string()])
+            .args(["--followers", &followers.to_string(), "--out"])
             .arg(&dir)
             .args(["--port-offset", &offset.to_string()])
             .stdout(Stdio::null())
@@ -92,7 +105,13 @@ impl Testnet {
         let text = std::fs::read(&manifest_path).map_err(io("read testnet.json"))?;
         let manifest: Value = serde_json::from_slice(&text)
             .map_err(|e| TestnetError::Generate(format!("testnet.json: {e}")))?;
-        let nodes = manifest["nodes"].as_array().cloned().unwrap_or_default();
+        let mut nodes = manifest["nodes"].as_array().cloned().unwrap_or_default();
+        for node in &mut nodes {
+            if let Some(line) = node["cl_command"].as_str() {
+                let extended = cl_args.iter().fold(line.to_string(), |l, a| format!("{l} {a}"));
+                node["cl_command"] = Value::String(extended);
+            }
+        }
         if nodes.len() != n {
             return Err(TestnetError::Generate(format!("{} nodes, expected {n}", nodes.len())));
         }
@@ -202,6 +221,16 @@ impl Testnet {
         }
         out
     }
+}
+
+/// A `tandem-cl testnet --port-offset` for a test network: varied by process and `slot` so
+/// concurrent test runs rarely meet, a multiple of 300 so two networks' 9000/9100/9200 port
+/// families never interleave, and small enough that every port (the largest family starts at
+/// 30303) stays below Linux's ephemeral range (32768 and up), where outgoing connections
+/// would take them.
+pub fn port_offset(slot: u16) -> u16 {
+    let pid = std::process::id() as u16;
+    600 + (pid.wrapping_add(slot) % 6) * 300
 }
 
 /// Minimal JSON-RPC over HTTP with a short time-out (a stopped node answers `None`).

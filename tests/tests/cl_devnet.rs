@@ -72,7 +72,7 @@ async fn four_validators_commit_a_transfer_survive_a_down_validator_catch_it_up_
  {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("net");
-    let offset = 20_000 + (std::process::id() % 3_000) as u16;
+    let offset = tandem_e2e::testnet::port_offset(2);
     let status = Command::new(binary("tandem-cl").unwrap())
         .args(["testnet", "--validators", "4", "--out"])
         .arg(&out)

@@ -6,7 +6,8 @@
 //!   node 4;
 //! - a validator killed with SIGKILL under load: the others keep finalizing, it restarts,
 //!   catches up, and no finalized transaction is lost, no fork;
-//! - a node started later syncs from genesis to the head;
+//! - a node started later, and a follower (no validator key), sync from genesis to the head by
+//!   range sync from the others' storage;
 //! - with 2 of 4 validators stopped nothing is finalized and nothing diverges; restarted, the
 //!   chain resumes.
 //!
@@ -206,10 +207,13 @@ async fn transfers_to_every_node_finalize_identically_and_a_kill_9_under_load_lo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_late_node_syncs_from_genesis_and_a_lost_quorum_halts_then_resumes() {
+async fn a_late_node_and_a_follower_sync_from_genesis_and_a_lost_quorum_halts_then_resumes() {
     let _one = ONE_NETWORK_AT_A_TIME.lock().await;
-    let mut net = Testnet::generate(4, 1).unwrap();
-    let urls = net.urls();
+    // Validators keep only 8 rounds in memory, so the late nodes must range-sync committed
+    // blocks from the others' storage; node 5 is a follower (no validator key).
+    let mut net = Testnet::generate_with(4, 1, 1, &["--retained-rounds", "8"]).unwrap();
+    let all = net.urls();
+    let urls = all[..4].to_vec();
     // Three of four validators are a quorum: node 4 stays off for now.
     for i in 0..3 {
         net.start(i).unwrap();
@@ -221,12 +225,14 @@ async fn a_late_node_syncs_from_genesis_and_a_lost_quorum_halts_then_resumes() {
     let tx = TxRequest::default().with_to(Address::repeat_byte(0xcc)).with_value(U256::from(5u64));
     let receipt = provider.send_transaction(tx).await.unwrap().get_receipt().await.unwrap();
 
-    // Node 4 starts late, from genesis, and catches up with the head.
+    // Node 4 and the follower start late, from genesis, and catch up with the head.
     net.start(3).unwrap();
+    net.start(4).unwrap();
     let head = height(&urls[0], "latest").await.unwrap();
-    if let Err(e) = wait_all(&urls[3..], "finalized", head, 180).await {
-        panic!("{e}\n{}", net.log_tail(3, 30));
+    if let Err(e) = wait_all(&all[3..], "finalized", head, 180).await {
+        panic!("{e}\n{}\n{}", net.log_tail(3, 30), net.log_tail(4, 30));
     }
+    assert_same_chain(&all, min_finalized(&all).await).await;
     assert_eq!(
         receipt_at(&urls[3], receipt.transaction_hash).await.map(|r| r.0),
         receipt.block_number

@@ -58,13 +58,17 @@ impl Drop for Down<'_> {
 fn devnet_script_up_status_stop_start_down_reset() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("devnet");
-    let offset = (5_000 + (std::process::id() % 200) * 10).to_string();
+    let offset = tandem_e2e::testnet::port_offset(3).to_string();
     let _down = Down(&dir);
 
-    let up = devnet(&dir, &["up", "--validators", "1", "--no-build", "--port-offset", &offset]);
+    let up = devnet(
+        &dir,
+        &["up", "--validators", "1", "--followers", "1", "--no-build", "--port-offset", &offset],
+    );
     let out = text(&up);
     assert!(up.status.success(), "{out}");
     assert!(out.contains("chain id 1337"), "{out}");
+    assert!(out.contains("(follower)"), "{out}");
     assert!(out.contains("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"));
     assert!(out.contains("cast send --rpc-url http://127.0.0.1:"), "{out}");
 
@@ -88,6 +92,8 @@ fn devnet_script_up_status_stop_start_down_reset() {
     assert_eq!(node["name"], "node0");
     assert!(node["http"].as_str().unwrap().starts_with("http://127.0.0.1:"));
     assert!(node["finalized"].as_u64().unwrap() >= 1, "{node}");
+    // `up` waited for every node, the follower included, to see a finalized block.
+    assert!(s["nodes"][1]["finalized"].as_u64().unwrap() >= 1, "{s}");
     let (el, cl) = (node["el_pid"].as_u64().unwrap(), node["cl_pid"].as_u64().unwrap());
     assert!(alive(el) && alive(cl));
 
@@ -115,7 +121,7 @@ fn devnet_script_up_status_stop_start_down_reset() {
     }
 
     // `up` again reuses what runs; another size is refused until a reset.
-    let again = devnet(&dir, &["up", "--validators", "1", "--no-build"]);
+    let again = devnet(&dir, &["up", "--validators", "1", "--followers", "1", "--no-build"]);
     assert!(again.status.success() && text(&again).contains("already running"), "{}", text(&again));
     let other = devnet(&dir, &["up", "--validators", "2", "--no-build"]);
     assert!(!other.status.success() && text(&other).contains("reset"), "{}", text(&other));

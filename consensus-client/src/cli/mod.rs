@@ -93,6 +93,9 @@ pub struct TestnetArgs {
     /// Number of validators.
     #[arg(long = "validators", value_name = "N")]
     pub validators: usize,
+    /// Number of follower nodes (no validator key: they sync, drive their EL, never vote).
+    #[arg(long = "followers", value_name = "N", default_value_t = 0)]
+    pub followers: usize,
     /// Output directory.
     #[arg(long = "out", value_name = "DIR")]
     pub out: PathBuf,
@@ -182,6 +185,7 @@ fn testnet(args: TestnetArgs) -> eyre::Result<()> {
     let bin_dir = std::fs::canonicalize(&bin_dir).unwrap_or(bin_dir);
     let params = crate::testnet::TestnetParams {
         validators: args.validators,
+        followers: args.followers,
         out: args.out,
         chain_id: args.chain_id,
         dev_accounts: args.dev_accounts,
@@ -193,8 +197,9 @@ fn testnet(args: TestnetArgs) -> eyre::Result<()> {
     let manifest = crate::testnet::generate(&params)?;
     let out = std::fs::canonicalize(&params.out).unwrap_or(params.out);
     println!(
-        "testnet of {} validators, chain id {}, written to {}",
-        manifest.nodes.len(),
+        "testnet of {} validators and {} followers, chain id {}, written to {}",
+        params.validators,
+        params.followers,
         manifest.chain_id,
         out.display()
     );

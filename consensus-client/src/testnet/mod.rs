@@ -6,7 +6,9 @@
 //!   which case it is a standard file any Ethereum EL accepts);
 //! - `consensus-genesis.json`: [`ConsensusGenesis`] (validators with keys and peer ids, chain
 //!   id, EL genesis hash, fork times, `subSecondBlocks`);
-//! - `nodeI/`: `validator.key`, `p2p.key`, `jwt.hex`, `el/` and `cl/` data dirs;
+//! - `nodeI/`: `validator.key`, `p2p.key`, `jwt.hex`, `el/` and `cl/` data dirs; followers
+//!   (non-validators, numbered after the validators) have no `validator.key` and their CL
+//!   creates its libp2p key on first start;
 //! - `testnet.json`: [`Manifest`], the ports and complete command lines of every node, so
 //!   `scripts/devnet` (or anything else) can start them, or start another EL with the same
 //!   genesis, JWT secret and ports.
@@ -39,6 +41,8 @@ pub fn dev_balance() -> U256 {
 pub struct TestnetParams {
     /// Number of validators.
     pub validators: usize,
+    /// Number of follower nodes (a CL without a validator key, and an EL).
+    pub followers: usize,
     /// Output directory (created; must not already hold a testnet).
     pub out: PathBuf,
     /// Chain id.
@@ -77,18 +81,21 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// The ports of node `i`.
-    pub fn of(i: u16, offset: u16) -> Self {
-        Self {
-            http: 8545 + 10 * i + offset,
-            ws: 8546 + 10 * i + offset,
-            authrpc: 8551 + 10 * i + offset,
-            el_p2p: 30303 + i + offset,
-            cl_p2p: 9000 + i + offset,
-            cl_http: 5052 + i + offset,
-            el_metrics: 9100 + i + offset,
-            cl_metrics: 9200 + i + offset,
-        }
+    /// The ports of node `i`, `None` when one would exceed 65535.
+    pub fn of(i: u16, offset: u16) -> Option<Self> {
+        let port = |base: u32, step: u32| {
+            u16::try_from(base + step * u32::from(i) + u32::from(offset)).ok()
+        };
+        Some(Self {
+            http: port(8545, 10)?,
+            ws: port(8546, 10)?,
+            authrpc: port(8551, 10)?,
+            el_p2p: port(30303, 1)?,
+            cl_p2p: port(9000, 1)?,
+            cl_http: port(5052, 1)?,
+            el_metrics: port(9100, 1)?,
+            cl_metrics: port(9200, 1)?,
+        })
     }
 }
 
@@ -97,6 +104,9 @@ impl Ports {
 pub struct ManifestNode {
     /// `node0`, `node1`, …
     pub name: String,
+    /// Whether the node is a validator (`false`: a follower).
+    #[serde(default = "validator_default")]
+    pub validator: bool,
     /// Absolute path of the EL genesis.
     pub el_genesis: PathBuf,
     /// Absolute path of the node's JWT secret.
@@ -107,6 +117,10 @@ pub struct ManifestNode {
     pub el_command: String,
     /// Shell line starting its CL.
     pub cl_command: String,
+}
+
+fn validator_default() -> bool {
+    true
 }
 
 /// `testnet.json`.
@@ -257,6 +271,14 @@ pub fn generate(params: &TestnetParams) -> Result<Manifest, TestnetError> {
             params.validators
         )));
     }
+    let total = params.validators + params.followers;
+    let last = u16::try_from(total.saturating_sub(1)).unwrap_or(u16::MAX);
+    if Ports::of(last, params.port_offset).is_none() {
+        return Err(TestnetError::Params(format!(
+            "--port-offset {} with {total} nodes puts ports above 65535",
+            params.port_offset
+        )));
+    }
     if params.chain_id == 0 {
         return Err(TestnetError::Params("--chain-id must be positive".into()));
     }
@@ -301,7 +323,20 @@ pub fn generate(params: &TestnetParams) -> Result<Manifest, TestnetError> {
             voting_power: 1,
             peer_id: generated.peer_id.to_string(),
         });
-        node_dirs.push((name, dir, jwt));
+        node_dirs.push((name, dir, jwt, true));
+    }
+    for i in params.validators..total {
+        let name = format!("node{i}");
+        let dir = out.join(&name);
+        for sub in ["el", "cl"] {
+            let d = dir.join(sub);
+            std::fs::create_dir_all(&d).map_err(io(&d))?;
+        }
+        write_el_p2p_key(&dir.join("el").join(EL_P2P_KEY_FILE))?;
+        let jwt = dir.join("jwt.hex");
+        tandem_shared::jwt::read_or_create_secret(&jwt)
+            .map_err(|e| TestnetError::Params(e.to_string()))?;
+        node_dirs.push((name, dir, jwt, false));
     }
     let header = spec.genesis_header();
     let genesis = ConsensusGenesis {
@@ -326,18 +361,20 @@ pub fn generate(params: &TestnetParams) -> Result<Manifest, TestnetError> {
     let offset = params.port_offset;
     let bootnode = format!(
         "/ip4/127.0.0.1/tcp/{}/p2p/{}",
-        Ports::of(0, offset).cl_p2p,
+        Ports::of(0, offset).map_or(0, |p| p.cl_p2p),
         validators.first().map(|v| v.peer_id.as_str()).unwrap_or_default()
     );
     // Node 0's EL is the other ELs' bootnode for transaction gossip.
     let el_bootnode = format!(
         "/ip4/127.0.0.1/tcp/{}/p2p/{}",
-        Ports::of(0, offset).el_p2p,
+        Ports::of(0, offset).map_or(0, |p| p.el_p2p),
         el_peer_ids.first().map(ToString::to_string).unwrap_or_default()
     );
     let mut nodes = Vec::new();
-    for (i, (name, dir, jwt)) in node_dirs.into_iter().enumerate() {
-        let ports = Ports::of(u16::try_from(i).unwrap_or(u16::MAX), offset);
+    for (i, (name, dir, jwt, validator)) in node_dirs.into_iter().enumerate() {
+        let Some(ports) = Ports::of(u16::try_from(i).unwrap_or(u16::MAX), offset) else {
+            return Err(TestnetError::Params(format!("no ports for node {i}")));
+        };
         let p = |path: &Path| path.display().to_string();
         let el_args = vec![
             "node".into(),
@@ -371,16 +408,16 @@ pub fn generate(params: &TestnetParams) -> Result<Manifest, TestnetError> {
             el_args.push("--bootnodes".into());
             el_args.push(el_bootnode.clone());
         }
-        let mut cl_args = vec![
-            "node".into(),
-            "--datadir".into(),
-            p(&dir.join("cl")),
-            "--genesis".into(),
-            p(&cl_genesis_path),
-            "--validator-key".into(),
-            p(&dir.join(keys::VALIDATOR_KEY_FILE)),
-            "--p2p.key".into(),
-            p(&dir.join(keys::P2P_KEY_FILE)),
+        let mut cl_args =
+            vec!["node".into(), "--datadir".into(), p(&dir.join("cl")), "--genesis".into()];
+        cl_args.push(p(&cl_genesis_path));
+        if validator {
+            cl_args.push("--validator-key".into());
+            cl_args.push(p(&dir.join(keys::VALIDATOR_KEY_FILE)));
+            cl_args.push("--p2p.key".into());
+            cl_args.push(p(&dir.join(keys::P2P_KEY_FILE)));
+        }
+        cl_args.extend([
             "--engine".into(),
             format!("http://127.0.0.1:{}", ports.authrpc),
             "--jwt-secret".into(),
@@ -391,13 +428,14 @@ pub fn generate(params: &TestnetParams) -> Result<Manifest, TestnetError> {
             ports.cl_http.to_string(),
             "--metrics".into(),
             format!("127.0.0.1:{}", ports.cl_metrics),
-        ];
+        ]);
         if i != 0 {
             cl_args.push("--bootnodes".into());
             cl_args.push(bootnode.clone());
         }
         nodes.push(ManifestNode {
             name,
+            validator,
             el_genesis: el_path.clone(),
             jwt_secret: jwt,
             ports,
@@ -418,6 +456,7 @@ mod tests {
     fn params(dir: &Path, n: usize, sub_second: bool) -> TestnetParams {
         TestnetParams {
             validators: n,
+            followers: 0,
             out: dir.to_path_buf(),
             chain_id: 1337,
             dev_accounts: 12,
@@ -450,8 +489,10 @@ mod tests {
         assert_eq!(on_disk["chain_id"], 1337);
         let node = &on_disk["nodes"][1];
         let keys: Vec<&str> = node.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys.len(), 6, "{keys:?}");
-        for k in ["name", "el_genesis", "jwt_secret", "ports", "el_command", "cl_command"] {
+        assert_eq!(keys.len(), 7, "{keys:?}");
+        for k in
+            ["name", "validator", "el_genesis", "jwt_secret", "ports", "el_command", "cl_command"]
+        {
             assert!(node.get(k).is_some(), "{k}");
         }
         assert_eq!(node["ports"].as_object().unwrap().len(), 8);
@@ -489,6 +530,37 @@ mod tests {
         }
         // A second run into the same directory refuses instead of overwriting keys.
         assert!(matches!(generate(&params(dir.path(), 4, true)), Err(TestnetError::Params(_))));
+    }
+
+    #[test]
+    fn followers_have_no_validator_key_and_their_own_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = params(dir.path(), 2, true);
+        p.followers = 1;
+        let manifest = generate(&p).unwrap();
+        assert_eq!(manifest.nodes.len(), 3);
+        let follower = &manifest.nodes[2];
+        assert_eq!((follower.name.as_str(), follower.validator), ("node2", false));
+        assert!(!follower.cl_command.contains("--validator-key"));
+        assert!(follower.cl_command.contains("--bootnodes /ip4/127.0.0.1/tcp/9000/p2p/"));
+        assert_eq!(follower.ports, Ports::of(2, 0).unwrap());
+        assert!(
+            manifest.nodes[1].validator && manifest.nodes[1].cl_command.contains("--validator-key")
+        );
+        let genesis =
+            ConsensusGenesis::from_file(&dir.path().join("consensus-genesis.json")).unwrap();
+        assert_eq!(genesis.validators.len(), 2, "followers are not in the validator set");
+        assert!(dir.path().join("node2/el/p2p.key").is_file());
+    }
+
+    #[test]
+    fn ports_beyond_65535_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = params(dir.path(), 4, true);
+        p.port_offset = 40_000;
+        let err = generate(&p).unwrap_err().to_string();
+        assert!(err.contains("above 65535"), "{err}");
+        assert!(Ports::of(3, 35_229).is_some() && Ports::of(3, 35_230).is_none());
     }
 
     #[test]
