@@ -70,6 +70,7 @@ impl Kit {
             fork: tandem_shared::Fork::Prague,
             block_gas_limit: 30_000_000,
             base_fee: 1_000_000_000,
+            head: tree.head().hash,
         };
         let pool = Arc::new(RwLock::new(TxPool::new(PoolConfig::default(), ctx)));
         Self { _dir: dir, executor, tree, pool, keys, timestamp: 0 }

@@ -2,7 +2,7 @@
 //! `getPayload` resolves them.
 //!
 //! A job builds at once, then rebuilds whenever the pool has changed, every `interval`, until it
-//! is resolved or its `deadline` passes. `getPayload` never waits longer than the first build;
+//! is resolved, its `deadline` passes, or the head moves past its parent. `getPayload` never waits longer than the first build;
 //! afterwards it returns the best payload so far and the job stops improving it (a second
 //! `getPayload` returns the same payload).
 
@@ -197,6 +197,14 @@ impl JobRunner {
             {
                 return;
             }
+            // The head moved past this job's parent: the payload is stale, and rebuilding it
+            // on every pool change would only take CPU from the blocks that matter.
+            if self.tx.borrow().is_some()
+                && self.pool.read().context().head != self.target.parent_hash
+            {
+                debug!(id = %self.job.id, "head moved on: job stops improving");
+                return;
+            }
             std::thread::sleep(self.config.interval);
         }
     }
@@ -213,8 +221,13 @@ impl JobRunner {
         )?;
         if !built.invalid.is_empty() {
             let mut pool = self.pool.write();
-            for hash in &built.invalid {
-                pool.remove_with_descendants(hash);
+            // Failures prove a transaction invalid only on the state the pool checks against:
+            // on an older parent (a job still improving after the head moved on, or a proposer
+            // re-org) every pending transaction looks "nonce too high".
+            if pool.context().head == self.target.parent_hash {
+                for hash in &built.invalid {
+                    pool.remove_with_descendants(hash);
+                }
             }
         }
         Ok(built)

@@ -89,3 +89,37 @@ async fn jobs_improve_until_resolved_and_then_stop() {
     let again = job.resolve().await.unwrap();
     assert_eq!(again.block.hash(), built.block.hash());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_on_an_older_parent_does_not_purge_the_pool() {
+    use crate::payload_builder::job::{JobConfig, PayloadJobs};
+    let mut kit = Kit::new(TreeConfig::default());
+    let genesis = kit.tree.head().hash;
+    let genesis_header = kit.tree.header(genesis).unwrap().unwrap();
+    // Block A mines key 0's nonce 0; the pool moves to A and takes nonce 1 as pending.
+    kit.submit(kit.transfer(0, 0, Address::repeat_byte(0xb0), 1));
+    let a = kit.build_on(genesis, Address::ZERO);
+    kit.tree.insert_executed(a.block.clone());
+    kit.fcu(a.block.block.hash(), genesis);
+    {
+        let mut pool = kit.pool.write();
+        let mined = *a.block.block.body.transactions[0].tx_hash();
+        pool.remove_with_descendants(&mined);
+        let ctx = crate::txpool::PoolContext::after(kit.executor.chain(), a.block.header());
+        pool.on_new_head(ctx, [(kit.keys[0].address(), 1, U256::from(10).pow(U256::from(24)))]);
+    }
+    let next = kit.transfer(0, 1, Address::repeat_byte(0xb0), 1);
+    kit.submit(next.clone());
+
+    // A job still building on genesis (the old head) sees nonce 1 as "too high" there.
+    let config =
+        JobConfig { interval: std::time::Duration::from_millis(10), ..JobConfig::default() };
+    let jobs =
+        PayloadJobs::new(kit.executor.clone(), kit.tree.db().clone(), kit.pool.clone(), config);
+    let attrs = kit.attributes(Address::ZERO);
+    let target = BuildTarget { parent: genesis_header, parent_hash: genesis, layers: Vec::new() };
+    let built = jobs.start(payload_id(genesis, &attrs), target, attrs).resolve().await.unwrap();
+    assert!(built.block.block.body.transactions.is_empty());
+    assert_eq!(built.invalid, vec![*next.tx_hash()], "reported as failing there");
+    assert!(kit.pool.read().contains(next.tx_hash()), "but kept: it is valid on the head");
+}

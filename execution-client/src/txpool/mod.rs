@@ -79,6 +79,8 @@ pub struct PoolContext {
     pub block_gas_limit: u64,
     /// The next block's base fee.
     pub base_fee: u64,
+    /// Hash of the head the pool's state checks were made against.
+    pub head: alloy_primitives::B256,
 }
 
 impl PoolContext {
@@ -95,6 +97,7 @@ impl PoolContext {
                 head.base_fee_per_gas.unwrap_or_default(),
                 alloy_eips::eip1559::BaseFeeParams::ethereum(),
             ),
+            head: head.hash_slow(),
         }
     }
 }

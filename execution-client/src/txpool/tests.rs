@@ -28,7 +28,13 @@ struct Fixture {
 }
 
 fn ctx(base_fee: u64) -> PoolContext {
-    PoolContext { chain_id: CHAIN, fork: Fork::Prague, block_gas_limit: 30_000_000, base_fee }
+    PoolContext {
+        chain_id: CHAIN,
+        fork: Fork::Prague,
+        block_gas_limit: 30_000_000,
+        base_fee,
+        head: alloy_primitives::B256::ZERO,
+    }
 }
 
 impl Fixture {
