@@ -21,7 +21,7 @@
 #   TIMEOUT_SECS [30]    how long a run waits for commits after its last send (then: lost)
 #   CARGO_TARGET_DIR [$HOME/.cache/tandem/target]
 # Anvil is installed from npm (@foundry-rs/anvil-linux-amd64) under $HOME/.cache/tandem, never
-# into the repository. Needs jq and curl.
+# into the repository. Needs jq, curl and bc.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
