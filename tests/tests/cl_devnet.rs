@@ -6,8 +6,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, U256};
@@ -16,31 +14,7 @@ use alloy_provider::{
     network::{Ethereum, EthereumWallet, Network, TransactionBuilder},
 };
 use alloy_signer_local::{MnemonicBuilder, coins_bip39::English};
-use serde_json::Value;
-use tandem_e2e::{ChildGuard, binary};
-
-/// A node's EL and CL processes (killed when dropped).
-type Node = (ChildGuard, ChildGuard);
-
-fn spawn_line(line: &str, log: &Path) -> ChildGuard {
-    let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    let err = out.try_clone().unwrap();
-    ChildGuard::spawn(
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!("exec {line}"))
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err)),
-    )
-    .unwrap()
-}
-
-fn start(dir: &Path, node: &Value) -> Node {
-    let name = node["name"].as_str().unwrap();
-    let el = spawn_line(node["el_command"].as_str().unwrap(), &dir.join(format!("{name}-el.log")));
-    let cl = spawn_line(node["cl_command"].as_str().unwrap(), &dir.join(format!("{name}-cl.log")));
-    (el, cl)
-}
+use tandem_e2e::testnet::Testnet;
 
 async fn block_number(url: &str) -> Option<u64> {
     let p = ProviderBuilder::new().connect_http(url.parse().ok()?);
@@ -70,24 +44,11 @@ async fn hash_at(url: &str, n: u64) -> alloy_primitives::B256 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_validators_commit_a_transfer_survive_a_down_validator_catch_it_up_and_resync_it_from_genesis()
  {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("net");
-    let offset = tandem_e2e::testnet::port_offset(2);
-    let status = Command::new(binary("tandem-cl").unwrap())
-        .args(["testnet", "--validators", "4", "--out"])
-        .arg(&out)
-        .args(["--port-offset", &offset.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(out.join("testnet.json")).unwrap()).unwrap();
-    let nodes = manifest["nodes"].as_array().unwrap().clone();
-    let urls: Vec<String> = nodes
-        .iter()
-        .map(|n| format!("http://127.0.0.1:{}", n["ports"]["http"].as_u64().unwrap()))
-        .collect();
-    let mut running: Vec<Option<Node>> = nodes.iter().map(|n| Some(start(&out, n))).collect();
+    let mut net = Testnet::generate(4, 2).unwrap();
+    for i in 0..4 {
+        net.start(i).unwrap();
+    }
+    let urls = net.urls();
 
     wait_height(&urls, 3, 90).await;
 
@@ -120,24 +81,24 @@ async fn four_validators_commit_a_transfer_survive_a_down_validator_catch_it_up_
     }
 
     // Validator 3 (CL and EL) goes down: the other three keep committing.
-    drop(running[3].take());
+    net.kill(3);
     let h = block_number(&urls[0]).await.unwrap();
     wait_height(&urls[..3], h + 8, 120).await;
 
     // Restarted from its data dirs, it catches up with the others.
-    running[3] = Some(start(&out, &nodes[3]));
+    net.start(3).unwrap();
     let target = block_number(&urls[0]).await.unwrap() + 2;
     wait_height(&urls, target, 120).await;
     assert_eq!(hash_at(&urls[3], target).await, hash_at(&urls[0], target).await);
 
     // Wiped (EL and CL data dirs), it is a new node: it syncs the whole chain from genesis.
-    drop(running[3].take());
+    net.kill(3);
     for sub in ["el", "cl"] {
-        let d = out.join("node3").join(sub);
+        let d = net.dir.join("node3").join(sub);
         std::fs::remove_dir_all(&d).unwrap();
         std::fs::create_dir_all(&d).unwrap();
     }
-    running[3] = Some(start(&out, &nodes[3]));
+    net.start(3).unwrap();
     let target = block_number(&urls[0]).await.unwrap() + 2;
     wait_height(&urls, target, 180).await;
     for n in [1, n, target] {
