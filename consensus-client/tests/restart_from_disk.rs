@@ -180,7 +180,10 @@ fn a_validator_restarts_from_its_mdbx_dir() {
 
     // Reopen from disk and rejoin.
     let storage = MdbxStorage::open(dirs[3].path(), meta).unwrap();
-    let recovery = storage.load().unwrap().expect("state on disk");
+    let recovery = storage
+        .load(tandem_cl::block_store::RETAINED_COMMITTED_ROUNDS)
+        .unwrap()
+        .expect("state on disk");
     let core = Core::new(params(3, &set, &verifier), Some(recovery)).unwrap();
     assert_eq!(core.committed_height() as usize, before);
     nodes[3].core = Some(core);

@@ -443,6 +443,25 @@ pub enum Reject {
 }
 
 impl Reject {
+    /// Whether the message itself proves misbehaviour, whatever the receiver's state: a
+    /// signature that does not verify, a certificate without a valid quorum, a proposal by a
+    /// validator that does not lead its round, a malformed block or timeout. Honest nodes never
+    /// produce or relay such a message (they check exactly this before relaying), so the peer
+    /// that delivered it is scored down. Stale, duplicate, rate-limited or not-yet-justified
+    /// messages, equivocations (evidence is kept) and checks against the local clock or the
+    /// executor are not.
+    pub fn is_culpable(&self) -> bool {
+        matches!(
+            self,
+            Self::WrongProposer { .. }
+                | Self::MalformedBlock { .. }
+                | Self::InvalidSignature { .. }
+                | Self::InvalidQc { .. }
+                | Self::InvalidTc { .. }
+                | Self::MalformedTimeout { .. }
+        )
+    }
+
     /// A stable label for metrics.
     pub fn label(&self) -> &'static str {
         match self {
@@ -595,6 +614,7 @@ pub struct Core {
     buckets: HashMap<ValidatorIndex, Bucket>,
     evidence_seen: BTreeMap<Round, HashSet<(u8, ValidatorIndex)>>,
     stats: CoreStats,
+    last_reject: Option<Reject>,
 }
 
 impl std::fmt::Debug for Core {
@@ -672,6 +692,7 @@ impl Core {
             buckets: HashMap::new(),
             evidence_seen: BTreeMap::new(),
             stats: CoreStats::default(),
+            last_reject: None,
         })
     }
 
@@ -736,11 +757,21 @@ impl Core {
             }
             Event::Synced { blocks } => self.on_synced(blocks, &mut out),
         };
-        if let Err(e) = result {
-            debug!(me = self.me, round = self.round, error = %e, "rejected input");
-            *self.stats.rejected.entry(e.label()).or_default() += 1;
-        }
+        self.last_reject = match result {
+            Ok(()) => None,
+            Err(e) => {
+                debug!(me = self.me, round = self.round, error = %e, "rejected input");
+                *self.stats.rejected.entry(e.label()).or_default() += 1;
+                Some(e)
+            }
+        };
         out
+    }
+
+    /// Why the event last handled was refused (`None` if it was taken). The node loop turns
+    /// this into a verdict on the peer that sent a message ([`Reject::is_culpable`]).
+    pub fn last_rejection(&self) -> Option<&Reject> {
+        self.last_reject.as_ref()
     }
 
     fn leader(&self, round: Round) -> ValidatorIndex {

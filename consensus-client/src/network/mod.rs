@@ -21,6 +21,11 @@
 //! - A peer that sends undecodable messages, gossip from a non-validator author, or a sync
 //!   response that fails verification ([`NetworkHandle::report`]) is scored down; at
 //!   [`BAN_SCORE`] it is disconnected and ignored for [`BAN_SECS`].
+//! - A message that decodes but that consensus refuses as proof of misbehaviour (a forged
+//!   signature, a certificate without a valid quorum, a proposal out of its leader's round)
+//!   comes back as [`Verdict::Reject`] through [`NetworkHandle::verdict`]: gossip is rejected
+//!   (not forwarded, gossipsub's invalid-delivery penalty) and the delivering peer takes the
+//!   same strike. Gossip is forwarded only after consensus accepted it.
 //! - Gossipsub's own peer scoring is on ([`gossip_scoring`]): that score is the application
 //!   score above (one invalid message puts a peer below the gossip threshold, four below the
 //!   graylist, where gossipsub ignores it, the fifth bans it) plus gossipsub's penalty for
@@ -134,6 +139,38 @@ pub struct NetEvent {
     pub from: ValidatorIndex,
     /// The message.
     pub message: Message,
+    /// How it arrived: what [`NetworkHandle::verdict`] reports on.
+    pub origin: Origin,
+}
+
+/// How a consensus message arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// On a gossip topic, forwarded by `source` (held back from other peers until a verdict).
+    Gossip {
+        /// Gossipsub's id of the message.
+        id: gossipsub::MessageId,
+        /// The peer that delivered it to us.
+        source: PeerId,
+    },
+    /// Sent directly by `peer`.
+    Direct {
+        /// The sending peer.
+        peer: PeerId,
+    },
+}
+
+/// What the consensus core made of a message it was handed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid: gossip is forwarded to other peers.
+    Accept,
+    /// Not useful now (stale, duplicate, not yet justified), but not proof of misbehaviour:
+    /// gossip is not forwarded, nobody is penalized.
+    Ignore,
+    /// Proof of misbehaviour (a forged signature, a certificate without quorum, …): gossip is
+    /// rejected (gossipsub scores the forwarder down) and the delivering peer takes a strike.
+    Reject(String),
 }
 
 #[derive(Debug)]
@@ -158,6 +195,10 @@ enum NetCommand {
         peer: PeerId,
         reply: oneshot::Sender<Option<f64>>,
     },
+    Verdict {
+        origin: Origin,
+        verdict: Verdict,
+    },
 }
 
 /// Handle to the network task. Sends never block; they are dropped if the task has stopped.
@@ -166,6 +207,7 @@ pub struct NetworkHandle {
     tx: mpsc::UnboundedSender<NetCommand>,
     peers: Arc<AtomicUsize>,
     connected: Arc<std::sync::Mutex<Vec<PeerId>>>,
+    banned: Arc<AtomicUsize>,
     /// This node's peer id.
     pub peer_id: PeerId,
     listen: Arc<std::sync::Mutex<Vec<Multiaddr>>>,
@@ -205,6 +247,16 @@ impl NetworkHandle {
         let (reply, rx) = oneshot::channel();
         self.tx.send(NetCommand::GossipScore { peer, reply }).ok()?;
         rx.await.ok().flatten()
+    }
+    /// Peers currently banned for invalid messages.
+    pub fn banned_count(&self) -> usize {
+        self.banned.load(Ordering::Relaxed)
+    }
+    /// Reports what consensus made of a message from [`NetEvent`]: gossip is accepted
+    /// (forwarded), ignored or rejected; a rejected message scores its deliverer down like
+    /// [`NetworkHandle::report`]. Every gossip event must get a verdict.
+    pub fn verdict(&self, origin: Origin, verdict: Verdict) {
+        let _ = self.tx.send(NetCommand::Verdict { origin, verdict });
     }
     /// Scores `peer` down for sending invalid data (see the module docs).
     pub fn report(&self, peer: PeerId, reason: impl Into<String>) {
@@ -249,6 +301,7 @@ struct Task {
     listen: Arc<std::sync::Mutex<Vec<Multiaddr>>>,
     scores: HashMap<PeerId, i32>,
     banned: HashMap<PeerId, Instant>,
+    banned_count: Arc<AtomicUsize>,
     redial: Vec<Redial>,
     validator_dial: (Instant, Duration),
     events: mpsc::Sender<NetEvent>,
@@ -395,10 +448,12 @@ pub fn spawn(
     let connected_list = Arc::new(std::sync::Mutex::new(Vec::new()));
     let listen_addrs = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (served_tx, served_rx) = mpsc::unbounded_channel();
+    let banned_count = Arc::new(AtomicUsize::new(0));
     let handle = NetworkHandle {
         tx,
         peers: peers.clone(),
         connected: connected_list.clone(),
+        banned: banned_count.clone(),
         peer_id: me,
         listen: listen_addrs.clone(),
     };
@@ -418,6 +473,7 @@ pub fn spawn(
         listen: listen_addrs,
         scores: HashMap::new(),
         banned: HashMap::new(),
+        banned_count,
         redial,
         validator_dial: (Instant::now(), Duration::from_secs(1)),
         events: events_tx,
@@ -488,6 +544,30 @@ impl Task {
             NetCommand::GossipScore { peer, reply } => {
                 let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&peer));
             }
+            NetCommand::Verdict { origin, verdict } => self.verdict(origin, verdict),
+        }
+    }
+
+    /// Applies consensus' verdict on a delivered message.
+    fn verdict(&mut self, origin: Origin, verdict: Verdict) {
+        let (acceptance, culprit) = match (&verdict, &origin) {
+            (Verdict::Accept, _) => (MessageAcceptance::Accept, None),
+            (Verdict::Ignore, _) => (MessageAcceptance::Ignore, None),
+            (Verdict::Reject(_), Origin::Gossip { source, .. }) => {
+                (MessageAcceptance::Reject, Some(*source))
+            }
+            (Verdict::Reject(_), Origin::Direct { peer }) => {
+                (MessageAcceptance::Reject, Some(*peer))
+            }
+        };
+        if let Origin::Gossip { id, source } = &origin {
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(id, source, acceptance);
+        }
+        if let (Some(peer), Verdict::Reject(why)) = (culprit, verdict) {
+            self.penalize(peer, &format!("consensus refused its message: {why}"));
         }
     }
 
@@ -538,6 +618,7 @@ impl Task {
         self.swarm.behaviour_mut().gossipsub.set_application_score(&peer, f64::from(score));
         if score <= BAN_SCORE {
             self.banned.insert(peer, Instant::now() + Duration::from_secs(BAN_SECS));
+            self.banned_count.store(self.banned.len(), Ordering::Relaxed);
             self.scores.remove(&peer);
             let _ = self.swarm.disconnect_peer_id(peer);
             warn!(%peer, "peer banned for {BAN_SECS}s");
@@ -549,15 +630,29 @@ impl Task {
             Some(until) if *until > Instant::now() => true,
             Some(_) => {
                 self.banned.remove(peer);
+                self.banned_count.store(self.banned.len(), Ordering::Relaxed);
                 false
             }
             None => false,
         }
     }
 
-    fn deliver(&mut self, from: ValidatorIndex, message: Message) {
-        if let Err(e) = self.events.try_send(NetEvent { from, message }) {
+    /// Hands a message to consensus; gossip that cannot be queued is ignored (not forwarded).
+    fn deliver(&mut self, from: ValidatorIndex, message: Message, origin: Origin) {
+        if let Err(e) = self.events.try_send(NetEvent { from, message, origin }) {
             debug!("consensus inbox full, dropping a message: {e}");
+            let origin = match e {
+                mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev) => {
+                    ev.origin
+                }
+            };
+            if let Origin::Gossip { id, source } = origin {
+                self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                    &id,
+                    &source,
+                    MessageAcceptance::Ignore,
+                );
+            }
         }
     }
 
@@ -614,12 +709,9 @@ impl Task {
                 let gs = &mut self.swarm.behaviour_mut().gossipsub;
                 match (author, decoded) {
                     (Some(from), Ok(m @ (Message::Proposal(_) | Message::Timeout(_)))) => {
-                        gs.report_message_validation_result(
-                            &message_id,
-                            &propagation_source,
-                            MessageAcceptance::Accept,
-                        );
-                        self.deliver(from, m);
+                        // Forwarded only once consensus has verified it (`verdict`).
+                        let origin = Origin::Gossip { id: message_id, source: propagation_source };
+                        self.deliver(from, m, origin);
                     }
                     (author, decoded) => {
                         gs.report_message_validation_result(
@@ -650,7 +742,7 @@ impl Task {
                     return;
                 };
                 match Message::decode(&request) {
-                    Ok(m) => self.deliver(from, m),
+                    Ok(m) => self.deliver(from, m, Origin::Direct { peer }),
                     Err(e) => self.penalize(peer, &e.to_string()),
                 }
             }

@@ -11,22 +11,20 @@
 
 use super::executor::ElRequest;
 use super::metrics::NodeMetrics;
-use super::service::{NodeConfig, NodeError, Status, reconcile};
+use super::service::{NodeConfig, NodeError, Status};
 use super::startup::{self, Base, Services};
 use crate::core::PersistOp;
 use crate::engine_client::EngineClient;
-use crate::storage::{CommittedChain, MdbxReader, MdbxStorage, Storage};
+use crate::network::Verdict;
+use crate::storage::{MdbxStorage, Storage};
 use crate::sync::{Anchor, SyncConfig, VerifiedRange};
-use crate::types::{Block, Message};
+use crate::types::Message;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
-
-/// Committed blocks read per replay batch at start.
-const REPLAY_BATCH: usize = 256;
 
 /// Runs a follower until `shutdown` resolves or a fatal error.
 pub(super) async fn run<F: Future<Output = &'static str>>(
@@ -35,8 +33,8 @@ pub(super) async fn run<F: Future<Output = &'static str>>(
     mut shutdown: Pin<&mut F>,
 ) -> Result<(), NodeError> {
     let reader = base.storage.reader();
-    let tip = committed_tip(&reader, &base.genesis_block)?;
-    replay(&base.engine, &reader, &tip).await?;
+    let tip = startup::committed_tip(&reader, &base.genesis_block)?;
+    startup::replay(&base.engine, &reader, &tip).await?;
     let sync_config = SyncConfig { trigger_gap: 1, ..config.sync.clone() };
     let services = startup::start_services(config, &base, &tip, sync_config, None).await?;
     let Services { net, mut net_rx, el, mut el_events, anchor, mut ranges, syncer, status, .. } =
@@ -57,6 +55,9 @@ pub(super) async fn run<F: Future<Output = &'static str>>(
                 if let Message::Proposal(p) = &ev.message {
                     syncer.hint(p.block.height());
                 }
+                // A follower runs no core to verify gossip, so it never forwards it (a forged
+                // message it relayed would get it scored down by the validators).
+                net.verdict(ev.origin, Verdict::Ignore);
             }
             // The executor only answers builds and validations, which a follower never asks.
             Some(_) = el_events.recv() => {}
@@ -70,45 +71,6 @@ pub(super) async fn run<F: Future<Output = &'static str>>(
         }
         follower.update_status(&status, &net, &engine);
     }
-}
-
-/// The committed tip recorded in the data dir (genesis if none).
-fn committed_tip(reader: &MdbxReader, genesis: &Block) -> Result<Block, NodeError> {
-    let height = reader.committed_tip()?;
-    if height == 0 {
-        return Ok(genesis.clone());
-    }
-    reader.committed_range(height, 1, usize::MAX)?.pop().map(|c| c.block).ok_or_else(|| {
-        NodeError::Config(format!(
-            "the data dir's committed index has no block at its tip {height}"
-        ))
-    })
-}
-
-/// Replays into the EL the committed blocks it lost (read from the data dir in batches), then
-/// points its fork choice at the committed tip.
-async fn replay(engine: &EngineClient, reader: &MdbxReader, tip: &Block) -> Result<(), NodeError> {
-    if tip.height() == 0 {
-        return Ok(());
-    }
-    let (el_number, _) = engine.latest_block().await?;
-    let mut next = el_number + 1;
-    let mut replayed = false;
-    while next <= tip.height() {
-        let blocks: Vec<Block> = reader
-            .committed_range(next, REPLAY_BATCH, usize::MAX)?
-            .into_iter()
-            .map(|c| c.block)
-            .collect();
-        let Some(last) = blocks.last() else { break };
-        next = last.height() + 1;
-        reconcile(engine, &blocks).await?;
-        replayed = true;
-    }
-    if !replayed {
-        reconcile(engine, std::slice::from_ref(tip)).await?;
-    }
-    Ok(())
 }
 
 struct Follower {
@@ -173,6 +135,7 @@ impl Follower {
             s.committed_id = self.tip.id;
             s.head = self.tip.payload_hash;
             s.peers = net.peer_count();
+            s.banned_peers = net.banned_count();
             s.el = engine.el_state().as_str().to_string();
             s.synced = self.synced;
         }

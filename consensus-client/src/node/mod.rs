@@ -89,7 +89,6 @@ mod tests;
 #[cfg(test)]
 mod contract_tests {
     use super::*;
-    use crate::core::Recovery;
     use crate::safety_rules::SafetyData;
     use crate::sim::sim_genesis;
     use crate::types::{QuorumCert, Signature, Vote};
@@ -134,7 +133,16 @@ mod contract_tests {
                 reason: "disk full".into(),
             })
         }
-        fn load(&self) -> Result<Option<Recovery>, StorageError> {
+        fn safety(&self) -> Result<Option<SafetyData>, StorageError> {
+            Ok(None)
+        }
+        fn block(&self, _: &BlockId) -> Result<Option<Block>, StorageError> {
+            Ok(None)
+        }
+        fn qc(&self, _: &BlockId) -> Result<Option<QuorumCert>, StorageError> {
+            Ok(None)
+        }
+        fn last_committed(&self) -> Result<Option<crate::storage::CommittedEntry>, StorageError> {
             Ok(None)
         }
     }
@@ -163,6 +171,6 @@ mod contract_tests {
         let mut storage = crate::storage::MemStorage::new();
         perform(vote_batch(), &mut storage, &mut log).unwrap();
         assert_eq!(log.0, vec!["send", "timer"]);
-        assert!(storage.load().unwrap().is_some());
+        assert!(storage.safety().unwrap().is_some());
     }
 }

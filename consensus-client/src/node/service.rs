@@ -16,24 +16,23 @@
 use super::executor::ElRequest;
 use super::{Effects, perform, startup};
 use crate::block_store::ChainWalk;
-use crate::core::{Action, Core, CoreConfig, CoreParams, Event, Evidence, Recovery, Timer};
+use crate::core::{Action, Core, CoreConfig, CoreParams, Event, Evidence, Timer};
 use crate::crypto::Signer;
 use crate::engine_client::{EngineClient, EngineError};
 use crate::leader::RoundRobin;
-use crate::network::{self, NetworkHandle};
+use crate::network::{self, NetworkHandle, Verdict};
 use crate::storage::{MdbxStorage, Storage};
 use crate::sync::{Anchor, SyncConfig};
 use crate::types::{Block, BlockId, Message, Payload, PayloadAttributes, Round, ValidatorIndex};
 use alloy_primitives::{Address, B256};
-use alloy_rpc_types_engine::{ForkchoiceState, PayloadStatusEnum};
 use libp2p::Multiaddr;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info, instrument, warn};
+use tracing::{error, info, warn};
 
 /// Everything the node is started with.
 #[derive(Debug, Clone)]
@@ -87,6 +86,11 @@ pub struct Status {
     pub validator: Option<ValidatorIndex>,
     /// Blocks committed from range sync since start.
     pub synced: u64,
+    /// Blocks read from the data dir at start (bounded by the in-memory window and the
+    /// uncommitted rounds, not by the chain's length).
+    pub recovered_blocks: usize,
+    /// Peers banned for invalid messages right now.
+    pub banned_peers: usize,
 }
 
 /// Why the node stopped with an error.
@@ -169,46 +173,6 @@ impl NodeEffects {
     }
 }
 
-/// The committed chain in height order (genesis excluded), from a recovery.
-pub fn committed_chain(recovery: &Recovery) -> Vec<Block> {
-    let Some(tip) = recovery.committed else { return Vec::new() };
-    let by_id: HashMap<BlockId, &Block> = recovery.blocks.iter().map(|b| (b.id(), b)).collect();
-    let mut out = Vec::new();
-    let mut cur = tip;
-    while let Some(b) = by_id.get(&cur) {
-        if b.height() == 0 {
-            break;
-        }
-        out.push((*b).clone());
-        cur = b.parent_id;
-    }
-    out.reverse();
-    out
-}
-
-/// Replays into the EL the committed blocks above its head, then points its fork choice at
-/// the committed tip.
-#[instrument(skip_all)]
-pub async fn reconcile(engine: &EngineClient, chain: &[Block]) -> Result<(), EngineError> {
-    let Some(tip) = chain.last() else { return Ok(()) };
-    let (el_number, el_hash) = engine.latest_block().await?;
-    let replay: Vec<&Block> = chain.iter().filter(|b| b.height() > el_number).collect();
-    if !replay.is_empty() {
-        info!(el_head = el_number, %el_hash, committed = tip.height(), blocks = replay.len(),
-            "replaying committed blocks the execution client lost");
-    }
-    for b in replay {
-        let status = engine.new_payload(&b.payload).await?;
-        if status.status != PayloadStatusEnum::Valid {
-            warn!(height = b.height(), status = status.status.as_str(), "replay not accepted");
-        }
-    }
-    let h = tip.payload.block_hash;
-    let state = ForkchoiceState { head_block_hash: h, safe_block_hash: h, finalized_block_hash: h };
-    engine.forkchoice_updated(state, tip.payload.timestamp, None).await?;
-    Ok(())
-}
-
 /// Runs the node until `shutdown` resolves or a fatal error: a validator with
 /// `--validator-key`, a follower (the `follower` module) without.
 pub async fn run(
@@ -241,12 +205,23 @@ async fn run_validator<F: std::future::Future<Output = &'static str>>(
             validator_key.display()
         ))
     })?;
-    let recovery = base.storage.load()?;
-    let chain = recovery.as_ref().map(committed_chain).unwrap_or_default();
-    reconcile(&base.engine, &chain).await?;
-    let tip = chain.last().cloned().unwrap_or_else(|| base.genesis_block.clone());
+    // Only the committed tip, the window below it and the uncommitted blocks are read: the
+    // start-up cost does not grow with the chain.
+    let recovery = base.storage.load(config.retained_rounds)?;
+    let recovered_blocks = recovery.as_ref().map_or(0, |r| r.blocks.len());
+    let tip = recovery
+        .as_ref()
+        .and_then(|r| r.committed.and_then(|c| r.blocks.iter().find(|b| b.id() == c)))
+        .cloned()
+        .unwrap_or_else(|| base.genesis_block.clone());
+    info!(committed = tip.height(), recovered_blocks, "consensus state read from the data dir");
+    // The EL gets the committed blocks it lost before the node takes part in any round.
+    startup::replay(&base.engine, &base.storage.reader(), &tip).await?;
     let services =
         startup::start_services(config, &base, &tip, config.sync.clone(), Some(me)).await?;
+    if let Ok(mut s) = services.status.lock() {
+        s.recovered_blocks = recovered_blocks;
+    }
     let startup::Services {
         net,
         mut net_rx,
@@ -304,7 +279,13 @@ async fn run_validator<F: std::future::Future<Output = &'static str>>(
                 if let Message::Proposal(p) = &ev.message {
                     syncer.hint(p.block.height());
                 }
-                Event::Message { from: ev.from, message: ev.message }
+                let actions =
+                    core.handle(now_ms(), Event::Message { from: ev.from, message: ev.message });
+                net.verdict(ev.origin, verdict(&core));
+                step(&core, actions, &mut storage, &mut fx)?;
+                update_status(&status, &core, &fx, &engine);
+                publish_anchor(&core, &anchor_tx);
+                continue;
             }
             Some(ev) = ev_rx.recv() => ev,
             Some(range) = ranges_rx.recv() => Event::Synced { blocks: range.blocks },
@@ -326,6 +307,15 @@ async fn run_validator<F: std::future::Future<Output = &'static str>>(
         step(&core, actions, &mut storage, &mut fx)?;
         update_status(&status, &core, &fx, &engine);
         publish_anchor(&core, &anchor_tx);
+    }
+}
+
+/// What the core made of the message it just handled, for the peer that delivered it.
+fn verdict(core: &Core) -> Verdict {
+    match core.last_rejection() {
+        None => Verdict::Accept,
+        Some(reject) if reject.is_culpable() => Verdict::Reject(reject.to_string()),
+        Some(_) => Verdict::Ignore,
     }
 }
 
@@ -414,6 +404,7 @@ fn update_status(status: &Mutex<Status>, core: &Core, fx: &NodeEffects, engine: 
         s.committed_id = core.committed_id();
         s.head = fx.head;
         s.peers = fx.net.peer_count();
+        s.banned_peers = fx.net.banned_count();
         s.el = engine.el_state().as_str().to_string();
         s.synced = core.stats().synced;
     }

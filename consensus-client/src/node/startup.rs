@@ -10,11 +10,12 @@ use crate::crypto::{Ed25519Verifier, Verifier};
 use crate::engine_client::{EngineClient, EngineConfig, EngineError};
 use crate::genesis::ConsensusGenesis;
 use crate::network::{self, NetEvent, NetworkConfig, NetworkHandle};
-use crate::storage::{ChainMeta, MdbxStorage};
+use crate::storage::{ChainMeta, CommittedChain, MdbxReader, MdbxStorage};
 use crate::sync::{
     self, Anchor, SyncConfig, SyncHandle, SyncParams, SyncServer, VerifiedRange, VerifyContext,
 };
 use crate::types::{Block, ValidatorIndex, ValidatorSet};
+use alloy_rpc_types_engine::{ForkchoiceState, PayloadStatusEnum};
 use libp2p::PeerId;
 use libp2p::identity::Keypair;
 use std::future::Future;
@@ -23,7 +24,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::{info, instrument, warn};
 
 /// What every node is built from, read before anything talks to the network.
 pub(super) struct Base {
@@ -187,4 +188,74 @@ pub(super) async fn start_services(
         None => None,
     };
     Ok(Services { net, net_rx, el, el_events, anchor, ranges, syncer, status, _status_server })
+}
+
+/// Committed blocks read per replay batch at start.
+const REPLAY_BATCH: usize = 256;
+
+/// The committed tip recorded in the data dir's committed index (genesis if none).
+pub(super) fn committed_tip(reader: &MdbxReader, genesis: &Block) -> Result<Block, NodeError> {
+    let height = reader.committed_tip()?;
+    if height == 0 {
+        return Ok(genesis.clone());
+    }
+    reader.committed_range(height, 1, usize::MAX)?.pop().map(|c| c.block).ok_or_else(|| {
+        NodeError::Config(format!(
+            "the data dir's committed index has no block at its tip {height}"
+        ))
+    })
+}
+
+/// Reconciles the EL with the committed tip before the node takes part in anything: asks the
+/// EL for its latest block, replays with `newPayload` only the committed blocks above it (read
+/// by height from the data dir's committed index, in batches), then points its fork choice at
+/// the tip (`head = safe = finalized`). Returns how many blocks were replayed. The cost grows
+/// with what the EL lost, not with the chain.
+#[instrument(skip_all, fields(committed = tip.height()))]
+pub(super) async fn replay(
+    engine: &EngineClient,
+    reader: &MdbxReader,
+    tip: &Block,
+) -> Result<u64, NodeError> {
+    if tip.height() == 0 {
+        return Ok(0);
+    }
+    let (el_number, el_hash) = engine.latest_block().await?;
+    let mut next = el_number + 1;
+    if next <= tip.height() {
+        info!(el_head = el_number, %el_hash, committed = tip.height(),
+            blocks = tip.height() - el_number,
+            "replaying committed blocks the execution client lost");
+    }
+    let mut replayed = 0u64;
+    while next <= tip.height() {
+        let batch = reader.committed_range(next, REPLAY_BATCH, usize::MAX)?;
+        let Some(last) = batch.last() else {
+            warn!(height = next, "the committed index has no block here; replay stops");
+            break;
+        };
+        next = last.block.height() + 1;
+        for c in batch.iter().filter(|c| c.block.height() <= tip.height()) {
+            let status = engine.new_payload(&c.block.payload).await?;
+            if status.status != PayloadStatusEnum::Valid {
+                warn!(
+                    height = c.block.height(),
+                    status = status.status.as_str(),
+                    "replayed block not accepted"
+                );
+            }
+            replayed += 1;
+        }
+    }
+    let h = tip.payload.block_hash;
+    let state = ForkchoiceState { head_block_hash: h, safe_block_hash: h, finalized_block_hash: h };
+    let updated = engine.forkchoice_updated(state, tip.payload.timestamp, None).await?;
+    if updated.payload_status.status != PayloadStatusEnum::Valid {
+        warn!(status = updated.payload_status.status.as_str(), %h,
+            "the execution client does not have the committed tip yet");
+    }
+    if replayed > 0 {
+        info!(replayed, "execution client reconciled with the committed tip");
+    }
+    Ok(replayed)
 }

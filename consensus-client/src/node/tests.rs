@@ -25,6 +25,15 @@ use tokio::sync::oneshot;
 
 const GENESIS_HASH: B256 = B256::repeat_byte(0x61);
 
+/// An Engine API call the mock EL received (in order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ElCall {
+    /// `newPayload` of the block with this number and hash.
+    NewPayload(u64, B256),
+    /// `forkchoiceUpdated` with this head.
+    ForkChoice(B256),
+}
+
 #[derive(Default)]
 struct Chain {
     blocks: HashMap<B256, (u64, B256)>,
@@ -32,6 +41,7 @@ struct Chain {
     head: B256,
     finalized: B256,
     next_id: u64,
+    calls: Vec<ElCall>,
 }
 
 impl Chain {
@@ -65,6 +75,7 @@ fn handle(chain: &Mutex<Chain>, method: &str, params: &Value) -> Value {
             let head: B256 = serde_json::from_value(params[0]["headBlockHash"].clone()).unwrap();
             let fin: B256 =
                 serde_json::from_value(params[0]["finalizedBlockHash"].clone()).unwrap();
+            c.calls.push(ElCall::ForkChoice(head));
             let Some(&(number, _)) = c.blocks.get(&head) else {
                 return json!({"payloadStatus": status("SYNCING"), "payloadId": null});
             };
@@ -102,6 +113,7 @@ fn handle(chain: &Mutex<Chain>, method: &str, params: &Value) -> Value {
         "engine_newPayloadV4" => {
             let p: ExecutionPayloadV3 = serde_json::from_value(params[0].clone()).unwrap();
             let v1 = &p.payload_inner.payload_inner;
+            c.calls.push(ElCall::NewPayload(v1.block_number, v1.block_hash));
             if !c.blocks.contains_key(&v1.parent_hash) {
                 return status("SYNCING");
             }
@@ -435,6 +447,222 @@ async fn a_wiped_validator_and_a_new_follower_far_behind_the_window_range_sync_t
     let more = chains[0].lock().unwrap().finalized_number() + 3;
     wait_finalized(&[&chains[0], &follower_el], more, 60).await;
     for s in stops.iter_mut().chain([&mut follower_stop]).filter_map(Option::take) {
+        let _ = s.send(());
+    }
+}
+
+/// Makes an EL lose every block above `keep` (as if killed before persisting them), and
+/// forgets the calls it received so far.
+fn lose_blocks_above(chain: &Mutex<Chain>, keep: u64) {
+    let hash = hash_at(chain, keep).expect("the EL has the block it keeps");
+    let mut c = chain.lock().unwrap();
+    c.blocks.retain(|_, (number, _)| *number <= keep);
+    c.head = hash;
+    c.finalized = hash;
+    c.calls.clear();
+}
+
+/// Waits for a status endpoint to answer.
+async fn wait_status(addr: std::net::SocketAddr, secs: u64) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(s) = status_of(addr).await {
+            return s;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no status from {addr}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Checkpointed restart: a validator restarted after many more commits than its in-memory
+/// window reads only the window from its data dir (not the chain), and its EL, which lost its
+/// last blocks, gets exactly the committed blocks it lacks replayed with `newPayload`, in
+/// order, then a fork choice on the committed tip, before the node does anything else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_validator_reads_its_window_and_replays_only_what_its_el_lost() {
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
+    const WINDOW: u64 = 8;
+    const LOST: u64 = 5;
+    let small_window = |c: NodeConfig| NodeConfig { retained_rounds: WINDOW, ..c };
+    let net = write_network(4);
+    let chains: Vec<Arc<Mutex<Chain>>> =
+        (0..4).map(|_| Arc::new(Mutex::new(Chain::new()))).collect();
+    let http: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let with_http = move |c: NodeConfig| NodeConfig { http: Some(http), ..small_window(c) };
+    let mut stops: Vec<Option<oneshot::Sender<()>>> = (0..4)
+        .map(|i| {
+            Some(if i == 3 {
+                start_with(&net, i, chains[i].clone(), with_http)
+            } else {
+                start_with(&net, i, chains[i].clone(), small_window)
+            })
+        })
+        .collect();
+    let all: Vec<&Arc<Mutex<Chain>>> = chains.iter().collect();
+    let far = 5 * WINDOW;
+    wait_finalized(&all, far, 120).await;
+
+    // Node 3 stops; its EL loses its last LOST blocks.
+    let _ = stops[3].take().unwrap().send(());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let el_height = chains[3].lock().unwrap().finalized_number();
+    let keep = el_height - LOST;
+    lose_blocks_above(&chains[3], keep);
+
+    stops[3] = Some(start_with(&net, 3, chains[3].clone(), with_http));
+    let status = wait_status(http, 30).await;
+    let recovered = status["recovered_blocks"].as_u64().unwrap();
+    let committed = status["committed_height"].as_u64().unwrap();
+    assert!(committed >= far, "{status}");
+    assert!(
+        recovered <= WINDOW + 8,
+        "{recovered} blocks read from disk for a restart at height {committed}"
+    );
+
+    // The first calls after the restart: the lost committed blocks, in order, then the fork
+    // choice on the committed tip; only then anything the node does in the rounds.
+    let calls = chains[3].lock().unwrap().calls.clone();
+    let fcu = calls
+        .iter()
+        .position(|c| matches!(c, ElCall::ForkChoice(_)))
+        .unwrap_or_else(|| panic!("no fork choice after the restart: {calls:?}"));
+    let replayed: Vec<u64> = calls[..fcu]
+        .iter()
+        .map(|c| match c {
+            ElCall::NewPayload(n, _) => *n,
+            ElCall::ForkChoice(_) => unreachable!(),
+        })
+        .collect();
+    let ElCall::ForkChoice(tip) = calls[fcu] else { unreachable!() };
+    let tip_height = chains[3].lock().unwrap().blocks.get(&tip).map(|b| b.0);
+    let tip_height = tip_height.unwrap_or_else(|| panic!("fork choice on an unknown block"));
+    assert_eq!(replayed, ((keep + 1)..=tip_height).collect::<Vec<_>>(), "calls: {calls:?}");
+    // What it lost, plus at most what it had not been handed yet when it stopped.
+    assert!(replayed.len() as u64 >= LOST && replayed.len() as u64 <= LOST + 3, "{replayed:?}");
+
+    // It takes part in the rounds again with the same chain.
+    let target = chains[0].lock().unwrap().finalized_number() + 4;
+    wait_finalized(&all, target, 90).await;
+    for h in 1..=target {
+        assert_eq!(hash_at(&chains[3], h), hash_at(&chains[0], h), "height {h}");
+    }
+    for s in stops.iter_mut().filter_map(Option::take) {
+        let _ = s.send(());
+    }
+}
+
+/// A peer that holds validator 3's p2p key gossips proposals that decode but carry forged
+/// signatures. The validators' cores refuse them, the verdict goes back to the network: the
+/// gossip is rejected (never forwarded) and the peer scored down until every validator bans
+/// it; none of its blocks reaches any EL and the three honest validators go on committing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forged_proposals_score_their_sender_down_until_banned_and_change_nothing() {
+    use crate::network::{self, NetworkConfig};
+    use crate::types::{Message, Proposal, Signature};
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
+    const FORGED: B256 = B256::repeat_byte(0xEE);
+    let net = write_network(4);
+    let chains: Vec<Arc<Mutex<Chain>>> =
+        (0..3).map(|_| Arc::new(Mutex::new(Chain::new()))).collect();
+    let https: Vec<std::net::SocketAddr> =
+        (0..3).map(|_| format!("127.0.0.1:{}", free_port()).parse().unwrap()).collect();
+    let mut stops: Vec<oneshot::Sender<()>> = (0..3)
+        .map(|i| {
+            let http = https[i];
+            start_with(&net, i, chains[i].clone(), move |c| NodeConfig { http: Some(http), ..c })
+        })
+        .collect();
+    let all: Vec<&Arc<Mutex<Chain>>> = chains.iter().collect();
+    wait_finalized(&all, 2, 60).await;
+
+    let key = net.dir.path().join("node3").join(crate::keys::P2P_KEY_FILE);
+    let boot = format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", net.ports[0], net.peers[0]);
+    let (attacker, mut inbox) = network::spawn(NetworkConfig {
+        keypair: crate::keys::read_p2p_key(&key).unwrap(),
+        listen_addr: "127.0.0.1".parse().unwrap(),
+        port: 0,
+        bootnodes: vec![boot.parse().unwrap()],
+        validators: net.peers.iter().map(|p| p.parse().unwrap()).collect(),
+        chain_id: 4242,
+        sync_server: None,
+    })
+    .unwrap();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let mut latest: Option<Proposal> = None;
+    let mut max_round = 0;
+    let mut sent = 0;
+    loop {
+        let banned: Vec<u64> = {
+            let mut b = Vec::new();
+            for addr in &https {
+                b.push(status_of(*addr).await.map_or(0, |s| s["banned_peers"].as_u64().unwrap()));
+            }
+            b
+        };
+        if banned.iter().all(|b| *b >= 1) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not banned everywhere: {banned:?} after {sent} forged proposals"
+        );
+        while let Ok(ev) = inbox.try_recv() {
+            match ev.message {
+                Message::Proposal(p) => {
+                    max_round = max_round.max(p.block.round);
+                    latest = Some(p);
+                }
+                Message::Timeout(t) => max_round = max_round.max(t.round),
+                _ => {}
+            }
+        }
+        if let Some(p) = &latest {
+            // Well-formed, for a round the others are about to enter, by that round's
+            // leader — but the signature is forged.
+            let mut block = p.block.clone();
+            block.round = max_round + 2;
+            block.proposer = (block.round % 4) as u16;
+            block.payload.block_hash = FORGED;
+            attacker.broadcast(Message::Proposal(Proposal {
+                block,
+                tc: None,
+                signature: Signature([7; 64]),
+            }));
+            sent += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(sent >= 5, "banned after only {sent} forged proposals");
+
+    // The honest validators go on committing one chain; none of the forged blocks ever
+    // reached an EL.
+    let target = chains[0].lock().unwrap().finalized_number() + 3;
+    wait_finalized(&all, target, 90).await;
+    for h in 1..=target {
+        let first = hash_at(&chains[0], h);
+        assert_ne!(first, Some(FORGED));
+        for c in &chains[1..] {
+            assert_eq!(hash_at(c, h), first, "height {h}");
+        }
+    }
+    for c in &chains {
+        let c = c.lock().unwrap();
+        assert!(
+            !c.calls.iter().any(|call| matches!(call, ElCall::NewPayload(_, h) if *h == FORGED))
+        );
+    }
+    // Banned: the validators drop it, and keep dropping it when it reconnects.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while attacker.peer_count() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "still connected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for s in stops.drain(..) {
         let _ = s.send(());
     }
 }

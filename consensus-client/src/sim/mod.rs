@@ -321,7 +321,7 @@ impl Sim {
         }
         let recovery = self.instances[inst]
             .storage
-            .load()
+            .load(self.config().retained_committed_rounds)
             .map_err(|e| format!("node {index} cannot load its storage: {e}"))?;
         let params = CoreParams {
             config: self.config(),
@@ -615,7 +615,7 @@ impl Sim {
                 }
                 if self.drop_safety_writes
                     && matches!(op, PersistOp::Safety(_))
-                    && self.instances[inst].storage.load().ok().flatten().is_some()
+                    && self.instances[inst].storage.safety().ok().flatten().is_some()
                 {
                     return Ok(());
                 }

@@ -9,8 +9,8 @@
 //! our database, a database without our meta record, another chain's database, and a corrupt
 //! one; it validates read-only before it opens read-write.
 
-use super::{ChainMeta, CommittedChain, Storage, StorageError, seal, unseal};
-use crate::core::{PersistOp, Recovery};
+use super::{ChainMeta, CommittedChain, CommittedEntry, Storage, StorageError, seal, unseal};
+use crate::core::PersistOp;
 use crate::safety_rules::SafetyData;
 use crate::types::codec::Codec;
 use crate::types::{Block, BlockId, CommittedBlock, Height, QuorumCert};
@@ -133,16 +133,14 @@ impl MdbxStorage {
         decode(&self.path, table, record)
     }
 
-    fn all<T: Codec>(&self, table: &str) -> Result<Vec<T>, StorageError> {
+    /// One record of `table` by key, decoded.
+    fn get<T: Codec>(&self, table: &str, key: &[u8]) -> Result<Option<T>, StorageError> {
         let txn = self.db.begin_ro_txn().map_err(self.err("begin"))?;
         let t = txn.open_table(Some(table)).map_err(self.err("open table"))?;
-        let mut cursor = txn.cursor(&t).map_err(self.err("cursor"))?;
-        let mut out = Vec::new();
-        for item in cursor.iter_start::<Vec<u8>, Vec<u8>>() {
-            let (_, v) = item.map_err(self.err("iterate"))?;
-            out.push(self.decode(table, &v)?);
+        match txn.get::<Vec<u8>>(&t, key).map_err(self.err("get"))? {
+            Some(record) => self.decode(table, &record).map(Some),
+            None => Ok(None),
         }
-        Ok(out)
     }
 }
 
@@ -186,37 +184,43 @@ impl Storage for MdbxStorage {
         Ok(())
     }
 
-    fn load(&self) -> Result<Option<Recovery>, StorageError> {
-        let (safety, committed) = {
-            let txn = self.db.begin_ro_txn().map_err(self.err("begin"))?;
-            let t = txn.open_table(Some("safety")).map_err(self.err("open table"))?;
-            let Some(rec) = txn.get::<Vec<u8>>(&t, b"safety").map_err(self.err("get"))? else {
-                return Ok(None);
-            };
-            let safety: SafetyData = self.decode("safety", &rec)?;
-            let t = txn.open_table(Some("committed")).map_err(self.err("open table"))?;
-            let mut cursor = txn.cursor(&t).map_err(self.err("cursor"))?;
-            let committed = match cursor.last::<Vec<u8>, Vec<u8>>().map_err(self.err("last"))? {
-                None => None,
-                Some((_, v)) => {
-                    let data = unseal(&v).ok_or_else(|| StorageError::Corrupt {
-                        path: self.path.clone(),
-                        reason: "committed: checksum mismatch".into(),
-                    })?;
-                    if data.len() != 32 {
-                        return Err(StorageError::Corrupt {
-                            path: self.path.clone(),
-                            reason: "committed: bad block id".into(),
-                        });
-                    }
-                    Some(BlockId::from_slice(data))
-                }
-            };
-            (safety, committed)
+    fn safety(&self) -> Result<Option<SafetyData>, StorageError> {
+        self.get("safety", b"safety")
+    }
+
+    fn block(&self, id: &BlockId) -> Result<Option<Block>, StorageError> {
+        self.get("blocks", id.as_slice())
+    }
+
+    fn qc(&self, id: &BlockId) -> Result<Option<QuorumCert>, StorageError> {
+        self.get("qcs", id.as_slice())
+    }
+
+    fn last_committed(&self) -> Result<Option<CommittedEntry>, StorageError> {
+        let txn = self.db.begin_ro_txn().map_err(self.err("begin"))?;
+        let t = txn.open_table(Some("committed")).map_err(self.err("open table"))?;
+        let mut cursor = txn.cursor(&t).map_err(self.err("cursor"))?;
+        let Some((key, value)) = cursor.last::<Vec<u8>, Vec<u8>>().map_err(self.err("last"))?
+        else {
+            return Ok(None);
         };
-        let blocks: Vec<Block> = self.all("blocks")?;
-        let qcs: Vec<QuorumCert> = self.all("qcs")?;
-        Ok(Some(Recovery { safety, blocks, qcs, committed }))
+        let corrupt = |reason: &str| StorageError::Corrupt {
+            path: self.path.clone(),
+            reason: format!("committed: {reason}"),
+        };
+        let height = <[u8; 8]>::try_from(key.as_slice())
+            .map(Height::from_be_bytes)
+            .map_err(|_| corrupt("bad height key"))?;
+        let data = unseal(&value).ok_or_else(|| corrupt("checksum mismatch"))?;
+        if data.len() != 32 {
+            return Err(corrupt("bad block id"));
+        }
+        let qcs = txn.open_table(Some("commit_qcs")).map_err(self.err("open table"))?;
+        let qc = match txn.get::<Vec<u8>>(&qcs, &key).map_err(self.err("get"))? {
+            Some(record) => Some(self.decode("commit_qcs", &record)?),
+            None => None,
+        };
+        Ok(Some(CommittedEntry { height, block_id: BlockId::from_slice(data), qc }))
     }
 }
 

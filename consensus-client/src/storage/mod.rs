@@ -16,13 +16,14 @@
 //! [`Storage::load`] fail with a clear error rather than start from partial state.
 
 mod mdbx;
+pub mod recovery;
 
 pub use mdbx::{MdbxReader, MdbxStorage};
 
 use crate::core::{Evidence, EvidenceKind, PersistOp, Recovery};
 use crate::safety_rules::SafetyData;
 use crate::types::codec::{Codec, DecodeError, Reader, Writer};
-use crate::types::{Block, BlockId, CommittedBlock, Height, QuorumCert, Signature};
+use crate::types::{Block, BlockId, CommittedBlock, Height, QuorumCert, Round, Signature};
 use alloy_primitives::B256;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -143,6 +144,9 @@ pub enum StorageError {
 }
 
 /// Durable storage of consensus state. `apply` returns only once the write is durable.
+///
+/// Start-up reads only what the core needs ([`Storage::load`], see [`recovery`]): its cost
+/// depends on the in-memory window and the uncommitted rounds, never on the chain's length.
 pub trait Storage {
     /// Makes one write durable.
     fn apply(&mut self, op: &PersistOp) -> Result<(), StorageError>;
@@ -150,8 +154,33 @@ pub trait Storage {
     fn apply_all(&mut self, ops: &[PersistOp]) -> Result<(), StorageError> {
         ops.iter().try_for_each(|op| self.apply(op))
     }
-    /// Reads everything back; `None` for a fresh store that never saved safety data.
-    fn load(&self) -> Result<Option<Recovery>, StorageError>;
+    /// The safety data; `None` for a fresh store that never saved any.
+    fn safety(&self) -> Result<Option<SafetyData>, StorageError>;
+    /// The stored block with `id`.
+    fn block(&self, id: &BlockId) -> Result<Option<Block>, StorageError>;
+    /// The stored QC certifying block `id`.
+    fn qc(&self, id: &BlockId) -> Result<Option<QuorumCert>, StorageError>;
+    /// The highest entry of the committed index: height, block id and the QC certifying that
+    /// block (absent in data dirs written before the QC index existed).
+    fn last_committed(&self) -> Result<Option<CommittedEntry>, StorageError>;
+    /// What a restarting core needs ([`recovery::load`]): the safety data, the committed tip
+    /// with its QC, at most `retained_rounds` rounds of committed history below it, and the
+    /// uncommitted blocks the safety data refers to with their ancestors down to the tip.
+    /// `None` for a fresh store that never saved safety data.
+    fn load(&self, retained_rounds: Round) -> Result<Option<Recovery>, StorageError> {
+        recovery::load(self, retained_rounds)
+    }
+}
+
+/// The top of the committed index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedEntry {
+    /// Committed height.
+    pub height: Height,
+    /// The block committed at that height.
+    pub block_id: BlockId,
+    /// A QC certifying it, if recorded.
+    pub qc: Option<QuorumCert>,
 }
 
 /// Read access to the committed chain by height: what range sync serves to peers. Readers run
@@ -197,6 +226,26 @@ pub struct MemStorage {
     committed: BTreeMap<Height, BlockId>,
     commit_qcs: BTreeMap<Height, QuorumCert>,
     evidence: Vec<Evidence>,
+    block_reads: ReadCounter,
+}
+
+/// A count of reads that clones by value.
+#[derive(Debug, Default)]
+struct ReadCounter(std::sync::atomic::AtomicU64);
+
+impl Clone for ReadCounter {
+    fn clone(&self) -> Self {
+        Self(std::sync::atomic::AtomicU64::new(self.get()))
+    }
+}
+
+impl ReadCounter {
+    fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    fn bump(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl MemStorage {
@@ -212,9 +261,13 @@ impl MemStorage {
     pub fn committed(&self) -> &BTreeMap<Height, BlockId> {
         &self.committed
     }
-    /// A stored block.
-    pub fn block(&self, id: &BlockId) -> Option<Block> {
-        self.blocks.get(id).and_then(|b| Block::decode(b).ok())
+    /// Blocks read through [`Storage::block`] so far (what a restart costs).
+    pub fn block_reads(&self) -> u64 {
+        self.block_reads.get()
+    }
+    /// Number of stored blocks.
+    pub fn block_count(&self) -> usize {
+        self.blocks.len()
     }
 }
 
@@ -241,21 +294,28 @@ impl Storage for MemStorage {
         Ok(())
     }
 
-    fn load(&self) -> Result<Option<Recovery>, StorageError> {
-        let Some(safety) = &self.safety else { return Ok(None) };
-        let safety = SafetyData::decode(safety).map_err(|e| corrupt("safety", e))?;
-        let blocks = self
-            .blocks
-            .values()
-            .map(|b| Block::decode(b).map_err(|e| corrupt("block", e)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let qcs = self
-            .qcs
-            .values()
-            .map(|q| QuorumCert::decode(q).map_err(|e| corrupt("qc", e)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let committed = self.committed.values().next_back().copied();
-        Ok(Some(Recovery { safety, blocks, qcs, committed }))
+    fn safety(&self) -> Result<Option<SafetyData>, StorageError> {
+        self.safety
+            .as_ref()
+            .map(|d| SafetyData::decode(d).map_err(|e| corrupt("safety", e)))
+            .transpose()
+    }
+
+    fn block(&self, id: &BlockId) -> Result<Option<Block>, StorageError> {
+        self.block_reads.bump();
+        self.blocks.get(id).map(|b| Block::decode(b).map_err(|e| corrupt("block", e))).transpose()
+    }
+
+    fn qc(&self, id: &BlockId) -> Result<Option<QuorumCert>, StorageError> {
+        self.qcs.get(id).map(|q| QuorumCert::decode(q).map_err(|e| corrupt("qc", e))).transpose()
+    }
+
+    fn last_committed(&self) -> Result<Option<CommittedEntry>, StorageError> {
+        Ok(self.committed.iter().next_back().map(|(height, id)| CommittedEntry {
+            height: *height,
+            block_id: *id,
+            qc: self.commit_qcs.get(height).cloned(),
+        }))
     }
 }
 

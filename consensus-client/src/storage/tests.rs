@@ -45,24 +45,24 @@ fn mdbx_round_trip_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
         let mut s = MdbxStorage::open(dir.path(), meta()).unwrap();
-        assert!(s.load().unwrap().is_none());
+        assert!(s.load(crate::block_store::RETAINED_COMMITTED_ROUNDS).unwrap().is_none());
         for op in ops() {
             s.apply(&op).unwrap();
         }
-        check_recovery(s.load().unwrap().unwrap());
+        check_recovery(s.load(crate::block_store::RETAINED_COMMITTED_ROUNDS).unwrap().unwrap());
     }
     let s = MdbxStorage::open(dir.path(), meta()).unwrap();
-    check_recovery(s.load().unwrap().unwrap());
+    check_recovery(s.load(crate::block_store::RETAINED_COMMITTED_ROUNDS).unwrap().unwrap());
 }
 
 #[test]
 fn mem_storage_round_trip() {
     let mut s = MemStorage::new();
-    assert!(s.load().unwrap().is_none());
+    assert!(s.load(crate::block_store::RETAINED_COMMITTED_ROUNDS).unwrap().is_none());
     for op in ops() {
         s.apply(&op).unwrap();
     }
-    check_recovery(s.load().unwrap().unwrap());
+    check_recovery(s.load(crate::block_store::RETAINED_COMMITTED_ROUNDS).unwrap().unwrap());
     assert_eq!(s.evidence().len(), 1);
 }
 
@@ -91,7 +91,13 @@ fn foreign_chain_is_refused_untouched() {
     assert!(matches!(MdbxStorage::open(dir.path(), other), Err(StorageError::ForeignChain { .. })));
     assert_eq!(snapshot(dir.path()), before);
     // still opens for the right chain with the data intact
-    check_recovery(MdbxStorage::open(dir.path(), meta()).unwrap().load().unwrap().unwrap());
+    check_recovery(
+        MdbxStorage::open(dir.path(), meta())
+            .unwrap()
+            .load(crate::block_store::RETAINED_COMMITTED_ROUNDS)
+            .unwrap()
+            .unwrap(),
+    );
 }
 
 #[test]
@@ -123,7 +129,10 @@ fn corrupt_record_fails_load() {
         s.apply(&op).unwrap();
     }
     s.safety = Some(vec![1, 2, 3]);
-    assert!(matches!(s.load(), Err(StorageError::Corrupt { .. })));
+    assert!(matches!(
+        s.load(crate::block_store::RETAINED_COMMITTED_ROUNDS),
+        Err(StorageError::Corrupt { .. })
+    ));
     assert_eq!(unseal(&seal(b"abc")), Some(&b"abc"[..]));
     let mut sealed = seal(b"abc");
     sealed[9] ^= 1;

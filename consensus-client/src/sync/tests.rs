@@ -203,7 +203,10 @@ fn refused(items: Vec<CommittedBlock>, expected: impl Fn(&SyncError) -> bool, te
     assert!(expected(&err), "unexpected error: {err}");
     assert!(err.to_string().contains(text), "{err} does not say {text:?}");
     assert!(storage.committed().is_empty());
-    assert!(storage.load().unwrap().is_none(), "nothing persisted");
+    assert!(
+        storage.load(crate::block_store::RETAINED_COMMITTED_ROUNDS).unwrap().is_none(),
+        "nothing persisted"
+    );
     assert!(fx.commits.is_empty() && fx.fork_choices.is_empty());
     assert_eq!(core.committed_height(), 0);
 }
