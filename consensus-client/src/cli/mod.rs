@@ -62,7 +62,7 @@ pub struct NodeArgs {
     /// p2p TCP port.
     #[arg(long = "p2p.port", default_value_t = 9000)]
     pub p2p_port: u16,
-    /// Bootnodes, comma-separated multiaddrs with /p2p/<peer id>.
+    /// Bootnodes, comma-separated multiaddrs with `/p2p/<peer id>`.
     #[arg(long = "bootnodes", value_delimiter = ',')]
     pub bootnodes: Vec<libp2p::Multiaddr>,
     /// Fee recipient of the blocks this validator builds.

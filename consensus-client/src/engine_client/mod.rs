@@ -347,6 +347,29 @@ impl EngineClient {
         Ok((number, hash))
     }
 
+    /// Hash of the EL's canonical block `number` (`eth_getBlockByNumber`), `None` if it has none.
+    pub async fn block_hash_at(&self, number: u64) -> Result<Option<B256>, EngineError> {
+        let block: Value = self
+            .call(
+                "eth_getBlockByNumber",
+                json!([format!("{number:#x}"), false]),
+                self.config.timeout_short,
+            )
+            .await?;
+        if block.is_null() {
+            return Ok(None);
+        }
+        let hash =
+            block.get("hash").and_then(Value::as_str).ok_or_else(|| EngineError::Decode {
+                method: "eth_getBlockByNumber".into(),
+                reason: format!("block {number} has no hash"),
+            })?;
+        hash.parse().map(Some).map_err(|e| EngineError::Decode {
+            method: "eth_getBlockByNumber".into(),
+            reason: format!("hash {hash}: {e}"),
+        })
+    }
+
     /// `engine_newPayloadVn` for a consensus payload (the version of its timestamp's fork).
     pub async fn new_payload(&self, payload: &Payload) -> Result<PayloadStatus, EngineError> {
         let body = to_body(payload)?;

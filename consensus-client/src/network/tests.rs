@@ -162,3 +162,46 @@ async fn gossip_from_a_non_validator_scores_it_down_until_it_is_banned() {
     assert!(lowest <= -10.0, "gossip score only fell to {lowest}");
     assert!(rx0.try_recv().is_err(), "nothing from the non-validator reached consensus");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verdicts_from_consensus_strike_the_sender_until_it_is_banned() {
+    let keys: Vec<Keypair> = (0..2).map(|_| Keypair::generate_ed25519()).collect();
+    let validators: Vec<PeerId> = keys.iter().map(|k| k.public().to_peer_id()).collect();
+    let config = |i: usize, bootnodes: Vec<Multiaddr>| NetworkConfig {
+        keypair: keys[i].clone(),
+        listen_addr: "127.0.0.1".parse().unwrap(),
+        port: 0,
+        bootnodes,
+        validators: validators.clone(),
+        chain_id: 7,
+        sync_server: None,
+    };
+    let (h0, mut rx0) = spawn(config(0, vec![])).unwrap();
+    let boot = listening(&h0).await;
+    let (h1, _rx1) = spawn(config(1, vec![boot])).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Accepted and ignored messages cost nothing; each rejected one is a strike.
+    let mut verdicts = vec![Verdict::Accept, Verdict::Ignore]
+        .into_iter()
+        .chain(std::iter::repeat_with(|| Verdict::Reject("invalid vote signature".into())));
+    let (mut byte, mut given) = (0u8, 0);
+    while h0.banned_count() == 0 {
+        assert!(Instant::now() < deadline, "not banned after {given} verdicts");
+        byte += 1;
+        h1.send(0, request(byte));
+        let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(500), rx0.recv()).await
+        else {
+            continue;
+        };
+        assert_eq!((ev.from, &ev.origin), (1, &Origin::Direct { peer: h1.peer_id }));
+        h0.verdict(ev.origin, verdicts.next().unwrap());
+        given += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(given, 7, "2 harmless verdicts, then banned at the 5th strike");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h0.connected_peers().contains(&h1.peer_id) {
+        assert!(Instant::now() < deadline, "banned but still connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -3,13 +3,18 @@
 //!
 //! Start-up, in order: read the consensus genesis and keys; open the MDBX data dir (refusing
 //! another chain's); wait for the EL (`exchangeCapabilities`, retried until it answers or the
-//! node is asked to stop); refuse an EL whose block 0 is not the genesis'; replay into the EL
-//! the committed blocks it lost ([`reconcile`]); start libp2p (serving range sync from the
-//! storage's committed index) and the range-sync task ([`crate::sync`]); build the core from
-//! storage and feed `Event::Start`. The loop then takes network messages, EL answers, verified
-//! sync ranges and timers, one at a time, and performs the resulting actions with
-//! [`super::perform`] (persist before send). After each step it publishes the committed tip to
-//! the sync task; proposals far above it make the sync task poll peers at once. A storage
+//! node is asked to stop); refuse an EL whose block 0 is not the genesis'; read the core's state
+//! from storage, bounded by the in-memory window whatever the chain's length
+//! ([`crate::storage::recovery`]); replay into the EL only the committed blocks it lost, read by
+//! height from the committed index (`startup::replay`); start libp2p (serving range sync from
+//! the storage's committed index) and the range-sync task ([`crate::sync`]); build the core and
+//! feed `Event::Start`. The loop then takes network messages, EL answers, verified sync ranges
+//! and timers, one at a time, and performs the resulting actions with [`super::perform`]
+//! (persist before send). Each network message's verdict (accepted, ignored, or refused as
+//! proof of misbehaviour, [`crate::core::Reject::is_culpable`]) goes back to the network, which
+//! forwards accepted gossip and scores down the sender of refused messages. After each step it
+//! publishes the committed tip to the sync task; proposals far above it make the sync task poll
+//! peers at once. A storage
 //! failure stops the node. SIGTERM/SIGINT stop it cleanly between two events. Without
 //! `--validator-key` the same start-up leads to the follower's loop instead (`follower`).
 

@@ -207,9 +207,11 @@ pub(super) fn committed_tip(reader: &MdbxReader, genesis: &Block) -> Result<Bloc
 }
 
 /// Reconciles the EL with the committed tip before the node takes part in anything: asks the
-/// EL for its latest block, replays with `newPayload` only the committed blocks above it (read
-/// by height from the data dir's committed index, in batches), then points its fork choice at
-/// the tip (`head = safe = finalized`). Returns how many blocks were replayed. The cost grows
+/// EL for its latest block, finds the highest height at or below it where the EL's block is the
+/// committed one ([`agreed_height`]: the EL may hold a certified block that was never
+/// committed), replays with `newPayload` only the committed blocks above that (read by height
+/// from the data dir's committed index, in batches), then points its fork choice at the tip
+/// (`head = safe = finalized`). Returns how many blocks were replayed. The cost grows
 /// with what the EL lost, not with the chain.
 #[instrument(skip_all, fields(committed = tip.height()))]
 pub(super) async fn replay(
@@ -221,10 +223,11 @@ pub(super) async fn replay(
         return Ok(0);
     }
     let (el_number, el_hash) = engine.latest_block().await?;
-    let mut next = el_number + 1;
+    let agreed = agreed_height(engine, reader, el_number.min(tip.height())).await?;
+    let mut next = agreed + 1;
     if next <= tip.height() {
-        info!(el_head = el_number, %el_hash, committed = tip.height(),
-            blocks = tip.height() - el_number,
+        info!(el_head = el_number, %el_hash, agreed, committed = tip.height(),
+            blocks = tip.height() - agreed,
             "replaying committed blocks the execution client lost");
     }
     let mut replayed = 0u64;
@@ -258,4 +261,32 @@ pub(super) async fn replay(
         info!(replayed, "execution client reconciled with the committed tip");
     }
     Ok(replayed)
+}
+
+/// The highest height at or below `from` where the EL's canonical block is the committed block
+/// at that height (0, genesis, at worst). Probes `from`, then steps back 1, 2, 4, … heights
+/// and returns the first match: usually `from` itself, after a crash that left a certified but
+/// never committed block on top of the EL a step or two below. A probe above the committed
+/// index counts as a mismatch.
+async fn agreed_height(
+    engine: &EngineClient,
+    reader: &MdbxReader,
+    from: u64,
+) -> Result<u64, NodeError> {
+    let mut height = from;
+    let mut step = 1u64;
+    while height > 0 {
+        let ours = reader.committed_range(height, 1, usize::MAX)?.pop();
+        let theirs = engine.block_hash_at(height).await?;
+        match (ours, theirs) {
+            (Some(c), Some(h)) if c.block.payload.block_hash == h => return Ok(height),
+            (ours, theirs) => {
+                warn!(height, ours = ?ours.map(|c| c.block.payload.block_hash), ?theirs,
+                    "the execution client's block is not the committed one; looking lower");
+            }
+        }
+        height = height.saturating_sub(step);
+        step = step.saturating_mul(2);
+    }
+    Ok(0)
 }

@@ -64,10 +64,21 @@ fn handle(chain: &Mutex<Chain>, method: &str, params: &Value) -> Value {
     match method {
         "engine_exchangeCapabilities" => json!(EngineFork::all_methods()),
         "eth_getBlockByNumber" => {
-            let (hash, number) = if params[0] == "0x0" {
-                (GENESIS_HASH, 0)
-            } else {
-                (c.finalized, c.finalized_number())
+            let (hash, number) = match params[0].as_str().unwrap() {
+                "0x0" => (GENESIS_HASH, 0),
+                "latest" | "finalized" => (c.finalized, c.finalized_number()),
+                n => {
+                    // The canonical chain is the head's.
+                    let n = u64::from_str_radix(n.trim_start_matches("0x"), 16).unwrap();
+                    let mut cur = c.head;
+                    loop {
+                        match c.blocks.get(&cur) {
+                            Some(&(number, _)) if number == n => break (cur, n),
+                            Some(&(number, parent)) if number > n => cur = parent,
+                            _ => return Value::Null,
+                        }
+                    }
+                }
             };
             json!({"hash": hash, "number": format!("{number:#x}")})
         }
@@ -451,14 +462,17 @@ async fn a_wiped_validator_and_a_new_follower_far_behind_the_window_range_sync_t
     }
 }
 
-/// Makes an EL lose every block above `keep` (as if killed before persisting them), and
-/// forgets the calls it received so far.
+/// Makes an EL lose every block above `keep` (as if killed before persisting them), then puts
+/// on top a block of its own at `keep + 1` (a certified block that was never committed, which
+/// it had persisted), and forgets the calls it received so far.
 fn lose_blocks_above(chain: &Mutex<Chain>, keep: u64) {
     let hash = hash_at(chain, keep).expect("the EL has the block it keeps");
     let mut c = chain.lock().unwrap();
     c.blocks.retain(|_, (number, _)| *number <= keep);
-    c.head = hash;
-    c.finalized = hash;
+    let orphan = B256::repeat_byte(0x0f);
+    c.blocks.insert(orphan, (keep + 1, hash));
+    c.head = orphan;
+    c.finalized = orphan;
     c.calls.clear();
 }
 
@@ -476,8 +490,9 @@ async fn wait_status(addr: std::net::SocketAddr, secs: u64) -> Value {
 
 /// Checkpointed restart: a validator restarted after many more commits than its in-memory
 /// window reads only the window from its data dir (not the chain), and its EL, which lost its
-/// last blocks, gets exactly the committed blocks it lacks replayed with `newPayload`, in
-/// order, then a fork choice on the committed tip, before the node does anything else.
+/// last blocks and holds a never-committed block on top instead, gets exactly the committed
+/// blocks it lacks replayed with `newPayload`, in order, then a fork choice on the committed
+/// tip, before the node does anything else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_validator_reads_its_window_and_replays_only_what_its_el_lost() {
     if let Ok(filter) = std::env::var("RUST_LOG") {
