@@ -470,3 +470,33 @@ fn key_mismatch_is_refused() {
     .unwrap_err();
     assert_eq!(err, CoreError::NotAValidator { me: 4, n: 4 });
 }
+
+/// The verdict the node loop reports to the network: forged or malformed messages prove
+/// misbehaviour, stale ones do not, and an accepted event clears the last rejection.
+#[test]
+fn forged_proposals_are_culpable_stale_ones_are_not() {
+    let mut net = Net::new(4);
+    net.muted = vec![true; 4];
+    net.start();
+    let core = &mut net.cores[0];
+    assert_eq!(core.round(), 1);
+    let g = sim_genesis();
+    let proposal = |round: Round, proposer: ValidatorIndex| {
+        let mut b = g.clone();
+        b.round = round;
+        b.parent_id = g.id();
+        b.qc = QuorumCert::genesis(g.id());
+        b.proposer = proposer;
+        b.payload.number = 1;
+        Message::Proposal(Proposal { block: b, tc: None, signature: Signature([9; 64]) })
+    };
+    let mut verdict = |message: Message| {
+        core.handle(0, Event::Message { from: 1, message });
+        core.last_rejection().map(|r| (r.label(), r.is_culpable()))
+    };
+    assert_eq!(verdict(proposal(1, 1)), Some(("invalid_signature", true)));
+    assert_eq!(verdict(proposal(1, 2)), Some(("wrong_proposer", true)));
+    assert_eq!(verdict(proposal(0, 0)), Some(("stale", false)));
+    core.handle(0, Event::Timer(Timer::Propose(0)));
+    assert!(core.last_rejection().is_none());
+}
