@@ -550,24 +550,21 @@ impl Task {
 
     /// Applies consensus' verdict on a delivered message.
     fn verdict(&mut self, origin: Origin, verdict: Verdict) {
-        let (acceptance, culprit) = match (&verdict, &origin) {
-            (Verdict::Accept, _) => (MessageAcceptance::Accept, None),
-            (Verdict::Ignore, _) => (MessageAcceptance::Ignore, None),
-            (Verdict::Reject(_), Origin::Gossip { source, .. }) => {
-                (MessageAcceptance::Reject, Some(*source))
-            }
-            (Verdict::Reject(_), Origin::Direct { peer }) => {
-                (MessageAcceptance::Reject, Some(*peer))
-            }
+        let acceptance = match &verdict {
+            Verdict::Accept => MessageAcceptance::Accept,
+            Verdict::Ignore => MessageAcceptance::Ignore,
+            Verdict::Reject(_) => MessageAcceptance::Reject,
         };
-        if let Origin::Gossip { id, source } = &origin {
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .report_message_validation_result(id, source, acceptance);
-        }
-        if let (Some(peer), Verdict::Reject(why)) = (culprit, verdict) {
-            self.penalize(peer, &format!("consensus refused its message: {why}"));
+        let deliverer = match &origin {
+            Origin::Gossip { id, source } => {
+                let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
+                gossipsub.report_message_validation_result(id, source, acceptance);
+                *source
+            }
+            Origin::Direct { peer } => *peer,
+        };
+        if let Verdict::Reject(why) = verdict {
+            self.penalize(deliverer, &format!("consensus refused its message: {why}"));
         }
     }
 
