@@ -163,4 +163,75 @@ fn export_init_import_round_trip_through_the_cli() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("undecodable block"));
+    // Into a fresh data dir the same file (whose last block is cut) imports the blocks before
+    // the cut, committed although they share a batch with the failure.
+    let c = dir.path().join("c");
+    run(&[
+        "init".as_ref(),
+        "--chain".as_ref(),
+        genesis_file.as_os_str(),
+        "--datadir".as_ref(),
+        c.as_os_str(),
+    ]);
+    let out = std::process::Command::new(bin)
+        .args(["import".as_ref(), "--datadir".as_ref(), c.as_os_str(), file.as_os_str()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let db = tandem_el::storage::Database::open(&tandem_el::storage::db_dir(&c)).unwrap();
+    assert_eq!(db.canonical_tip().unwrap().0, 2);
+}
+
+#[test]
+fn batch_import_commits_every_n_blocks_and_matches_block_by_block_import() {
+    use tandem_el::import::BatchImporter;
+    let keys: Vec<Key> = (0..4).map(Key::nth).collect();
+    let spec = genesis(CHAIN_ID, keys.iter().map(|k| k.address), [], false);
+    // The reference chain, imported block by block.
+    let dir = tempfile::tempdir().unwrap();
+    let (db, executor) = open_chain(dir.path(), spec.clone());
+    let (mut parent, mut parent_hash) = (spec.genesis_header().clone(), spec.genesis_hash());
+    let mut blocks = Vec::new();
+    for nonce in 0..7 {
+        let block =
+            build_block(&db, &executor, &parent, parent_hash, transfers(&keys, nonce, 3), 12);
+        import_block(&db, &executor, &block).unwrap();
+        parent = block.header.clone();
+        parent_hash = block.hash();
+        blocks.push(block);
+    }
+
+    let other = tempfile::tempdir().unwrap();
+    let (batched, executor) = open_chain(other.path(), spec.clone());
+    let mut importer = BatchImporter::new(&batched, &executor, 3);
+    for (i, block) in blocks.iter().enumerate() {
+        if i == 4 {
+            // A bad block inside a batch is refused; the pending blocks stay as they were.
+            let mut bad = block.inner().clone();
+            bad.header.state_root = alloy_primitives::B256::repeat_byte(1);
+            assert!(importer.import(&seal_block(bad)).unwrap_err().is_invalid());
+            assert_eq!(importer.pending(), 1);
+        }
+        let outcome = importer.import(block).unwrap();
+        assert!(matches!(outcome, ImportOutcome::Imported { .. }), "{outcome:?}");
+        // Committed in batches of three: the database tip lags the importer between them.
+        let committed = (i as u64 + 1) / 3 * 3;
+        assert_eq!(batched.canonical_tip().unwrap().0, committed, "after block {}", i + 1);
+        assert_eq!(importer.pending() as u64, i as u64 + 1 - committed);
+    }
+    assert_eq!(
+        importer.import(&blocks[6]).unwrap(),
+        ImportOutcome::AlreadyKnown { number: 7, hash: blocks[6].hash() }
+    );
+    importer.flush().unwrap();
+    assert_eq!(batched.canonical_tip().unwrap(), db.canonical_tip().unwrap());
+    for (a, b) in [(db.latest().unwrap(), batched.latest().unwrap())] {
+        for key in &keys {
+            assert_eq!(a.basic_ref(key.address).unwrap(), b.basic_ref(key.address).unwrap());
+        }
+    }
+    // History is per block, as block-by-block import writes it.
+    for n in 1..=7 {
+        assert_eq!(batched.header(n).unwrap(), db.header(n).unwrap());
+    }
 }

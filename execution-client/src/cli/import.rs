@@ -9,7 +9,7 @@ use eyre::WrapErr;
 
 use crate::{
     executor::Executor,
-    import::{ImportOutcome, import_block},
+    import::{BatchImporter, ImportOutcome},
     storage::{self, Database, seal_block},
 };
 
@@ -25,6 +25,9 @@ pub struct ImportArgs {
     /// The genesis file; defaults to the copy `init` keeps in the data directory.
     #[arg(long = "chain", value_name = "FILE")]
     pub chain: Option<PathBuf>,
+    /// Blocks committed per MDBX write transaction (a crash loses at most one batch).
+    #[arg(long = "batch", value_name = "N", default_value_t = 64)]
+    pub batch: usize,
 }
 
 /// Imports every block of the file in order; stops at the first block that fails.
@@ -37,22 +40,39 @@ pub fn run(args: &ImportArgs) -> eyre::Result<()> {
     let mut buf = bytes.as_slice();
     let (mut imported, mut known, mut gas) = (0u64, 0u64, 0u64);
     let started = Instant::now();
+    let mut importer = BatchImporter::new(&db, &executor, args.batch);
+    let mut failure = None;
     while !buf.is_empty() {
         let offset = bytes.len() - buf.len();
-        let block = Block::<TxEnvelope>::decode(&mut buf).wrap_err_with(|| {
-            format!("{}: undecodable block at byte {offset}", args.file.display())
-        })?;
-        let block = seal_block(block);
-        match import_block(&db, &executor, &block)? {
-            ImportOutcome::Imported { number, gas_used, .. } => {
+        let block = match Block::<TxEnvelope>::decode(&mut buf) {
+            Ok(block) => seal_block(block),
+            Err(e) => {
+                failure = Some(eyre::eyre!(
+                    "{}: undecodable block at byte {offset}: {e}",
+                    args.file.display()
+                ));
+                break;
+            }
+        };
+        match importer.import(&block) {
+            Ok(ImportOutcome::Imported { number, gas_used, .. }) => {
                 imported += 1;
                 gas += gas_used;
                 if number % 1000 == 0 {
                     tracing::info!(number, "imported");
                 }
             }
-            ImportOutcome::AlreadyKnown { .. } => known += 1,
+            Ok(ImportOutcome::AlreadyKnown { .. }) => known += 1,
+            Err(e) => {
+                failure = Some(e.into());
+                break;
+            }
         }
+    }
+    // The blocks before a failure are valid: commit them before reporting it.
+    importer.flush()?;
+    if let Some(failure) = failure {
+        return Err(failure);
     }
     let secs = started.elapsed().as_secs_f64();
     let (tip, tip_hash) = db.canonical_tip()?;

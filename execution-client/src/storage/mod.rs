@@ -558,7 +558,17 @@ impl Database {
             .iter()
             .map(|b| (&b.block, b.senders.as_slice(), b.receipts.as_slice(), &b.bundle))
             .collect();
-        writer::commit_blocks(&self.env, &blocks, &trie_updates)
+        self.commit_block_parts(&blocks, trie_updates)
+    }
+
+    /// [`Database::commit_blocks`] for blocks held elsewhere: `(block, senders, receipts,
+    /// bundle)` each, oldest first.
+    pub fn commit_block_parts(
+        &self,
+        blocks: &[BlockParts<'_>],
+        trie_updates: TrieUpdates,
+    ) -> Result<(), StorageError> {
+        writer::commit_blocks(&self.env, blocks, &trie_updates)
     }
 
     /// Removes canonical blocks above `number` and restores plain state, hashed state and trie
@@ -686,6 +696,9 @@ impl Database {
         Ok(())
     }
 }
+
+/// A block to commit: the block, its senders, receipts and state changes.
+pub type BlockParts<'a> = (&'a SealedBlock, &'a [Address], &'a [ReceiptEnvelope], &'a BundleState);
 
 /// How many blocks below the persisted tip `eth_getProof` reaches (geth keeps 128).
 pub const PROOF_HISTORY: u64 = 1024;

@@ -1,8 +1,8 @@
 //! The write transactions: genesis, block commit and unwind.
 
 use super::{
-    CLIENT_NAME, Env, MdbxResultExt, SCHEMA_VERSION, SealedBlock, StorageError, StoredAccount,
-    codec, corrupt, read_body, read_header, read_tip, tables, trie_store::MdbxTrieStore,
+    CLIENT_NAME, Env, MdbxResultExt, SCHEMA_VERSION, StorageError, StoredAccount, codec, corrupt,
+    read_body, read_header, read_tip, tables, trie_store::MdbxTrieStore,
 };
 use crate::state_root::{self, HashedPostState, HashedStorage, NodeUpdates, TrieUpdates};
 use alloy_consensus::{BlockBody, ReceiptEnvelope, TxEnvelope};
@@ -202,14 +202,10 @@ fn write_nodes(
     Ok(())
 }
 
-/// A block to write: the block, its senders, receipts and state changes.
-pub(super) type BlockToWrite<'a> =
-    (&'a SealedBlock, &'a [Address], &'a [ReceiptEnvelope], &'a BundleState);
-
 /// See [`super::Database::commit_blocks`]; a single block is a batch of one.
 pub(super) fn commit_blocks(
     env: &Env,
-    blocks: &[BlockToWrite<'_>],
+    blocks: &[super::BlockParts<'_>],
     updates: &TrieUpdates,
 ) -> Result<(), StorageError> {
     let Some((last, _, _, _)) = blocks.last() else { return Ok(()) };
