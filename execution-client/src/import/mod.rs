@@ -1,5 +1,6 @@
-//! The block import path: THE way a block enters the database, shared by the node (the engine's
-//! persistence of canonical blocks), `tandem-el import` and the blockchain-fixture runner.
+//! The block import path for blocks that arrive without an engine tree: `tandem-el import` and
+//! the blockchain-fixture runner. (The engine executes payloads in `fork_choice` and persists
+//! the executed blocks with `Database::commit_block`.)
 //!
 //! [`import_block`] takes a sealed block that must extend the canonical tip and:
 //!
@@ -8,16 +9,17 @@
 //! 3. checks gas used, receipts root, logs bloom and requests hash;
 //! 4. computes the state root incrementally with [`Database::state_root_with`] and compares it
 //!    with the header's;
-//! 5. commits everything with [`Database::commit_block`] in one MDBX write transaction.
+//! 5. commits everything in one MDBX write transaction.
 //!
 //! Any failure before step 5 leaves the database untouched: an invalid block never changes the
 //! chain, which stays on the block's parent.
 //!
-//! [`BatchImporter`] runs the same steps for a run of consecutive blocks but commits them in
-//! batches: each block executes on the state the earlier uncommitted ones leave, its state root
-//! is checked incrementally over theirs ([`Database::state_root_over`]), and every `batch`
-//! blocks go to MDBX in one write transaction (one fsync, upper B-tree pages written once). A
-//! crash loses at most the uncommitted batch; the database stays at the last committed block.
+//! [`BatchImporter`] implements it for a run of consecutive blocks committed in batches
+//! ([`import_block`] is a batch of one): each block executes on the state the earlier
+//! uncommitted ones leave, its state root is checked incrementally over theirs
+//! ([`Database::state_root_over`]), and every `batch` blocks go to MDBX in one write transaction
+//! (one fsync, upper B-tree pages written once). A crash loses at most the uncommitted batch;
+//! the database stays at the last committed block.
 
 use std::sync::Arc;
 
@@ -88,54 +90,13 @@ impl ImportError {
     }
 }
 
-/// Validates, executes and commits `block` on top of the canonical tip of `db`.
+/// Validates, executes and commits `block` on top of the canonical tip of `db` (a batch of one).
 pub fn import_block(
     db: &Database,
     executor: &Executor,
     block: &SealedBlock,
 ) -> Result<ImportOutcome, ImportError> {
-    let hash = block.hash();
-    let header = &block.header;
-    let number = header.number;
-    let storage = |source| ImportError::Storage { number, hash, source: Box::new(source) };
-    if db.block_number(hash).map_err(storage)?.is_some() {
-        return Ok(ImportOutcome::AlreadyKnown { number, hash });
-    }
-    let (tip_number, tip_hash) = db.canonical_tip().map_err(storage)?;
-    if header.parent_hash != tip_hash {
-        return Err(ImportError::NotChildOfTip {
-            number,
-            hash,
-            parent: header.parent_hash,
-            tip: tip_hash,
-        });
-    }
-    let parent = db.header(tip_number).map_err(storage)?.ok_or_else(|| ImportError::Storage {
-        number,
-        hash,
-        source: Box::new(StorageError::UnknownBlock { number: tip_number, tip: tip_number }),
-    })?;
-    let (senders, output) = {
-        let state = db.latest().map_err(storage)?;
-        executor::validate_and_execute(executor, block.inner(), hash, &parent, tip_hash, &state)?
-    };
-    let (state_root, trie_updates) = db.state_root_with(&output.bundle).map_err(storage)?;
-    if state_root != header.state_root {
-        return Err(BlockError::new(
-            number,
-            hash,
-            BlockErrorKind::Invalid(InvalidBlock::RootMismatch {
-                what: "state root",
-                header: header.state_root,
-                computed: state_root,
-            }),
-        )
-        .into());
-    }
-    let gas_used = output.gas_used;
-    db.commit_block(block, &senders, &output.receipts, output.bundle, trie_updates)
-        .map_err(storage)?;
-    Ok(ImportOutcome::Imported { number, hash, gas_used })
+    BatchImporter::new(db, executor, 1).import(block)
 }
 
 /// Imports consecutive blocks and commits them `batch` at a time (see the module docs).
