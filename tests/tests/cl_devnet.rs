@@ -13,7 +13,6 @@ use alloy_provider::{
     Provider, ProviderBuilder,
     network::{Ethereum, EthereumWallet, Network, TransactionBuilder},
 };
-use alloy_signer_local::{MnemonicBuilder, coins_bip39::English};
 use tandem_e2e::testnet::Testnet;
 
 async fn block_number(url: &str) -> Option<u64> {
@@ -52,12 +51,7 @@ async fn four_validators_commit_a_transfer_survive_a_down_validator_catch_it_up_
 
     wait_height(&urls, 3, 90).await;
 
-    let key = MnemonicBuilder::<English>::default()
-        .phrase("test test test test test test test test test test test junk")
-        .index(0)
-        .unwrap()
-        .build()
-        .unwrap();
+    let key = tandem_e2e::loadgen::signing::dev_key(0).unwrap();
     let provider = ProviderBuilder::new()
         .wallet(EthereumWallet::from(key))
         .connect_http(urls[0].parse().unwrap());

@@ -24,7 +24,7 @@ use alloy_provider::{
     Provider, ProviderBuilder,
     network::{Ethereum, EthereumWallet, Network, TransactionBuilder},
 };
-use alloy_signer_local::{MnemonicBuilder, PrivateKeySigner, coins_bip39::English};
+use alloy_signer_local::PrivateKeySigner;
 use serde_json::json;
 use tandem_e2e::testnet::{Testnet, hash_and_root, height, rpc, wait_all};
 
@@ -33,12 +33,7 @@ static ONE_NETWORK_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const
 type TxRequest = <Ethereum as Network>::TransactionRequest;
 
 fn dev_key(index: u32) -> PrivateKeySigner {
-    MnemonicBuilder::<English>::default()
-        .phrase("test test test test test test test test test test test junk")
-        .index(index)
-        .unwrap()
-        .build()
-        .unwrap()
+    tandem_e2e::loadgen::signing::dev_key(index).unwrap()
 }
 
 fn wallet(index: u32, url: &str) -> impl Provider + Clone {

@@ -15,7 +15,6 @@ use alloy_provider::{
     Provider, ProviderBuilder, WsConnect,
     network::{Ethereum, EthereumWallet, Network, TransactionBuilder},
 };
-use alloy_signer_local::{MnemonicBuilder, coins_bip39::English};
 use tandem_e2e::{ChildGuard, binary};
 
 fn free_port() -> u16 {
@@ -37,12 +36,7 @@ async fn dev_node_serves_a_wallet_transfer_over_http_and_ws() {
             .stderr(Stdio::null()),
     )
     .unwrap();
-    let key = MnemonicBuilder::<English>::default()
-        .phrase("test test test test test test test test test test test junk")
-        .index(0)
-        .unwrap()
-        .build()
-        .unwrap();
+    let key = tandem_e2e::loadgen::signing::dev_key(0).unwrap();
     let provider = ProviderBuilder::new()
         .wallet(EthereumWallet::from(key))
         .connect_http(format!("http://127.0.0.1:{http}").parse().unwrap());

@@ -15,7 +15,6 @@ use alloy_provider::{
     Provider, ProviderBuilder,
     network::{Ethereum, EthereumWallet, Network, TransactionBuilder},
 };
-use alloy_signer_local::{MnemonicBuilder, coins_bip39::English};
 use serde_json::Value;
 use tandem_e2e::{ChildGuard, binary, testnet::height};
 
@@ -99,12 +98,7 @@ async fn tandem_cl_drives_ethereumjs_to_finalize_a_wallet_transfer() {
     // No sub-second blocks: one block per second at most, built by EthereumJS.
     wait_finalized(2, 120).await;
 
-    let key = MnemonicBuilder::<English>::default()
-        .phrase("test test test test test test test test test test test junk")
-        .index(0)
-        .unwrap()
-        .build()
-        .unwrap();
+    let key = tandem_e2e::loadgen::signing::dev_key(0).unwrap();
     let provider =
         ProviderBuilder::new().wallet(EthereumWallet::from(key)).connect_http(url.parse().unwrap());
     let to = Address::repeat_byte(0x77);

@@ -30,6 +30,11 @@ pub fn mnemonic_key(phrase: &str, index: u32) -> Result<PrivateKeySigner, Loadge
         .map_err(|e| LoadgenError::Signing(format!("mnemonic key {index}: {e}")))
 }
 
+/// Key `index` of the dev mnemonic [`super::DEV_MNEMONIC`] (the accounts devnets and anvil fund).
+pub fn dev_key(index: u32) -> Result<PrivateKeySigner, LoadgenError> {
+    mnemonic_key(super::DEV_MNEMONIC, index)
+}
+
 /// The fee fields every transaction of a run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Fees {
