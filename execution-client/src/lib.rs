@@ -9,6 +9,7 @@ pub mod executor;
 pub mod fixtures;
 pub mod fork_choice;
 pub mod import;
+pub mod l1;
 pub mod node;
 pub mod p2p;
 pub mod payload_builder;
