@@ -89,6 +89,9 @@ pub enum L1Error {
     /// The market has no fresh oracle price.
     #[error("market {0} has no fresh oracle price")]
     NoOraclePrice(u32),
+    /// Time in force outside 0 (GTC), 1 (IOC), 2 (post-only), 3 (market).
+    #[error("invalid time in force {0}")]
+    InvalidTif(u8),
 }
 
 /// The result of an engine operation.
