@@ -62,7 +62,7 @@ impl Kit {
         let spec = Arc::new(ChainSpec::from_json_str(&genesis_json(&keys, false), "test").unwrap());
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(Database::init(&dir.path().join("db"), &spec).unwrap());
-        let executor = Executor::new(spec.clone());
+        let executor = Executor::new(spec.clone()).unwrap();
         let senders = Arc::new(SenderCache::new(10_000));
         let tree = EngineTree::new(db, executor.clone(), senders, config).unwrap();
         let ctx = PoolContext {

@@ -34,7 +34,7 @@ pub struct ImportArgs {
 pub fn run(args: &ImportArgs) -> eyre::Result<()> {
     let db = Database::open(&storage::db_dir(&args.datadir))?;
     let spec = super::init::load_chain(&args.datadir, args.chain.as_deref(), &db)?;
-    let executor = Executor::new(Arc::new(spec));
+    let executor = Executor::new(Arc::new(spec))?;
     let bytes =
         std::fs::read(&args.file).wrap_err_with(|| format!("read {}", args.file.display()))?;
     let mut buf = bytes.as_slice();

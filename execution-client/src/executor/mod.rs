@@ -54,6 +54,8 @@ use revm::{
 use std::sync::Arc;
 use tandem_shared::{ChainSpec, Fork};
 
+use crate::l1::{L1Config, config::ConfigError};
+
 pub use collision::{CollisionCandidates, CollisionCheck};
 pub use error::{BlockError, BlockErrorKind, InvalidBlock};
 pub use spec::{ForkSchedule, spec_id};
@@ -73,18 +75,30 @@ pub struct BlockExecutionOutput {
     pub requests: Requests,
 }
 
-/// Executes blocks of one chain: its spec and its EIP-7610 collision candidates.
+/// Executes blocks of one chain: its spec, its EIP-7610 collision candidates and, when the chain
+/// enables it, the L1 exchange's configuration.
 #[derive(Debug, Clone)]
 pub struct Executor {
     chain: Arc<ChainSpec>,
     collisions: CollisionCandidates,
+    l1: Option<Arc<L1Config>>,
 }
 
 impl Executor {
-    /// An executor for `chain`; collision candidates come from its genesis alloc.
-    pub fn new(chain: Arc<ChainSpec>) -> Self {
+    /// An executor for `chain`; collision candidates come from its genesis alloc. Fails when
+    /// `config.tandem.l1` is present but invalid.
+    pub fn new(chain: Arc<ChainSpec>) -> Result<Self, ConfigError> {
         let collisions = CollisionCandidates::from_alloc(&chain.genesis().alloc);
-        Self { chain, collisions }
+        let l1 = match &chain.tandem().l1 {
+            Some(raw) => Some(Arc::new(L1Config::from_value(raw)?)),
+            None => None,
+        };
+        Ok(Self { chain, collisions, l1 })
+    }
+
+    /// The L1 exchange's configuration, when the chain enables it.
+    pub fn l1_config(&self) -> Option<&L1Config> {
+        self.l1.as_deref()
     }
 
     /// The chain spec.

@@ -154,7 +154,8 @@ pub fn open_database(config: &NodeConfig) -> Result<Database, NodeError> {
 /// Starts a node inside the current tokio runtime.
 pub async fn launch(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let db = Arc::new(open_database(&config)?);
-    let executor = Executor::new(config.spec.clone());
+    let executor = Executor::new(config.spec.clone())
+        .map_err(|e| NodeError::Server(format!("chain spec: {e}")))?;
     let senders = Arc::new(SenderCache::new(200_000));
     let tree = EngineTree::new(db.clone(), executor.clone(), senders.clone(), config.tree.clone())?;
     let view = tree.view_handle();

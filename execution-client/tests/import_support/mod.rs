@@ -148,5 +148,5 @@ pub fn build_block(
 /// A fresh database in `dir` initialised with `spec`, and its executor.
 pub fn open_chain(dir: &std::path::Path, spec: ChainSpec) -> (Database, Executor) {
     let db = Database::init(dir, &spec).unwrap();
-    (db, Executor::new(Arc::new(spec)))
+    (db, Executor::new(Arc::new(spec)).unwrap())
 }
