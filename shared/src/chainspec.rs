@@ -302,6 +302,23 @@ impl ChainSpec {
             genesis_header: Header::default(),
             genesis_hash: B256::ZERO,
         };
+        if spec.tandem.l1.is_some() {
+            // Every L1 chain has the write contract; its storage is the L1 state.
+            use crate::l1_genesis::{L1_WRITE_ADDRESS, l1_write_account, l1_write_code};
+            match spec.genesis.alloc.get(&L1_WRITE_ADDRESS) {
+                None => {
+                    spec.genesis.alloc.insert(L1_WRITE_ADDRESS, l1_write_account());
+                }
+                Some(account) if account.code.as_ref() == Some(&l1_write_code()) => {}
+                Some(_) => {
+                    return Err(field(
+                        &format!("alloc.{L1_WRITE_ADDRESS:#x}"),
+                        "must be absent or hold the L1Write contract when config.tandem.l1 is set"
+                            .into(),
+                    ));
+                }
+            }
+        }
         spec.genesis_header = spec.build_genesis_header();
         spec.genesis_hash = spec.genesis_header.hash_slow();
         Ok(spec)
@@ -531,6 +548,24 @@ mod tests {
         assert_eq!(cancun, Some((1, 2)));
         assert_eq!(spec.blob_params_at(250), Some(BlobParams::prague()));
         Ok(())
+    }
+
+    #[test]
+    fn an_l1_chain_gets_the_write_contract_and_refuses_another() {
+        let l1 = r#", "tandem": { "l1": { "assets": [] } }"#;
+        let spec = ChainSpec::from_json_str(&minimal(l1), "g.json").unwrap();
+        let write = crate::l1_genesis::L1_WRITE_ADDRESS;
+        let account = &spec.genesis().alloc[&write];
+        assert_eq!(account.code.as_ref(), Some(&crate::l1_genesis::l1_write_code()));
+        assert_eq!(account.nonce, Some(1));
+        let plain = ChainSpec::from_json_str(&minimal(""), "g.json").unwrap();
+        assert!(!plain.genesis().alloc.contains_key(&write));
+        assert_ne!(spec.genesis_hash(), plain.genesis_hash());
+
+        let mut value: serde_json::Value = serde_json::from_str(&minimal(l1)).unwrap();
+        value["alloc"][format!("{write:#x}")] = serde_json::json!({ "balance": "0x0", "code": "0x00" });
+        let err = ChainSpec::from_json_str(&value.to_string(), "g.json").unwrap_err().to_string();
+        assert!(err.contains("L1Write"), "{err}");
     }
 
     #[test]

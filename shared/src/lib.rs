@@ -5,6 +5,7 @@
 pub mod chainspec;
 pub mod fixtures;
 pub mod jwt;
+pub mod l1_genesis;
 pub mod logging;
 pub mod metrics;
 pub mod signal;

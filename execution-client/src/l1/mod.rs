@@ -32,7 +32,7 @@ pub use error::L1Error;
 pub use store::Store;
 
 /// The write system contract (predeployed at genesis); its storage holds the L1 state.
-pub const L1_WRITE_ADDRESS: Address = address!("0x3333333333333333333333333333333333333333");
+pub use tandem_shared::l1_genesis::L1_WRITE_ADDRESS;
 
 /// The privileged core precompile the write contract forwards actions to.
 pub const L1_CORE_ADDRESS: Address = address!("0x00000000000000000000000000000000000008ff");
