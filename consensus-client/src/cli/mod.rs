@@ -108,6 +108,10 @@ pub struct TestnetArgs {
     /// Let blocks share their parent's timestamp (`false`: a standard genesis any EL accepts).
     #[arg(long = "sub-second-blocks", default_value_t = true, action = clap::ArgAction::Set)]
     pub sub_second_blocks: bool,
+    /// Enable the native L1 exchange in the EL genesis (spot and perp markets, oracle
+    /// publishers and a test USD token; see `tandem_shared::l1_genesis`).
+    #[arg(long = "l1")]
+    pub l1: bool,
     /// Added to every port, to run several networks on one host.
     #[arg(long = "port-offset", default_value_t = 0)]
     pub port_offset: u16,
@@ -190,6 +194,7 @@ fn testnet(args: TestnetArgs) -> eyre::Result<()> {
         chain_id: args.chain_id,
         dev_accounts: args.dev_accounts,
         sub_second_blocks: args.sub_second_blocks,
+        l1: args.l1,
         bin_dir,
         port_offset: args.port_offset,
         genesis_timestamp: tandem_shared::jwt::unix_now(),

@@ -51,6 +51,8 @@ pub struct TestnetParams {
     pub dev_accounts: u32,
     /// Whether blocks may share their parent's timestamp.
     pub sub_second_blocks: bool,
+    /// Whether the EL genesis enables the native L1 exchange (`config.tandem.l1`).
+    pub l1: bool,
     /// Directory of the `tandem-el` and `tandem-cl` binaries.
     pub bin_dir: PathBuf,
     /// Added to every port (to run several testnets on one host).
@@ -181,11 +183,19 @@ pub fn dev_accounts(count: u32) -> Result<Vec<Address>, TestnetError> {
         .collect()
 }
 
-/// The EL genesis JSON.
+/// Test USD each dev account holds on an L1 devnet: 10,000,000 TUSD (6 decimals).
+pub fn dev_usd_balance() -> U256 {
+    U256::from(10_000_000_000_000u64)
+}
+
+/// The EL genesis JSON. With `l1`, the L1 exchange is enabled with the devnet configuration:
+/// the last three dev accounts publish oracle prices, account 5 collects fees, account 6 is the
+/// backstop, and every dev account holds [`dev_usd_balance`] of the test USD token.
 pub fn el_genesis(
     chain_id: u64,
     timestamp: u64,
     sub_second_blocks: bool,
+    l1: bool,
     accounts: &[Address],
 ) -> Value {
     let mut alloc = serde_json::Map::new();
@@ -208,8 +218,24 @@ pub fn el_genesis(
             "prague": { "target": 6, "max": 9, "baseFeeUpdateFraction": 5007716 }
         }
     });
-    if sub_second_blocks && let Some(c) = config.as_object_mut() {
-        c.insert("tandem".into(), json!({ "subSecondBlocks": true }));
+    let mut tandem = serde_json::Map::new();
+    if sub_second_blocks {
+        tandem.insert("subSecondBlocks".into(), json!(true));
+    }
+    if l1 && accounts.len() >= 10 {
+        use tandem_shared::l1_genesis::{TEST_USD_ADDRESS, devnet_config, test_usd_account};
+        let holders: Vec<(Address, U256)> =
+            accounts.iter().map(|a| (*a, dev_usd_balance())).collect();
+        alloc.insert(
+            format!("{TEST_USD_ADDRESS:#x}"),
+            serde_json::to_value(test_usd_account(&holders)).unwrap_or_default(),
+        );
+        tandem.insert("l1".into(), devnet_config(&accounts[7..10], accounts[5], accounts[6]));
+    }
+    if !tandem.is_empty()
+        && let Some(c) = config.as_object_mut()
+    {
+        c.insert("tandem".into(), Value::Object(tandem));
     }
     json!({
         "config": config,
@@ -294,7 +320,13 @@ pub fn generate(params: &TestnetParams) -> Result<Manifest, TestnetError> {
 
     let accounts = dev_accounts(params.dev_accounts)?;
     let el =
-        el_genesis(params.chain_id, params.genesis_timestamp, params.sub_second_blocks, &accounts);
+        el_genesis(
+            params.chain_id,
+            params.genesis_timestamp,
+            params.sub_second_blocks,
+            params.l1,
+            &accounts,
+        );
     let el_text = serde_json::to_string_pretty(&el).unwrap_or_default();
     let spec = ChainSpec::from_json_str(&el_text, "el-genesis.json")
         .map_err(|e| TestnetError::Genesis(e.to_string()))?;
@@ -461,6 +493,7 @@ mod tests {
             chain_id: 1337,
             dev_accounts: 12,
             sub_second_blocks: sub_second,
+            l1: false,
             bin_dir: PathBuf::from("/opt/tandem/bin"),
             port_offset: 0,
             genesis_timestamp: 1_700_000_000,
@@ -561,6 +594,24 @@ mod tests {
         let err = generate(&p).unwrap_err().to_string();
         assert!(err.contains("above 65535"), "{err}");
         assert!(Ports::of(3, 35_229).is_some() && Ports::of(3, 35_230).is_none());
+    }
+
+    #[test]
+    fn an_l1_testnet_enables_the_exchange_with_funded_test_usd() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = params(dir.path(), 2, true);
+        p.l1 = true;
+        generate(&p).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("el-genesis.json")).unwrap();
+        let spec = ChainSpec::from_json_str(&text, "el-genesis.json").unwrap();
+        assert!(spec.sub_second_blocks());
+        let l1 = spec.tandem().l1.as_ref().expect("config.tandem.l1");
+        let accounts = dev_accounts(p.dev_accounts).unwrap();
+        assert_eq!(l1["oraclePublishers"].as_array().map(Vec::len), Some(3));
+        let alloc = &spec.genesis().alloc;
+        let usd = &alloc[&tandem_shared::l1_genesis::TEST_USD_ADDRESS];
+        assert_eq!(usd.storage.as_ref().map(|s| s.len()), Some(accounts.len() + 1));
+        assert!(alloc.contains_key(&tandem_shared::l1_genesis::L1_WRITE_ADDRESS));
     }
 
     #[test]
