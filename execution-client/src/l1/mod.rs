@@ -19,10 +19,13 @@
 //! - [`oracle`]: publisher prices, the oracle median and the mark price.
 //! - [`events`]: the EVM logs the engine emits.
 
+pub mod book;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod matching;
 pub mod order;
+pub mod spot;
 pub mod store;
 
 use alloy_primitives::{Address, address};
