@@ -92,6 +92,9 @@ pub enum L1Error {
     /// Time in force outside 0 (GTC), 1 (IOC), 2 (post-only), 3 (market).
     #[error("invalid time in force {0}")]
     InvalidTif(u8),
+    /// The chain has no perp collateral asset, so no perp account.
+    #[error("perps are not enabled on this chain")]
+    NoPerps,
 }
 
 /// The result of an engine operation.

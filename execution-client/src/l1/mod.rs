@@ -20,13 +20,17 @@
 //! - [`events`]: the EVM logs the engine emits.
 
 pub mod book;
+pub mod clearinghouse;
 pub mod config;
 pub mod error;
 pub mod events;
 pub mod matching;
+pub mod oracle;
 pub mod order;
 pub mod spot;
 pub mod store;
+#[cfg(test)]
+mod tests;
 
 use alloy_primitives::{Address, address};
 

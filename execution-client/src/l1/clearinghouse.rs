@@ -1,0 +1,1183 @@
+//! The perp clearinghouse: perp accounts, margin, perp settlement, collateral transfers, funding
+//! and liquidations.
+//!
+//! Cash accounting ("perps as spot with negative holdings"): a fill of size `q` at price `p`
+//! moves the buyer's cash by `-q·p/scale` and the seller's by `+q·p/scale` (exact for tick- and
+//! lot-aligned inputs) and their positions by `+q` / `-q`. An account's value is
+//! `cash + Σ size·mark/scale`. Trades, liquidations (positions handed to the backstop at the mark)
+//! and funding (payers round up, receivers down, the residue goes to the fee recipient) move cash
+//! between accounts, so `Σ cash + Σ collateral spot balances` only changes by deposits and
+//! withdrawals. The entry notional of a position is kept for display only (entry price,
+//! unrealized PnL).
+//!
+//! Margins round up: initial margin `⌈notional / maxLeverage⌉`, maintenance margin
+//! `⌈notional · maintenanceMarginBps / 10⁴⌉`, resting-order margin `⌈open notional /
+//! maxLeverage⌉` per market. A position in a market without any mark yet (no fresh oracle ever
+//! reached an end-of-block step) is valued at its entry notional.
+//!
+//! Slot layout (`a` is the market where it applies):
+//! - `Ns::PerpAccount (owner) field 0`: `pack(open-set index, cash)`; the index is 1-based, 0 when
+//!   the account has no position; cash is signed ([`from_signed`]).
+//! - `Ns::PerpAccount (owner) field 1`: bitmap of the markets the account has a position in.
+//! - `Ns::PerpAccount (owner) field 2`: bitmap of the markets it has resting orders in.
+//! - `Ns::Position (owner, a) field 0`: `pack(size (signed), entry notional)`.
+//! - `Ns::Position (owner, a) field 1`: notional of the owner's resting orders in the market.
+//! - `Ns::OpenAccounts (0x0) field 0`: number of accounts with a position;
+//!   `Ns::OpenAccounts (0x0, i) field 1`: the `i`-th of them (1-based, swap-remove on close).
+//! - `Ns::PerpMarket (0x0, a) field 0` is the oracle's last mark ([`oracle::LAST_MARK_FIELD`]);
+//!   the clearinghouse keeps no per-market slot (bad debt is counted globally).
+//! - `Ns::Globals (0x0) field 1`: the L1 block number (last end-of-block step);
+//!   `field 2`: total bad debt absorbed by the backstop. Field 0 is the book's order id counter.
+
+use alloy_primitives::{Address, B256, I256, U256};
+
+use super::{
+    Ctx,
+    config::L1Config,
+    error::{L1Error, L1Result},
+    events::{self, BadDebt, Funding, Liquidation, PerpTransfer},
+    matching, oracle,
+    order::{Fill, OrderRequest, Resting, Settlement, Side},
+    spot,
+    store::{Ns, Store, address_value, from_signed, key, pack, to_signed, unpack, value_address},
+};
+
+const CASH_FIELD: u8 = 0;
+const POSITIONS_FIELD: u8 = 1;
+const ORDERS_FIELD: u8 = 2;
+const POSITION_FIELD: u8 = 0;
+const OPEN_NOTIONAL_FIELD: u8 = 1;
+const OPEN_COUNT_FIELD: u8 = 0;
+const OPEN_MEMBER_FIELD: u8 = 1;
+const BLOCK_NUMBER_FIELD: u8 = 1;
+const BAD_DEBT_FIELD: u8 = 2;
+
+/// Parts per million: the unit of funding rates.
+const PPM: u128 = 1_000_000;
+/// Basis points per unit: the unit of maintenance margins.
+const BPS: u128 = 10_000;
+
+/// One perp position as reads and views show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PositionView {
+    /// Signed size (positive: long).
+    pub size: i128,
+    /// Average entry price (floored).
+    pub entry_price: u128,
+    /// Initial margin at the mark price.
+    pub margin: u128,
+    /// Value at the mark price minus entry notional.
+    pub unrealized_pnl: i128,
+}
+
+/// A perp account as reads and views show it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccountView {
+    /// Cash (negative when longs were bought on credit).
+    pub cash: i128,
+    /// Cash plus positions at mark prices.
+    pub account_value: i128,
+    /// Initial margin of positions and resting orders.
+    pub initial_margin: u128,
+    /// Maintenance margin of positions (liquidation below it).
+    pub maintenance_margin: u128,
+    /// Part of the initial margin that resting orders need.
+    pub order_margin: u128,
+    /// Open positions, by market.
+    pub positions: Vec<(u32, PositionView)>,
+}
+
+/// Settlement of perp markets: margin checks, open-order notional, cash and positions.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PerpSettlement;
+
+// ---- keys and small helpers ------------------------------------------------------------------
+
+fn account_key(owner: Address, field: u8) -> B256 {
+    key(Ns::PerpAccount, owner, 0, 0, field)
+}
+
+fn position_key(owner: Address, market: u32, field: u8) -> B256 {
+    key(Ns::Position, owner, u64::from(market), 0, field)
+}
+
+fn open_key(index: u64, field: u8) -> B256 {
+    key(Ns::OpenAccounts, Address::ZERO, index, 0, field)
+}
+
+fn globals_key(field: u8) -> B256 {
+    key(Ns::Globals, Address::ZERO, 0, 0, field)
+}
+
+fn signed(v: u128) -> L1Result<i128> {
+    i128::try_from(v).map_err(|_| L1Error::Overflow)
+}
+
+fn add(a: i128, b: i128) -> L1Result<i128> {
+    a.checked_add(b).ok_or(L1Error::Overflow)
+}
+
+fn sum(a: u128, b: u128) -> L1Result<u128> {
+    a.checked_add(b).ok_or(L1Error::Overflow)
+}
+
+/// `⌊a·b/d⌋` without intermediate overflow.
+fn mul_div(a: u128, b: u128, d: u128) -> L1Result<u128> {
+    if d == 0 {
+        return Err(L1Error::Overflow);
+    }
+    u128::try_from(U256::from(a) * U256::from(b) / U256::from(d)).map_err(|_| L1Error::Overflow)
+}
+
+/// The market indices set in `map`, ascending.
+fn markets_in(map: U256) -> impl Iterator<Item = u32> {
+    let limbs = *map.as_limbs();
+    (0u32..).zip(limbs).flat_map(|(i, limb)| {
+        std::iter::successors((limb != 0).then_some(limb), |w| {
+            let next = w & (w - 1);
+            (next != 0).then_some(next)
+        })
+        .map(move |w| i * 64 + w.trailing_zeros())
+    })
+}
+
+fn bit(market: u32) -> U256 {
+    U256::from(1) << market as usize
+}
+
+/// Leverage and maintenance basis points of perp `market`.
+fn risk_params(config: &L1Config, market: u32) -> L1Result<(u128, u128)> {
+    let m = config.perp_market(market)?;
+    let (Some(lev), Some(mm)) = (m.max_leverage, m.maintenance_margin_bps) else {
+        return Err(L1Error::NotPerpMarket(market));
+    };
+    Ok((u128::from(lev), u128::from(mm)))
+}
+
+/// Initial margin of `notional` at `leverage`, rounded up.
+pub fn initial_margin(notional: u128, leverage: u128) -> u128 {
+    notional.div_ceil(leverage.max(1))
+}
+
+/// Maintenance margin of `notional` at `bps`, rounded up.
+pub fn maintenance_margin(notional: u128, bps: u128) -> L1Result<u128> {
+    Ok(notional.checked_mul(bps).ok_or(L1Error::Overflow)?.div_ceil(BPS))
+}
+
+/// Funding rate in ppm for an interval: `(mark - oracle)·10⁶ / oracle`, the division truncated
+/// toward zero, clamped to `±cap`.
+pub fn funding_rate_ppm(oracle: u128, mark: u128, cap: u32) -> L1Result<i128> {
+    if oracle == 0 {
+        return Err(L1Error::ZeroAmount);
+    }
+    let premium = signed(mark)?
+        .checked_sub(signed(oracle)?)
+        .and_then(|d| d.checked_mul(PPM as i128))
+        .ok_or(L1Error::Overflow)?
+        / signed(oracle)?;
+    let cap = i128::from(cap);
+    Ok(premium.clamp(-cap, cap))
+}
+
+/// Funding on `notional` at `rate_ppm` (absolute): payers round up, receivers round down.
+pub fn funding_payment(notional: u128, rate_ppm: u128, pays: bool) -> L1Result<u128> {
+    let product = notional.checked_mul(rate_ppm).ok_or(L1Error::Overflow)?;
+    Ok(if pays { product.div_ceil(PPM) } else { product / PPM })
+}
+
+// ---- account state ---------------------------------------------------------------------------
+
+fn load_cash<S: Store>(ctx: &mut Ctx<'_, S>, owner: Address) -> L1Result<(u128, i128)> {
+    let (index, cash) = unpack(ctx.store.load(account_key(owner, CASH_FIELD))?);
+    Ok((index, to_signed(cash)))
+}
+
+fn store_cash<S: Store>(
+    ctx: &mut Ctx<'_, S>,
+    owner: Address,
+    index: u128,
+    cash: i128,
+) -> L1Result<()> {
+    ctx.store.store(account_key(owner, CASH_FIELD), pack(index, from_signed(cash)))?;
+    Ok(())
+}
+
+fn load_position<S: Store>(
+    ctx: &mut Ctx<'_, S>,
+    owner: Address,
+    market: u32,
+) -> L1Result<(i128, u128)> {
+    let (size, entry) = unpack(ctx.store.load(position_key(owner, market, POSITION_FIELD))?);
+    Ok((to_signed(size), entry))
+}
+
+/// Marks of the perp markets, each computed at most once per operation.
+struct Marks(Vec<Option<Option<u128>>>);
+
+impl Marks {
+    fn new(config: &L1Config) -> Self {
+        Self(vec![None; config.markets.len()])
+    }
+
+    fn get<S: Store>(&mut self, ctx: &mut Ctx<'_, S>, market: u32) -> L1Result<Option<u128>> {
+        if let Some(Some(mark)) = self.0.get(market as usize) {
+            return Ok(*mark);
+        }
+        let mark = oracle::mark_price(ctx, market)?;
+        if let Some(slot) = self.0.get_mut(market as usize) {
+            *slot = Some(mark);
+        }
+        Ok(mark)
+    }
+}
+
+/// Signed value and absolute notional of a position at `mark` (at its entry notional when the
+/// market has no mark).
+fn position_value(
+    config: &L1Config,
+    market: u32,
+    size: i128,
+    entry: u128,
+    mark: Option<u128>,
+) -> L1Result<(i128, u128)> {
+    let notional = match mark {
+        Some(mark) => config.notional(market, mark, size.unsigned_abs())?,
+        None => entry,
+    };
+    let value = signed(notional)?;
+    Ok((if size < 0 { -value } else { value }, notional))
+}
+
+/// What margin checks need of an account.
+#[derive(Debug, Default)]
+struct Risk {
+    cash: i128,
+    value: i128,
+    position_margin: u128,
+    maintenance: u128,
+    order_margin: u128,
+}
+
+fn risk<S: Store>(ctx: &mut Ctx<'_, S>, owner: Address, marks: &mut Marks) -> L1Result<Risk> {
+    let config = ctx.config;
+    let (_, cash) = load_cash(ctx, owner)?;
+    let mut r = Risk { cash, value: cash, ..Risk::default() };
+    let positions = ctx.store.load(account_key(owner, POSITIONS_FIELD))?;
+    for market in markets_in(positions) {
+        let (size, entry) = load_position(ctx, owner, market)?;
+        let mark = marks.get(ctx, market)?;
+        let (value, notional) = position_value(config, market, size, entry, mark)?;
+        let (lev, mm) = risk_params(config, market)?;
+        r.value = add(r.value, value)?;
+        r.position_margin = sum(r.position_margin, initial_margin(notional, lev))?;
+        r.maintenance = sum(r.maintenance, maintenance_margin(notional, mm)?)?;
+    }
+    let orders = ctx.store.load(account_key(owner, ORDERS_FIELD))?;
+    for market in markets_in(orders) {
+        let (_, open) = unpack(ctx.store.load(position_key(owner, market, OPEN_NOTIONAL_FIELD))?);
+        let (lev, _) = risk_params(config, market)?;
+        r.order_margin = sum(r.order_margin, initial_margin(open, lev))?;
+    }
+    Ok(r)
+}
+
+// ---- the open-accounts set -------------------------------------------------------------------
+
+/// Appends `owner` to the open set; returns its 1-based index.
+fn open_insert<S: Store>(ctx: &mut Ctx<'_, S>, owner: Address) -> L1Result<u128> {
+    let count = ctx.store.load(open_key(0, OPEN_COUNT_FIELD))?.saturating_to::<u64>();
+    let index = count.checked_add(1).ok_or(L1Error::Overflow)?;
+    ctx.store.store(open_key(index, OPEN_MEMBER_FIELD), address_value(owner))?;
+    ctx.store.store(open_key(0, OPEN_COUNT_FIELD), U256::from(index))?;
+    Ok(u128::from(index))
+}
+
+/// Removes the member at 1-based `index`, moving the last member into its place.
+fn open_remove<S: Store>(ctx: &mut Ctx<'_, S>, index: u128) -> L1Result<()> {
+    let count = ctx.store.load(open_key(0, OPEN_COUNT_FIELD))?.saturating_to::<u64>();
+    let index = u64::try_from(index).map_err(|_| L1Error::Overflow)?;
+    if index == 0 || index > count {
+        return Err(L1Error::Overflow);
+    }
+    if index != count {
+        let last = value_address(ctx.store.load(open_key(count, OPEN_MEMBER_FIELD))?);
+        ctx.store.store(open_key(index, OPEN_MEMBER_FIELD), address_value(last))?;
+        let (_, cash) = load_cash(ctx, last)?;
+        store_cash(ctx, last, u128::from(index), cash)?;
+    }
+    ctx.store.store(open_key(count, OPEN_MEMBER_FIELD), U256::ZERO)?;
+    ctx.store.store(open_key(0, OPEN_COUNT_FIELD), U256::from(count - 1))?;
+    Ok(())
+}
+
+/// The accounts with an open position, in set order.
+pub fn open_accounts<S: Store>(ctx: &mut Ctx<'_, S>) -> L1Result<Vec<Address>> {
+    let count = ctx.store.load(open_key(0, OPEN_COUNT_FIELD))?.saturating_to::<u64>();
+    let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    for i in 1..=count {
+        out.push(value_address(ctx.store.load(open_key(i, OPEN_MEMBER_FIELD))?));
+    }
+    Ok(out)
+}
+
+// ---- moving positions ------------------------------------------------------------------------
+
+/// Entry notional after adding `delta` (worth `notional`) to a position of `size`.
+fn entry_after(size: i128, entry: u128, delta: i128, notional: u128) -> L1Result<u128> {
+    if size == 0 || (size > 0) == (delta > 0) {
+        return sum(entry, notional);
+    }
+    let (old, d) = (size.unsigned_abs(), delta.unsigned_abs());
+    if d <= old {
+        // Reducing keeps the average entry price: entry shrinks in proportion (floored).
+        mul_div(entry, old - d, old)
+    } else {
+        // Flipping: the new position was entered at this trade's price.
+        mul_div(notional, d - old, d)
+    }
+}
+
+/// Adds `delta` to `owner`'s position in `market` against `notional` of cash (paid when buying,
+/// received when selling), minus `fee`; keeps the position bitmap and open set current.
+fn trade<S: Store>(
+    ctx: &mut Ctx<'_, S>,
+    owner: Address,
+    market: u32,
+    delta: i128,
+    notional: u128,
+    fee: u128,
+) -> L1Result<()> {
+    let (mut index, cash) = load_cash(ctx, owner)?;
+    let (size, entry) = load_position(ctx, owner, market)?;
+    let value = signed(notional)?;
+    let flow = if delta > 0 { -value } else { value };
+    let cash = add(add(cash, flow)?, -signed(fee)?)?;
+    let new_size = add(size, delta)?;
+    let new_entry = if new_size == 0 { 0 } else { entry_after(size, entry, delta, notional)? };
+    ctx.store.store(
+        position_key(owner, market, POSITION_FIELD),
+        pack(from_signed(new_size), new_entry),
+    )?;
+    if (size == 0) != (new_size == 0) {
+        let positions_key = account_key(owner, POSITIONS_FIELD);
+        let before = ctx.store.load(positions_key)?;
+        let after = if new_size == 0 { before & !bit(market) } else { before | bit(market) };
+        ctx.store.store(positions_key, after)?;
+        if before.is_zero() && !after.is_zero() {
+            index = open_insert(ctx, owner)?;
+        } else if !before.is_zero() && after.is_zero() {
+            open_remove(ctx, index)?;
+            index = 0;
+        }
+    }
+    store_cash(ctx, owner, index, cash)
+}
+
+/// Adds (`add`) or removes `notional` of resting orders of `owner` in `market`.
+fn change_open_notional<S: Store>(
+    ctx: &mut Ctx<'_, S>,
+    owner: Address,
+    market: u32,
+    notional: u128,
+    add: bool,
+) -> L1Result<()> {
+    let k = position_key(owner, market, OPEN_NOTIONAL_FIELD);
+    let (_, open) = unpack(ctx.store.load(k)?);
+    let new = if add { open.checked_add(notional) } else { open.checked_sub(notional) }
+        .ok_or(L1Error::Overflow)?;
+    ctx.store.store(k, pack(0, new))?;
+    if (open == 0) != (new == 0) {
+        let orders_key = account_key(owner, ORDERS_FIELD);
+        let map = ctx.store.load(orders_key)?;
+        let map = if new == 0 { map & !bit(market) } else { map | bit(market) };
+        ctx.store.store(orders_key, map)?;
+    }
+    Ok(())
+}
+
+impl<S: Store> Settlement<S> for PerpSettlement {
+    fn admit(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        owner: Address,
+        request: &OrderRequest,
+        price: u128,
+    ) -> L1Result<()> {
+        let market = request.market;
+        let (lev, _) = risk_params(ctx.config, market)?;
+        if oracle::oracle_price(ctx, market)?.is_none() {
+            return Err(L1Error::NoOraclePrice(market));
+        }
+        let (size, _) = load_position(ctx, owner, market)?;
+        let reducing = match request.side {
+            Side::Bid if size < 0 => size.unsigned_abs().min(request.size),
+            Side::Ask if size > 0 => size.unsigned_abs().min(request.size),
+            _ => 0,
+        };
+        let rest = request.size - reducing;
+        // An order that only reduces lowers the account's risk: admitted even when under-margined.
+        if rest == 0 {
+            return Ok(());
+        }
+        let fee =
+            ctx.config.taker_fee(market, ctx.config.notional(market, price, request.size)?)?;
+        let order_margin = initial_margin(ctx.config.notional(market, price, rest)?, lev);
+        let mut marks = Marks::new(ctx.config);
+        let r = risk(ctx, owner, &mut marks)?;
+        let needed = sum(sum(r.position_margin, r.order_margin)?, order_margin)?;
+        let available = r.value.checked_sub(signed(fee)?).ok_or(L1Error::Overflow)?;
+        if available < signed(needed)? {
+            return Err(L1Error::InsufficientMargin { needed, available });
+        }
+        Ok(())
+    }
+
+    fn reserve(&mut self, ctx: &mut Ctx<'_, S>, order: &Resting) -> L1Result<()> {
+        let notional = ctx.config.notional(order.market, order.price, order.remaining)?;
+        change_open_notional(ctx, order.owner, order.market, notional, true)
+    }
+
+    fn release(&mut self, ctx: &mut Ctx<'_, S>, order: &Resting, size: u128) -> L1Result<()> {
+        let notional = ctx.config.notional(order.market, order.price, size)?;
+        change_open_notional(ctx, order.owner, order.market, notional, false)
+    }
+
+    fn settle(&mut self, ctx: &mut Ctx<'_, S>, fill: &Fill) -> L1Result<u128> {
+        let market = fill.market;
+        let collateral = ctx.config.quote_asset(market)?;
+        let notional = ctx.config.notional(market, fill.price, fill.size)?;
+        let fee = ctx.config.taker_fee(market, notional)?;
+        let size = signed(fill.size)?;
+        let taker_delta = if fill.taker_side.is_buy() { size } else { -size };
+        trade(ctx, fill.taker, market, taker_delta, notional, fee)?;
+        trade(ctx, fill.maker, market, -taker_delta, notional, 0)?;
+        change_open_notional(ctx, fill.maker, market, notional, false)?;
+        if fee != 0 {
+            spot::credit(ctx, ctx.config.fee_recipient, collateral, fee)?;
+        }
+        Ok(fee)
+    }
+}
+
+// ---- transfers and views ---------------------------------------------------------------------
+
+/// Moves collateral between `owner`'s spot balance and perp cash (positive: into perps); out
+/// of perps only what the account value leaves above the initial margin of positions and orders.
+pub fn transfer<S: Store>(ctx: &mut Ctx<'_, S>, owner: Address, amount: i128) -> L1Result<()> {
+    let collateral = ctx.config.collateral.ok_or(L1Error::NoPerps)?;
+    if amount == 0 {
+        return Err(L1Error::ZeroAmount);
+    }
+    let abs = amount.unsigned_abs();
+    let (index, cash) = load_cash(ctx, owner)?;
+    if amount > 0 {
+        spot::debit(ctx, owner, collateral, abs)?;
+        store_cash(ctx, owner, index, add(cash, amount)?)?;
+    } else {
+        let r = risk(ctx, owner, &mut Marks::new(ctx.config))?;
+        let margin = sum(r.position_margin, r.order_margin)?;
+        let free = r.value.checked_sub(signed(margin)?).ok_or(L1Error::Overflow)?;
+        if free < signed(abs)? {
+            return Err(L1Error::InsufficientMargin {
+                needed: sum(margin, abs)?,
+                available: r.value,
+            });
+        }
+        store_cash(ctx, owner, index, add(cash, amount)?)?;
+        spot::credit(ctx, owner, collateral, abs)?;
+    }
+    let amount = I256::try_from(amount).map_err(|_| L1Error::Overflow)?;
+    events::emit(ctx.store, &PerpTransfer { user: owner, amount });
+    Ok(())
+}
+
+fn position_view(
+    config: &L1Config,
+    market: u32,
+    size: i128,
+    entry: u128,
+    mark: Option<u128>,
+) -> L1Result<PositionView> {
+    if size == 0 {
+        return Ok(PositionView::default());
+    }
+    let (lev, _) = risk_params(config, market)?;
+    let (value, notional) = position_value(config, market, size, entry, mark)?;
+    let cost = if size < 0 { -signed(entry)? } else { signed(entry)? };
+    Ok(PositionView {
+        size,
+        entry_price: mul_div(entry, config.price_scale(market)?, size.unsigned_abs())?,
+        margin: initial_margin(notional, lev),
+        unrealized_pnl: value.checked_sub(cost).ok_or(L1Error::Overflow)?,
+    })
+}
+
+/// `owner`'s position in perp `market` at the mark price.
+pub fn position<S: Store>(
+    ctx: &mut Ctx<'_, S>,
+    owner: Address,
+    market: u32,
+) -> L1Result<PositionView> {
+    ctx.config.perp_market(market)?;
+    let (size, entry) = load_position(ctx, owner, market)?;
+    if size == 0 {
+        return Ok(PositionView::default());
+    }
+    let mark = oracle::mark_price(ctx, market)?;
+    position_view(ctx.config, market, size, entry, mark)
+}
+
+/// `owner`'s perp account: cash, value and margins at mark prices, positions.
+pub fn account<S: Store>(ctx: &mut Ctx<'_, S>, owner: Address) -> L1Result<AccountView> {
+    let config = ctx.config;
+    let mut marks = Marks::new(config);
+    let r = risk(ctx, owner, &mut marks)?;
+    let mut positions = Vec::new();
+    for market in markets_in(ctx.store.load(account_key(owner, POSITIONS_FIELD))?) {
+        let (size, entry) = load_position(ctx, owner, market)?;
+        let mark = marks.get(ctx, market)?;
+        positions.push((market, position_view(config, market, size, entry, mark)?));
+    }
+    Ok(AccountView {
+        cash: r.cash,
+        account_value: r.value,
+        initial_margin: sum(r.position_margin, r.order_margin)?,
+        maintenance_margin: r.maintenance,
+        order_margin: r.order_margin,
+        positions,
+    })
+}
+
+/// The L1 block number: the last block whose end-of-block step ran (0 before the first).
+pub fn l1_block_number<S: Store>(ctx: &mut Ctx<'_, S>) -> L1Result<u64> {
+    let (_, block) = unpack(ctx.store.load(globals_key(BLOCK_NUMBER_FIELD))?);
+    u64::try_from(block).map_err(|_| L1Error::Overflow)
+}
+
+/// Total bad debt the backstop has absorbed.
+pub fn bad_debt<S: Store>(ctx: &mut Ctx<'_, S>) -> L1Result<u128> {
+    Ok(unpack(ctx.store.load(globals_key(BAD_DEBT_FIELD))?).1)
+}
+
+// ---- end of block ----------------------------------------------------------------------------
+
+/// One market's funding this block.
+#[derive(Debug, Clone, Copy)]
+struct MarketFunding {
+    market: u32,
+    rate_ppm: i128,
+    oracle: u128,
+}
+
+/// A position as the end-of-block step loads it: market, size, entry notional.
+type Held = (u32, i128, u128);
+
+/// Pays `owner`'s funding; returns its cash after and its positions.
+fn pay_funding<S: Store>(
+    ctx: &mut Ctx<'_, S>,
+    owner: Address,
+    funding: &[MarketFunding],
+    residue: &mut i128,
+) -> L1Result<(i128, Vec<Held>)> {
+    let (index, mut cash) = load_cash(ctx, owner)?;
+    let map = ctx.store.load(account_key(owner, POSITIONS_FIELD))?;
+    let mut positions = Vec::new();
+    for market in markets_in(map) {
+        let (size, entry) = load_position(ctx, owner, market)?;
+        positions.push((market, size, entry));
+    }
+    let before = cash;
+    for f in funding {
+        let Some(&(_, size, _)) = positions.iter().find(|p| p.0 == f.market) else { continue };
+        if f.rate_ppm == 0 || size == 0 {
+            continue;
+        }
+        let notional = ctx.config.notional(f.market, f.oracle, size.unsigned_abs())?;
+        // Positive rates: longs pay shorts.
+        let pays = (f.rate_ppm > 0) == (size > 0);
+        let amount = signed(funding_payment(notional, f.rate_ppm.unsigned_abs(), pays)?)?;
+        if pays {
+            cash = add(cash, -amount)?;
+            *residue = add(*residue, amount)?;
+        } else {
+            cash = add(cash, amount)?;
+            *residue = add(*residue, -amount)?;
+        }
+    }
+    if cash != before {
+        store_cash(ctx, owner, index, cash)?;
+    }
+    Ok((cash, positions))
+}
+
+/// Hands all of `owner`'s positions to the backstop at the mark, after cancelling its resting
+/// perp orders; the backstop absorbs a negative remainder.
+fn liquidate<S: Store>(
+    ctx: &mut Ctx<'_, S>,
+    owner: Address,
+    positions: &[Held],
+    marks: &mut Marks,
+) -> L1Result<()> {
+    let config = ctx.config;
+    let backstop = config.backstop;
+    let orders = ctx.store.load(account_key(owner, ORDERS_FIELD))?;
+    for market in markets_in(orders) {
+        matching::cancel_all(ctx, &mut PerpSettlement, owner, Some(market))?;
+    }
+    for &(market, size, entry) in positions {
+        let mark = marks.get(ctx, market)?;
+        let (_, notional) = position_value(config, market, size, entry, mark)?;
+        trade(ctx, owner, market, -size, notional, 0)?;
+        trade(ctx, backstop, market, size, notional, 0)?;
+        let price = match mark {
+            Some(mark) => mark,
+            None => mul_div(entry, config.price_scale(market)?, size.unsigned_abs())?,
+        };
+        events::emit(ctx.store, &Liquidation { user: owner, market, size, markPrice: price });
+    }
+    let (index, cash) = load_cash(ctx, owner)?;
+    if cash < 0 {
+        let (backstop_index, backstop_cash) = load_cash(ctx, backstop)?;
+        store_cash(ctx, backstop, backstop_index, add(backstop_cash, cash)?)?;
+        store_cash(ctx, owner, index, 0)?;
+        let debt = cash.unsigned_abs();
+        let total = sum(bad_debt(ctx)?, debt)?;
+        ctx.store.store(globals_key(BAD_DEBT_FIELD), pack(0, total))?;
+        events::emit(ctx.store, &BadDebt { user: owner, amount: U256::from(debt) });
+    }
+    Ok(())
+}
+
+/// The deterministic end-of-block step: funding on interval blocks, liquidations, marks and the
+/// L1 block number.
+pub fn end_of_block<S: Store>(ctx: &mut Ctx<'_, S>) -> L1Result<()> {
+    let config = ctx.config;
+    let perp_markets: Vec<u32> = config.perp_markets().collect();
+    if let Some(collateral) = config.collateral.filter(|_| !perp_markets.is_empty()) {
+        // Marks from the start of the step: cancelling a liquidated account's orders moves the
+        // book, and every account of this block is judged at the same prices.
+        let mut marks = Marks::new(config);
+        for &market in &perp_markets {
+            marks.get(ctx, market)?;
+        }
+        let mut funding = Vec::new();
+        if ctx.block.is_multiple_of(config.funding_interval_blocks) {
+            for &market in &perp_markets {
+                let Some(oracle) = oracle::oracle_price(ctx, market)? else { continue };
+                let mark = marks.get(ctx, market)?.unwrap_or(oracle);
+                let rate_ppm = funding_rate_ppm(oracle, mark, config.max_funding_rate_ppm)?;
+                funding.push(MarketFunding { market, rate_ppm, oracle });
+                let event = Funding {
+                    market,
+                    ratePpm: i64::try_from(rate_ppm).map_err(|_| L1Error::Overflow)?,
+                    oraclePrice: oracle,
+                    markPrice: mark,
+                };
+                events::emit(ctx.store, &event);
+            }
+        }
+        let accounts = open_accounts(ctx)?;
+        let backstop = config.backstop;
+        let mut residue: i128 = 0;
+        if !funding.is_empty() {
+            // The backstop pays first: positions it takes over below were funded with their
+            // liquidated owner already.
+            pay_funding(ctx, backstop, &funding, &mut residue)?;
+        }
+        for owner in accounts {
+            if owner == backstop {
+                continue;
+            }
+            let (cash, positions) = pay_funding(ctx, owner, &funding, &mut residue)?;
+            let mut value = cash;
+            let mut maintenance: u128 = 0;
+            for &(market, size, entry) in &positions {
+                let mark = marks.get(ctx, market)?;
+                let (v, notional) = position_value(config, market, size, entry, mark)?;
+                let (_, mm) = risk_params(config, market)?;
+                value = add(value, v)?;
+                maintenance = sum(maintenance, maintenance_margin(notional, mm)?)?;
+            }
+            if value < signed(maintenance)? {
+                liquidate(ctx, owner, &positions, &mut marks)?;
+            }
+        }
+        // Payers round up and receivers down over equal long and short sizes: never negative.
+        let residue = u128::try_from(residue).map_err(|_| L1Error::Overflow)?;
+        if residue != 0 {
+            spot::credit(ctx, config.fee_recipient, collateral, residue)?;
+        }
+        for &market in &perp_markets {
+            if let Some(mark) = marks.get(ctx, market)? {
+                oracle::store_mark(ctx, market, mark)?;
+            }
+        }
+    }
+    ctx.store.store(globals_key(BLOCK_NUMBER_FIELD), pack(0, u128::from(ctx.block)))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy_sol_types::SolEvent;
+
+    use super::*;
+    use crate::l1::{
+        book,
+        config::test_config,
+        order::{PlaceOutcome, TimeInForce},
+        store::MemStore,
+    };
+
+    const BTC: u32 = 1;
+    const USD_ASSET: u32 = 1;
+    /// One dollar in USD units (6 decimals).
+    const USD: u128 = 1_000_000;
+    /// One whole BTC in size units (8 decimals).
+    const COIN: u128 = 100_000_000;
+    /// The BTC-PERP lot: 0.001 BTC.
+    const LOT: u128 = 100_000;
+
+    fn user(n: u8) -> Address {
+        Address::with_last_byte(n)
+    }
+
+    fn alice() -> Address {
+        user(0xa1)
+    }
+
+    fn bob() -> Address {
+        user(0xa2)
+    }
+
+    fn carol() -> Address {
+        user(0xa3)
+    }
+
+    fn fee_recipient() -> Address {
+        Address::with_last_byte(0xfe)
+    }
+
+    fn backstop() -> Address {
+        Address::with_last_byte(0xbb)
+    }
+
+    /// A test chain: the test config, its state and the current block.
+    struct Chain {
+        config: L1Config,
+        mem: MemStore,
+        block: u64,
+    }
+
+    impl Chain {
+        fn new() -> Self {
+            Self { config: test_config(), mem: MemStore::default(), block: 1 }
+        }
+
+        fn ctx(&mut self) -> Ctx<'_, MemStore> {
+            Ctx::new(&mut self.mem, &self.config, self.block)
+        }
+
+        /// All three publishers post `price`.
+        fn oracle(&mut self, price: u128) {
+            for p in 1..=3 {
+                oracle::post(&mut self.ctx(), user(0xb0 + p), BTC, price).unwrap();
+            }
+        }
+
+        /// Deposits `amount` USD to `who` and moves it into perps.
+        fn fund(&mut self, who: Address, amount: u128) {
+            spot::deposit(&mut self.ctx(), who, USD_ASSET, amount).unwrap();
+            transfer(&mut self.ctx(), who, amount as i128).unwrap();
+        }
+
+        fn place(
+            &mut self,
+            who: Address,
+            side: Side,
+            price: u128,
+            size: u128,
+            tif: TimeInForce,
+        ) -> L1Result<PlaceOutcome> {
+            let req = OrderRequest { market: BTC, side, price, size, tif, cloid: 0 };
+            matching::place(&mut self.ctx(), &mut PerpSettlement, who, &req)
+        }
+
+        /// `taker` takes `size` from a resting `maker` order at `price`.
+        fn trade(
+            &mut self,
+            maker: Address,
+            taker: Address,
+            taker_side: Side,
+            price: u128,
+            size: u128,
+        ) {
+            let rest =
+                self.place(maker, taker_side.opposite(), price, size, TimeInForce::Gtc).unwrap();
+            assert_eq!(rest.resting, size);
+            let take = self.place(taker, taker_side, price, size, TimeInForce::Ioc).unwrap();
+            assert_eq!(take.filled, size);
+        }
+
+        fn account(&mut self, who: Address) -> AccountView {
+            account(&mut self.ctx(), who).unwrap()
+        }
+
+        fn position(&mut self, who: Address) -> PositionView {
+            position(&mut self.ctx(), who, BTC).unwrap()
+        }
+
+        fn cash(&mut self, who: Address) -> i128 {
+            self.account(who).cash
+        }
+
+        fn spot_usd(&mut self, who: Address) -> u128 {
+            spot::balance(&mut self.ctx(), who, USD_ASSET).unwrap().0
+        }
+
+        fn open(&mut self) -> Vec<Address> {
+            open_accounts(&mut self.ctx()).unwrap()
+        }
+
+        fn end_block(&mut self) {
+            end_of_block(&mut self.ctx()).unwrap();
+            self.block += 1;
+        }
+
+        fn logs<E: SolEvent>(&self) -> Vec<E> {
+            self.mem.logs.iter().filter_map(|l| E::decode_log_data(l).ok()).collect()
+        }
+    }
+
+    fn fee(notional: u128) -> u128 {
+        notional * 5 / 10_000
+    }
+
+    #[test]
+    fn margin_arithmetic_rounds_up() {
+        assert_eq!(initial_margin(100, 20), 5);
+        assert_eq!(initial_margin(101, 20), 6);
+        assert_eq!(initial_margin(0, 20), 0);
+        assert_eq!(maintenance_margin(40, 250).unwrap(), 1);
+        assert_eq!(maintenance_margin(41, 250).unwrap(), 2);
+        assert_eq!(maintenance_margin(1, 250).unwrap(), 1);
+        assert_eq!(maintenance_margin(u128::MAX, 250), Err(L1Error::Overflow));
+        assert_eq!(funding_payment(1_000_001, 3, true).unwrap(), 4);
+        assert_eq!(funding_payment(1_000_001, 3, false).unwrap(), 3);
+        assert_eq!(funding_payment(1_000_000, 3, true).unwrap(), 3);
+        // Truncated toward zero on both sides, then clamped.
+        assert_eq!(funding_rate_ppm(3, 4, 500_000).unwrap(), 333_333);
+        assert_eq!(funding_rate_ppm(3, 2, 500_000).unwrap(), -333_333);
+        assert_eq!(funding_rate_ppm(3, 4, 5_000).unwrap(), 5_000);
+        assert_eq!(funding_rate_ppm(3, 1, 5_000).unwrap(), -5_000);
+        assert_eq!(funding_rate_ppm(3, 3, 5_000).unwrap(), 0);
+        assert_eq!(entry_after(0, 0, 5, 50).unwrap(), 50);
+        assert_eq!(entry_after(5, 50, 5, 70).unwrap(), 120);
+        assert_eq!(entry_after(-5, 50, -5, 70).unwrap(), 120);
+        assert_eq!(entry_after(3, 10, -1, 999).unwrap(), 6); // 10 * 2 / 3, floored
+        assert_eq!(entry_after(3, 10, -3, 999).unwrap(), 0);
+        assert_eq!(entry_after(3, 10, -5, 100).unwrap(), 40); // flipped: 2 of 5 at this trade
+        let map = bit(0) | bit(63) | bit(64) | bit(200) | bit(255);
+        assert_eq!(markets_in(map).collect::<Vec<_>>(), vec![0, 63, 64, 200, 255]);
+        assert_eq!(markets_in(U256::ZERO).count(), 0);
+    }
+
+    #[test]
+    fn admission_needs_a_fresh_oracle_and_margin() {
+        let mut c = Chain::new();
+        c.fund(alice(), 1_000 * USD);
+        c.fund(bob(), 100_000 * USD);
+        let buy =
+            |c: &mut Chain, size| c.place(alice(), Side::Bid, 50_000 * USD, size, TimeInForce::Gtc);
+        assert_eq!(buy(&mut c, COIN), Err(L1Error::NoOraclePrice(BTC)));
+        c.oracle(50_000 * USD);
+        // 1 BTC at 50000 needs 2500 of initial margin; 1000 - 25 fee is available.
+        assert_eq!(
+            buy(&mut c, COIN),
+            Err(L1Error::InsufficientMargin { needed: 2_500 * USD, available: 975 * USD as i128 })
+        );
+        // 0.3 BTC: 750 margin + 7.5 fee fits in 1000.
+        let placed = buy(&mut c, 300 * LOT).unwrap();
+        assert_eq!(placed.resting, 300 * LOT);
+        let a = c.account(alice());
+        assert_eq!((a.order_margin, a.initial_margin), (750 * USD, 750 * USD));
+        // The next 0.1 BTC would need 750 + 250 + 2.5 fee > 1000.
+        assert!(matches!(buy(&mut c, 100 * LOT), Err(L1Error::InsufficientMargin { .. })));
+        // Cancelling releases the order margin.
+        matching::cancel(&mut c.ctx(), &mut PerpSettlement, alice(), BTC, placed.order_id).unwrap();
+        let a = c.account(alice());
+        assert_eq!((a.order_margin, a.initial_margin), (0, 0));
+        assert!(
+            c.mem.slots.keys().all(|k| !(k[0] == Ns::Position as u8 && k[1..21] == alice()[..]))
+        );
+
+        // Stale oracle: refused again.
+        c.block += 11;
+        assert_eq!(buy(&mut c, LOT), Err(L1Error::NoOraclePrice(BTC)));
+        // Spot markets are not perp markets.
+        let req = OrderRequest {
+            market: 0,
+            side: Side::Bid,
+            price: 10_000,
+            size: 1_000_000_000_000_000,
+            tif: TimeInForce::Gtc,
+            cloid: 0,
+        };
+        assert_eq!(
+            PerpSettlement.admit(&mut c.ctx(), alice(), &req, 10_000),
+            Err(L1Error::NotPerpMarket(0))
+        );
+    }
+
+    #[test]
+    fn reducing_orders_are_admitted_when_under_margined() {
+        let mut c = Chain::new();
+        c.oracle(50_000 * USD);
+        c.fund(alice(), 3_000 * USD);
+        c.fund(bob(), 100_000 * USD);
+        c.trade(bob(), alice(), Side::Bid, 50_000 * USD, COIN);
+        // At 48500 alice's value 1475 is below her initial margin 2425 (above maintenance).
+        c.oracle(48_500 * USD);
+        let a = c.account(alice());
+        assert_eq!(a.account_value, 1_475 * USD as i128);
+        assert_eq!(a.initial_margin, 2_425 * USD);
+        // Increasing is refused, so is a sell of more than the position.
+        let sell =
+            |c: &mut Chain, size| c.place(alice(), Side::Ask, 49_000 * USD, size, TimeInForce::Gtc);
+        assert!(matches!(
+            c.place(alice(), Side::Bid, 40_000 * USD, LOT, TimeInForce::Gtc),
+            Err(L1Error::InsufficientMargin { .. })
+        ));
+        assert!(matches!(sell(&mut c, 2 * COIN), Err(L1Error::InsufficientMargin { .. })));
+        // Selling (part of) the position is admitted.
+        assert_eq!(sell(&mut c, COIN).unwrap().resting, COIN);
+        assert_eq!(sell(&mut c, LOT).unwrap().resting, LOT);
+    }
+
+    #[test]
+    fn positions_open_increase_reduce_close_and_flip() {
+        let mut c = Chain::new();
+        c.oracle(50_000 * USD);
+        c.fund(alice(), 10_000 * USD);
+        c.fund(bob(), 100_000 * USD);
+        let start = 10_000 * USD as i128;
+        let bob_start = 100_000 * USD as i128;
+
+        // Bob's resting ask reserves order margin until it fills.
+        c.place(bob(), Side::Ask, 50_000 * USD, COIN, TimeInForce::Gtc).unwrap();
+        assert_eq!(c.account(bob()).order_margin, 2_500 * USD);
+        c.place(alice(), Side::Bid, 50_000 * USD, COIN, TimeInForce::Ioc).unwrap();
+        let f1 = fee(50_000 * USD);
+        assert_eq!(c.account(bob()).order_margin, 0);
+        assert_eq!(c.cash(alice()), start - 50_000 * USD as i128 - f1 as i128);
+        assert_eq!(c.cash(bob()), bob_start + 50_000 * USD as i128);
+        assert_eq!(c.spot_usd(fee_recipient()), f1);
+        let p = c.position(alice());
+        assert_eq!((p.size, p.entry_price, p.unrealized_pnl), (COIN as i128, 50_000 * USD, 0));
+        assert_eq!(p.margin, 2_500 * USD);
+        assert_eq!(c.position(bob()).size, -(COIN as i128));
+        assert_eq!(c.open(), vec![alice(), bob()]);
+
+        // Increase at 52000: entry price averages to 51000.
+        c.trade(bob(), alice(), Side::Bid, 52_000 * USD, COIN);
+        let f2 = fee(52_000 * USD);
+        let p = c.position(alice());
+        assert_eq!((p.size, p.entry_price), (2 * COIN as i128, 51_000 * USD));
+        // Mark 50000 (empty book): 2 BTC worth 100000 against 102000 paid.
+        assert_eq!(p.unrealized_pnl, -(2_000 * USD as i128));
+        assert_eq!(c.position(bob()).entry_price, 51_000 * USD);
+
+        // Reduce by half a coin at 53000: the entry price stays.
+        c.trade(bob(), alice(), Side::Ask, 53_000 * USD, COIN / 2);
+        let f3 = fee(26_500 * USD);
+        let p = c.position(alice());
+        assert_eq!((p.size, p.entry_price), (3 * COIN as i128 / 2, 51_000 * USD));
+        let bob_p = c.position(bob());
+        assert_eq!((bob_p.size, bob_p.entry_price), (-(3 * COIN as i128) / 2, 51_000 * USD));
+
+        // Close at 54000: alice realized (53000-51000)*0.5 + (54000-51000)*1.5 = 5500 minus fees.
+        c.trade(bob(), alice(), Side::Ask, 54_000 * USD, 3 * COIN / 2);
+        let f4 = fee(81_000 * USD);
+        assert_eq!(c.position(alice()), PositionView::default());
+        assert_eq!(c.position(bob()), PositionView::default());
+        let fees = (f1 + f2 + f3 + f4) as i128;
+        assert_eq!(c.cash(alice()), start + 5_500 * USD as i128 - fees);
+        assert_eq!(c.cash(bob()), bob_start - 5_500 * USD as i128);
+        assert_eq!(c.account(alice()).account_value, c.cash(alice()));
+        assert_eq!(c.spot_usd(fee_recipient()), fees as u128);
+        assert!(c.open().is_empty());
+
+        // Flip: long 1 at 50000, then sell 3 at 49000 -> short 2 entered at 49000.
+        c.trade(bob(), alice(), Side::Bid, 50_000 * USD, COIN);
+        c.trade(bob(), alice(), Side::Ask, 49_000 * USD, 3 * COIN);
+        let p = c.position(alice());
+        assert_eq!((p.size, p.entry_price), (-2 * COIN as i128, 49_000 * USD));
+        let bob_p = c.position(bob());
+        assert_eq!((bob_p.size, bob_p.entry_price), (2 * COIN as i128, 49_000 * USD));
+        assert_eq!(c.open(), vec![alice(), bob()]);
+        // Cash is conserved: the two accounts plus fees are what was put in.
+        let total = c.cash(alice()) + c.cash(bob()) + c.spot_usd(fee_recipient()) as i128;
+        assert_eq!(total, start + bob_start);
+        assert_eq!(c.logs::<Liquidation>().len(), 0);
+    }
+
+    #[test]
+    fn transfers_in_and_out_respect_the_withdrawable_value() {
+        let mut c = Chain::new();
+        c.oracle(50_000 * USD);
+        assert_eq!(transfer(&mut c.ctx(), alice(), 0), Err(L1Error::ZeroAmount));
+        assert!(matches!(
+            transfer(&mut c.ctx(), alice(), 1),
+            Err(L1Error::InsufficientBalance { asset: USD_ASSET, .. })
+        ));
+        spot::deposit(&mut c.ctx(), alice(), USD_ASSET, 10_000 * USD).unwrap();
+        transfer(&mut c.ctx(), alice(), 6_000 * USD as i128).unwrap();
+        assert_eq!(c.spot_usd(alice()), 4_000 * USD);
+        assert_eq!(c.cash(alice()), 6_000 * USD as i128);
+        c.fund(bob(), 100_000 * USD);
+        c.trade(bob(), alice(), Side::Bid, 50_000 * USD, COIN);
+        // Value 6000 - 25 fee, initial margin 2500: 3475 can leave.
+        let over = -(3_475 * USD as i128) - 1;
+        assert_eq!(
+            transfer(&mut c.ctx(), alice(), over),
+            Err(L1Error::InsufficientMargin {
+                needed: 2_500 * USD + 3_475 * USD + 1,
+                available: 5_975 * USD as i128
+            })
+        );
+        // A resting order's margin is not withdrawable either.
+        c.place(alice(), Side::Bid, 40_000 * USD, 10 * LOT, TimeInForce::Gtc).unwrap();
+        assert!(transfer(&mut c.ctx(), alice(), -(3_475 * USD as i128)).is_err());
+        transfer(&mut c.ctx(), alice(), -(3_455 * USD as i128)).unwrap();
+        assert_eq!(c.spot_usd(alice()), 7_455 * USD);
+        let a = c.account(alice());
+        assert_eq!(a.account_value as u128, a.initial_margin);
+        let events = c.logs::<PerpTransfer>();
+        assert_eq!(events.last().unwrap().user, alice());
+        assert_eq!(events.last().unwrap().amount, I256::try_from(-(3_455 * USD as i128)).unwrap());
+    }
+
+    /// Alice long `COIN` against bob (plenty of collateral) at 50000 with `collateral`.
+    fn long_alice(collateral: u128) -> Chain {
+        let mut c = Chain::new();
+        c.oracle(50_000 * USD);
+        c.fund(alice(), collateral);
+        c.fund(bob(), 1_000_000 * USD);
+        c.trade(bob(), alice(), Side::Bid, 50_000 * USD, COIN);
+        c
+    }
+
+    #[test]
+    fn funding_is_paid_on_interval_blocks_with_rounding_to_the_fee_recipient() {
+        let mut c = Chain::new();
+        c.oracle(50_003 * USD);
+        for who in [alice(), bob(), carol()] {
+            c.fund(who, 100_000 * USD);
+        }
+        c.fund(user(0xd0), 100_000 * USD);
+        // Alice long 2 lots; bob and carol short 1 lot each.
+        c.trade(bob(), alice(), Side::Bid, 50_003 * USD, LOT);
+        c.trade(carol(), alice(), Side::Bid, 50_003 * USD, LOT);
+        // A resting bid at 50004 and ask at 50010: mark = median(50003, 50004, 50010) = 50004.
+        c.place(user(0xd0), Side::Bid, 50_004 * USD, LOT, TimeInForce::Gtc).unwrap();
+        c.place(user(0xd0), Side::Ask, 50_010 * USD, LOT, TimeInForce::Gtc).unwrap();
+        let before: Vec<i128> = [alice(), bob(), carol()].iter().map(|w| c.cash(*w)).collect();
+        let fees_before = c.spot_usd(fee_recipient());
+        c.block = 4;
+        c.end_block();
+        assert_eq!(c.logs::<Funding>().len(), 0);
+        let after: Vec<i128> = [alice(), bob(), carol()].iter().map(|w| c.cash(*w)).collect();
+        assert_eq!(before, after);
+
+        // Block 5: rate = 1e6 / 50003 = 19.99 -> 19 ppm; a lot is worth 50.003 USD.
+        c.end_block();
+        let f = c.logs::<Funding>();
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].market, f[0].ratePpm), (BTC, 19));
+        assert_eq!((f[0].oraclePrice, f[0].markPrice), (50_003 * USD, 50_004 * USD));
+        // Alice pays ceil(100.006 USD * 19e-6) = 1901, each short gets floor(950.057) = 950.
+        assert_eq!(c.cash(alice()), before[0] - 1_901);
+        assert_eq!(c.cash(bob()), before[1] + 950);
+        assert_eq!(c.cash(carol()), before[2] + 950);
+        assert_eq!(c.spot_usd(fee_recipient()), fees_before + 1);
+
+        // Mark below the oracle: shorts pay longs.
+        c.block = 10;
+        c.oracle(50_020 * USD);
+        c.end_block();
+        let f = c.logs::<Funding>();
+        // (50010 - 50020) * 1e6 / 50020 = -199.92 -> -199 ppm.
+        assert_eq!(f[1].ratePpm, -199);
+        // A short lot pays ceil(50.020 USD * 199e-6) = ceil(9953.98) = 9954; alice gets
+        // floor(100.04 * 199e-6 USD) = 19907.
+        assert_eq!(c.cash(bob()), before[1] + 950 - 9_954);
+        assert_eq!(c.cash(carol()), before[2] + 950 - 9_954);
+        assert_eq!(c.cash(alice()), before[0] - 1_901 + 19_907);
+        assert_eq!(c.spot_usd(fee_recipient()), fees_before + 1 + 1);
+    }
+
+    #[test]
+    fn no_funding_without_a_fresh_oracle() {
+        let mut c = long_alice(10_000 * USD);
+        let cash = c.cash(alice());
+        c.block = 15;
+        c.end_block();
+        assert_eq!(c.cash(alice()), cash);
+        assert!(c.logs::<Funding>().is_empty());
+    }
+
+    #[test]
+    fn liquidation_below_maintenance_only() {
+        // Value at p: 3000 - 25 - 50000 + p; maintenance 0.025 p. Liquidation below ~48230.
+        let mut c = long_alice(3_000 * USD);
+        // A resting order of alice's, cancelled by the liquidation below.
+        c.place(alice(), Side::Bid, 30_000 * USD, LOT, TimeInForce::Gtc).unwrap();
+        c.block = 2;
+        c.oracle(48_500 * USD);
+        c.end_block();
+        assert!(c.logs::<Liquidation>().is_empty());
+        assert_eq!(c.position(alice()).size, COIN as i128);
+        assert_eq!(clearinghouse_block(&mut c), 2);
+
+        c.oracle(48_000 * USD);
+        c.end_block();
+        let liq = c.logs::<Liquidation>();
+        assert_eq!(liq.len(), 1);
+        assert_eq!((liq[0].user, liq[0].market, liq[0].size), (alice(), BTC, COIN as i128));
+        assert_eq!(liq[0].markPrice, 48_000 * USD);
+        assert_eq!(c.position(alice()), PositionView::default());
+        assert_eq!(c.cash(alice()), 975 * USD as i128);
+        assert_eq!(c.account(alice()).order_margin, 0);
+        assert!(book::orders_of(&mut c.ctx(), alice()).unwrap().is_empty());
+        let b = c.position(backstop());
+        assert_eq!((b.size, b.entry_price), (COIN as i128, 48_000 * USD));
+        assert_eq!(c.cash(backstop()), -(48_000 * USD as i128));
+        assert!(c.logs::<BadDebt>().is_empty());
+        assert_eq!(c.open(), vec![bob(), backstop()]);
+    }
+
+    fn clearinghouse_block(c: &mut Chain) -> u64 {
+        l1_block_number(&mut c.ctx()).unwrap()
+    }
+
+    #[test]
+    fn bad_debt_is_absorbed_by_the_backstop() {
+        let mut c = long_alice(3_000 * USD);
+        c.block = 2;
+        c.oracle(47_000 * USD);
+        c.end_block();
+        assert_eq!(c.position(alice()), PositionView::default());
+        // Value 3000 - 25 - 3000 = -25: the backstop pays it.
+        assert_eq!(c.cash(alice()), 0);
+        assert_eq!(c.cash(backstop()), -(47_000 * USD as i128) - 25 * USD as i128);
+        let debt = c.logs::<BadDebt>();
+        assert_eq!(debt.len(), 1);
+        assert_eq!((debt[0].user, debt[0].amount), (alice(), U256::from(25 * USD)));
+        assert_eq!(bad_debt(&mut c.ctx()).unwrap(), 25 * USD);
+        assert_eq!(c.open(), vec![bob(), backstop()]);
+        // The stored mark serves once the oracle is stale.
+        c.block = 30;
+        assert_eq!(oracle::mark_price(&mut c.ctx(), BTC).unwrap(), Some(47_000 * USD));
+        assert_eq!(c.position(backstop()).unrealized_pnl, 0);
+    }
+}
