@@ -211,7 +211,10 @@ impl L1Config {
             return Err(err(String::new(), "block intervals must be at least 1"));
         }
         if self.market_slippage_bps >= 10_000 || self.max_funding_rate_ppm > 1_000_000 {
-            return Err(err(String::new(), "slippage below 10000 bps, funding cap at most 1e6 ppm"));
+            return Err(err(
+                String::new(),
+                "slippage below 10000 bps, funding cap at most 1e6 ppm",
+            ));
         }
         for (i, m) in self.markets.iter().enumerate() {
             let at = |field: &str| format!(".markets[{i}].{field}");
@@ -267,7 +270,7 @@ impl L1Config {
                 }
             }
             let scale = self.scale_of(m);
-            if m.tick_size.checked_mul(m.lot_size).is_none_or(|p| p % scale != 0) {
+            if m.tick_size.checked_mul(m.lot_size).is_none_or(|p| !p.is_multiple_of(scale)) {
                 return Err(err(
                     at("tickSize"),
                     "tickSize × lotSize must be a multiple of 10^base decimals",
@@ -321,7 +324,11 @@ impl L1Config {
 
     /// Indices of the perp markets.
     pub fn perp_markets(&self) -> impl Iterator<Item = u32> + '_ {
-        self.markets.iter().enumerate().filter(|(_, m)| m.kind == MarketKind::Perp).map(|(i, _)| i as u32)
+        self.markets
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.kind == MarketKind::Perp)
+            .map(|(i, _)| i as u32)
     }
 
     /// Size units per whole base unit: prices are quoted per this many size units.
@@ -359,10 +366,10 @@ impl L1Config {
     /// Checks that `price` and `size` fit the market's tick and lot sizes.
     pub fn check_price_size(&self, market: u32, price: u128, size: u128) -> L1Result<()> {
         let m = self.market(market)?;
-        if price == 0 || price % m.tick_size != 0 {
+        if price == 0 || !price.is_multiple_of(m.tick_size) {
             return Err(L1Error::InvalidPrice { price, tick: m.tick_size });
         }
-        if size == 0 || size % m.lot_size != 0 {
+        if size == 0 || !size.is_multiple_of(m.lot_size) {
             return Err(L1Error::InvalidSize { size, lot: m.lot_size });
         }
         Ok(())
@@ -410,7 +417,10 @@ mod tests {
         let c = test_config();
         assert_eq!(c.asset_of_token(Address::ZERO).unwrap(), 0);
         assert_eq!(c.asset_of_token(Address::with_last_byte(0xaa)).unwrap(), 1);
-        assert!(matches!(c.asset_of_token(Address::with_last_byte(1)), Err(L1Error::UnknownToken(_))));
+        assert!(matches!(
+            c.asset_of_token(Address::with_last_byte(1)),
+            Err(L1Error::UnknownToken(_))
+        ));
         assert_eq!(c.price_scale(0).unwrap(), 10u128.pow(18));
         assert_eq!(c.price_scale(1).unwrap(), 10u128.pow(8));
         // 0.001 ETH at 3000.00 USD = 3.000000 USD.
