@@ -15,6 +15,16 @@
 //! maxLeverage⌉` per market. A position in a market without any mark yet (no fresh oracle ever
 //! reached an end-of-block step) is valued at its entry notional.
 //!
+//! Admission ([`PerpSettlement`]) assumes the order pays the taker fee on its full size at its
+//! limit (a market order at its slippage bound). The part of an order that reduces the current
+//! position needs no margin, and an order that only reduces is admitted even when the account is
+//! under-margined: it can only lower the account's risk.
+//!
+//! The end-of-block step judges every account at the marks of the start of the step (cancelling
+//! a liquidated account's orders moves the book). It pays funding and checks maintenance in one
+//! pass over the open accounts; the backstop pays its funding first, so a position handed to it
+//! in this step is not funded twice.
+//!
 //! Slot layout (`a` is the market where it applies):
 //! - `Ns::PerpAccount (owner) field 0`: `pack(open-set index, cash)`; the index is 1-based, 0 when
 //!   the account has no position; cash is signed ([`from_signed`]).
@@ -90,8 +100,6 @@ pub struct AccountView {
 /// Settlement of perp markets: margin checks, open-order notional, cash and positions.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PerpSettlement;
-
-// ---- keys and small helpers ------------------------------------------------------------------
 
 fn account_key(owner: Address, field: u8) -> B256 {
     key(Ns::PerpAccount, owner, 0, 0, field)
@@ -185,8 +193,6 @@ pub fn funding_payment(notional: u128, rate_ppm: u128, pays: bool) -> L1Result<u
     Ok(if pays { product.div_ceil(PPM) } else { product / PPM })
 }
 
-// ---- account state ---------------------------------------------------------------------------
-
 fn load_cash<S: Store>(ctx: &mut Ctx<'_, S>, owner: Address) -> L1Result<(u128, i128)> {
     let (index, cash) = unpack(ctx.store.load(account_key(owner, CASH_FIELD))?);
     Ok((index, to_signed(cash)))
@@ -219,14 +225,18 @@ impl Marks {
         Self(vec![None; config.markets.len()])
     }
 
+    fn set(&mut self, market: u32, mark: Option<u128>) {
+        if let Some(slot) = self.0.get_mut(market as usize) {
+            *slot = Some(mark);
+        }
+    }
+
     fn get<S: Store>(&mut self, ctx: &mut Ctx<'_, S>, market: u32) -> L1Result<Option<u128>> {
         if let Some(Some(mark)) = self.0.get(market as usize) {
             return Ok(*mark);
         }
         let mark = oracle::mark_price(ctx, market)?;
-        if let Some(slot) = self.0.get_mut(market as usize) {
-            *slot = Some(mark);
-        }
+        self.set(market, mark);
         Ok(mark)
     }
 }
@@ -281,8 +291,6 @@ fn risk<S: Store>(ctx: &mut Ctx<'_, S>, owner: Address, marks: &mut Marks) -> L1
     Ok(r)
 }
 
-// ---- the open-accounts set -------------------------------------------------------------------
-
 /// Appends `owner` to the open set; returns its 1-based index.
 fn open_insert<S: Store>(ctx: &mut Ctx<'_, S>, owner: Address) -> L1Result<u128> {
     let count = ctx.store.load(open_key(0, OPEN_COUNT_FIELD))?.saturating_to::<u64>();
@@ -319,8 +327,6 @@ pub fn open_accounts<S: Store>(ctx: &mut Ctx<'_, S>) -> L1Result<Vec<Address>> {
     }
     Ok(out)
 }
-
-// ---- moving positions ------------------------------------------------------------------------
 
 /// Entry notional after adding `delta` (worth `notional`) to a position of `size`.
 fn entry_after(size: i128, entry: u128, delta: i128, notional: u128) -> L1Result<u128> {
@@ -405,9 +411,7 @@ impl<S: Store> Settlement<S> for PerpSettlement {
     ) -> L1Result<()> {
         let market = request.market;
         let (lev, _) = risk_params(ctx.config, market)?;
-        if oracle::oracle_price(ctx, market)?.is_none() {
-            return Err(L1Error::NoOraclePrice(market));
-        }
+        let oracle = oracle::oracle_price(ctx, market)?.ok_or(L1Error::NoOraclePrice(market))?;
         let (size, _) = load_position(ctx, owner, market)?;
         let reducing = match request.side {
             Side::Bid if size < 0 => size.unsigned_abs().min(request.size),
@@ -423,6 +427,7 @@ impl<S: Store> Settlement<S> for PerpSettlement {
             ctx.config.taker_fee(market, ctx.config.notional(market, price, request.size)?)?;
         let order_margin = initial_margin(ctx.config.notional(market, price, rest)?, lev);
         let mut marks = Marks::new(ctx.config);
+        marks.set(market, oracle::mark_with_oracle(ctx, market, oracle)?);
         let r = risk(ctx, owner, &mut marks)?;
         let needed = sum(sum(r.position_margin, r.order_margin)?, order_margin)?;
         let available = r.value.checked_sub(signed(fee)?).ok_or(L1Error::Overflow)?;
@@ -458,8 +463,6 @@ impl<S: Store> Settlement<S> for PerpSettlement {
         Ok(fee)
     }
 }
-
-// ---- transfers and views ---------------------------------------------------------------------
 
 /// Moves collateral between `owner`'s spot balance and perp cash (positive: into perps); out
 /// of perps only what the account value leaves above the initial margin of positions and orders.
@@ -558,8 +561,6 @@ pub fn l1_block_number<S: Store>(ctx: &mut Ctx<'_, S>) -> L1Result<u64> {
 pub fn bad_debt<S: Store>(ctx: &mut Ctx<'_, S>) -> L1Result<u128> {
     Ok(unpack(ctx.store.load(globals_key(BAD_DEBT_FIELD))?).1)
 }
-
-// ---- end of block ----------------------------------------------------------------------------
 
 /// One market's funding this block.
 #[derive(Debug, Clone, Copy)]
@@ -726,7 +727,7 @@ mod tests {
         book,
         config::test_config,
         order::{PlaceOutcome, TimeInForce},
-        store::MemStore,
+        store::{MemStore, Metered},
     };
 
     const BTC: u32 = 1;
@@ -1114,6 +1115,43 @@ mod tests {
         assert_eq!(c.cash(carol()), before[2] + 950 - 9_954);
         assert_eq!(c.cash(alice()), before[0] - 1_901 + 19_907);
         assert_eq!(c.spot_usd(fee_recipient()), fees_before + 1 + 1);
+    }
+
+    #[test]
+    fn settlement_and_end_of_block_touch_few_slots() {
+        let mut c = long_alice(10_000 * USD);
+        // Two lots rest, one fills: the maker keeps open orders (no bitmap change).
+        c.place(bob(), Side::Ask, 50_000 * USD, 2 * LOT, TimeInForce::Gtc).unwrap();
+        let maker_order = book::orders_of(&mut c.ctx(), bob()).unwrap()[0];
+        let fill = Fill {
+            market: BTC,
+            taker: alice(),
+            taker_order: 999,
+            taker_side: Side::Bid,
+            maker: bob(),
+            maker_order,
+            price: 50_000 * USD,
+            size: LOT,
+        };
+        let mut metered = Metered::new(&mut c.mem);
+        PerpSettlement.settle(&mut Ctx::new(&mut metered, &c.config, c.block), &fill).unwrap();
+        // Cash and position of both sides, the maker's open notional, the fee balance.
+        assert_eq!((metered.reads, metered.creates + metered.updates), (6, 6));
+
+        let eob_reads = |c: &mut Chain| {
+            let mut snapshot = c.mem.clone();
+            let mut metered = Metered::new(&mut snapshot);
+            end_of_block(&mut Ctx::new(&mut metered, &c.config, c.block)).unwrap();
+            metered.reads
+        };
+        let two = eob_reads(&mut c);
+        c.fund(carol(), 10_000 * USD);
+        c.fund(user(0xd0), 10_000 * USD);
+        // Below bob's resting ask, which the direct settle above left on the book.
+        c.trade(carol(), user(0xd0), Side::Ask, 49_000 * USD, LOT);
+        assert_eq!(c.open().len(), 4);
+        // Per open account with one position: its set entry, cash, position bitmap, position.
+        assert_eq!(eob_reads(&mut c) - two, 2 * 4);
     }
 
     #[test]

@@ -83,10 +83,19 @@ pub fn oracle_price<S: Store>(ctx: &mut Ctx<'_, S>, market: u32) -> L1Result<Opt
 /// The mark price of perp `market`: median of (oracle, best bid, best ask) with a missing side
 /// replaced by the oracle, floored to the tick; without a fresh oracle the last stored mark.
 pub fn mark_price<S: Store>(ctx: &mut Ctx<'_, S>, market: u32) -> L1Result<Option<u128>> {
+    match oracle_price(ctx, market)? {
+        Some(oracle) => mark_with_oracle(ctx, market, oracle),
+        None => last_mark(ctx, market),
+    }
+}
+
+/// The mark price of perp `market` given its fresh oracle price `oracle`.
+pub fn mark_with_oracle<S: Store>(
+    ctx: &mut Ctx<'_, S>,
+    market: u32,
+    oracle: u128,
+) -> L1Result<Option<u128>> {
     let tick = ctx.config.perp_market(market)?.tick_size;
-    let Some(oracle) = oracle_price(ctx, market)? else {
-        return last_mark(ctx, market);
-    };
     let bid = book::best_price(ctx, market, Side::Bid)?.unwrap_or(oracle);
     let ask = book::best_price(ctx, market, Side::Ask)?.unwrap_or(oracle);
     let median = median3(oracle, bid, ask);
