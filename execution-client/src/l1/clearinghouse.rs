@@ -242,7 +242,8 @@ impl Marks {
 }
 
 /// Signed value and absolute notional of a position at `mark` (at its entry notional when the
-/// market has no mark).
+/// market has no mark). The notional is floored, so the value rounds toward zero; both are exact
+/// for the lot-aligned sizes and tick-aligned marks the engine produces.
 fn position_value(
     config: &L1Config,
     market: u32,
