@@ -127,7 +127,8 @@ fn export_init_import_round_trip_through_the_cli() {
     let tip = {
         let db = tandem_el::storage::Database::open(&tandem_el::storage::db_dir(&a)).unwrap();
         let spec = tandem_shared::ChainSpec::from_file(&genesis_file).unwrap();
-        let executor = tandem_el::executor::Executor::new(std::sync::Arc::new(spec.clone())).unwrap();
+        let executor =
+            tandem_el::executor::Executor::new(std::sync::Arc::new(spec.clone())).unwrap();
         let mut parent = spec.genesis_header().clone();
         let mut parent_hash = spec.genesis_hash();
         for nonce in 0..3 {

@@ -563,7 +563,8 @@ mod tests {
         assert_ne!(spec.genesis_hash(), plain.genesis_hash());
 
         let mut value: serde_json::Value = serde_json::from_str(&minimal(l1)).unwrap();
-        value["alloc"][format!("{write:#x}")] = serde_json::json!({ "balance": "0x0", "code": "0x00" });
+        value["alloc"][format!("{write:#x}")] =
+            serde_json::json!({ "balance": "0x0", "code": "0x00" });
         let err = ChainSpec::from_json_str(&value.to_string(), "g.json").unwrap_err().to_string();
         assert!(err.contains("L1Write"), "{err}");
     }

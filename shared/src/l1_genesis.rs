@@ -95,7 +95,8 @@ mod tests {
         let account = test_usd_account(&[(holder, U256::from(5u64))]);
         let storage = account.storage.unwrap_or_default();
         // keccak256(pad32(holder) ‖ pad32(0)), as Solidity lays out `mapping` slot 0.
-        let slot = keccak256([B256::left_padding_from(holder.as_slice()).as_slice(), &[0u8; 32]].concat());
+        let slot =
+            keccak256([B256::left_padding_from(holder.as_slice()).as_slice(), &[0u8; 32]].concat());
         assert_eq!(storage.get(&slot), Some(&B256::from(U256::from(5u64))));
         assert_eq!(storage.get(&B256::from(U256::from(2))), Some(&B256::from(U256::from(5u64))));
     }

@@ -86,6 +86,17 @@ impl Testnet {
         slot: u16,
         cl_args: &[&str],
     ) -> Result<Self, TestnetError> {
+        Self::generate_opts(validators, followers, slot, cl_args, &[])
+    }
+
+    /// [`Testnet::generate_with`] with `testnet_args` passed to `tandem-cl testnet` (e.g. `--l1`).
+    pub fn generate_opts(
+        validators: usize,
+        followers: usize,
+        slot: u16,
+        cl_args: &[&str],
+        testnet_args: &[&str],
+    ) -> Result<Self, TestnetError> {
         let n = validators + followers;
         let tmp = tempfile::tempdir().map_err(io("temp dir"))?;
         let dir = tmp.path().join("net");
@@ -95,6 +106,7 @@ impl Testnet {
             .args(["--followers", &followers.to_string(), "--out"])
             .arg(&dir)
             .args(["--port-offset", &offset.to_string()])
+            .args(testnet_args)
             .stdout(Stdio::null())
             .status()
             .map_err(io("tandem-cl testnet"))?;

@@ -319,14 +319,13 @@ pub fn generate(params: &TestnetParams) -> Result<Manifest, TestnetError> {
     }
 
     let accounts = dev_accounts(params.dev_accounts)?;
-    let el =
-        el_genesis(
-            params.chain_id,
-            params.genesis_timestamp,
-            params.sub_second_blocks,
-            params.l1,
-            &accounts,
-        );
+    let el = el_genesis(
+        params.chain_id,
+        params.genesis_timestamp,
+        params.sub_second_blocks,
+        params.l1,
+        &accounts,
+    );
     let el_text = serde_json::to_string_pretty(&el).unwrap_or_default();
     let spec = ChainSpec::from_json_str(&el_text, "el-genesis.json")
         .map_err(|e| TestnetError::Genesis(e.to_string()))?;

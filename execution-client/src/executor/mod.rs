@@ -54,7 +54,10 @@ use revm::{
 use std::sync::Arc;
 use tandem_shared::{ChainSpec, Fork};
 
-use crate::l1::{L1Config, config::ConfigError};
+use alloy_evm::precompiles::PrecompilesMap;
+use revm::precompile::{PrecompileSpecId, Precompiles};
+
+use crate::l1::{L1Config, config::ConfigError, precompile::EndOfBlockError};
 
 pub use collision::{CollisionCandidates, CollisionCheck};
 pub use error::{BlockError, BlockErrorKind, InvalidBlock};
@@ -121,6 +124,34 @@ impl Executor {
         evm_env(&self.chain, header)
     }
 
+    /// The precompiles under `env`: the fork's, plus the L1's when the chain enables it.
+    pub fn precompiles(&self, env: &EvmEnv) -> PrecompilesMap {
+        let mut map = PrecompilesMap::from_static(Precompiles::new(
+            PrecompileSpecId::from_spec_id(env.cfg_env.spec),
+        ));
+        if let Some(l1) = &self.l1 {
+            crate::l1::precompile::install(&mut map, l1);
+        }
+        map
+    }
+
+    /// Runs the chain's end-of-block steps after the transactions (the L1 exchange's, if any).
+    pub fn end_of_block<E>(&self, evm: &mut E) -> Result<(), BlockErrorKind>
+    where
+        E: alloy_evm::Evm,
+        E::DB: revm::DatabaseCommit,
+    {
+        if self.l1.is_none() {
+            return Ok(());
+        }
+        crate::l1::precompile::run_end_of_block(evm).map_err(|e| match e {
+            EndOfBlockError::Internal(msg) => BlockErrorKind::Internal(msg),
+            failed @ EndOfBlockError::Failed(_) => {
+                BlockErrorKind::Invalid(InvalidBlock::Execution(failed.to_string()))
+            }
+        })
+    }
+
     /// Executes `block` (whose senders are `senders`) on `state`, the state after its parent.
     ///
     /// Errors are [`BlockErrorKind::Invalid`] when a transaction or system call breaks a rule,
@@ -144,7 +175,10 @@ impl Executor {
             )));
         }
         let db = State::builder().with_database_ref(Opaque(state)).with_bundle_update().build();
-        let evm = EthEvmBuilder::new(db, self.evm_env(header))
+        let env = self.evm_env(header);
+        let precompiles = self.precompiles(&env);
+        let evm = EthEvmBuilder::new(db, env)
+            .precompiles(precompiles)
             .inspector(CollisionCheck::new(self.collisions.clone()))
             .set_inspect(!self.collisions.is_empty())
             .build();
@@ -166,6 +200,7 @@ impl Executor {
                 .execute_transaction(Recovered::new_unchecked(tx, *sender))
                 .map_err(classify)?;
         }
+        self.end_of_block(executor.evm_mut())?;
         if self.chain.is_active(Fork::Prague, header.timestamp) {
             // EIP-7002 / EIP-7251: a block whose request contracts have no code is invalid.
             for address in

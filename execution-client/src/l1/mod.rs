@@ -19,18 +19,22 @@
 //! - [`oracle`]: publisher prices, the oracle median and the mark price.
 //! - [`events`]: the EVM logs the engine emits.
 
+pub mod abi;
 pub mod book;
 pub mod clearinghouse;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod events;
 pub mod matching;
 pub mod oracle;
 pub mod order;
+pub mod precompile;
 pub mod spot;
 pub mod store;
 #[cfg(test)]
 mod tests;
+pub mod view;
 
 use alloy_primitives::{Address, address};
 

@@ -163,7 +163,10 @@ pub fn build_payload(
     let base_fee = header.base_fee_per_gas.unwrap_or_default();
     let overlay = OverlayState::new(db.latest()?, layers.clone());
     let state = State::builder().with_database_ref(&overlay).with_bundle_update().build();
-    let evm = EthEvmBuilder::new(state, executor.evm_env(&header))
+    let env = executor.evm_env(&header);
+    let precompiles = executor.precompiles(&env);
+    let evm = EthEvmBuilder::new(state, env)
+        .precompiles(precompiles)
         .inspector(CollisionCheck::new(executor.collisions().clone()))
         .set_inspect(!executor.collisions().is_empty())
         .build();
@@ -215,6 +218,9 @@ pub fn build_payload(
             Err(other) => return Err(exec_err(other)),
         }
     }
+    executor
+        .end_of_block(block_executor.evm_mut())
+        .map_err(|e| BuildError::Execution { parent: parent_hash, msg: e.to_string() })?;
     let (evm, result) = block_executor.finish().map_err(exec_err)?;
     let (mut state, _env) = alloy_evm::Evm::finish(evm);
     state.merge_transitions(BundleRetention::Reverts);

@@ -154,7 +154,9 @@ impl RpcContext {
         call: &PreparedCall,
     ) -> RpcResult<ExecutionResult> {
         let db = CacheDB::new(state);
-        let mut evm = EthEvmBuilder::new(db, call.env.clone()).build();
+        let mut evm = EthEvmBuilder::new(db, call.env.clone())
+            .precompiles(self.executor.precompiles(&call.env))
+            .build();
         let result = evm.transact_raw(call.tx.clone()).map_err(evm_error)?;
         Ok(result.result)
     }
@@ -267,8 +269,10 @@ impl RpcContext {
                 call.tx.tx_type = 1;
             }
             let db = CacheDB::new(&state);
-            let mut evm =
-                EthEvmBuilder::new(db, call.env.clone()).activate_inspector(inspector).build();
+            let mut evm = EthEvmBuilder::new(db, call.env.clone())
+                .precompiles(self.executor.precompiles(&call.env))
+                .activate_inspector(inspector)
+                .build();
             let result = evm.transact_raw(call.tx.clone()).map_err(evm_error)?;
             let next = evm.inspector().access_list();
             let gas = result.result.tx_gas_used();
@@ -298,8 +302,10 @@ impl RpcContext {
         let inspector =
             DebugInspector::new(opts).map_err(|e| RpcError::InvalidParams(e.to_string()))?;
         let db = CacheDB::new(state);
-        let mut evm =
-            EthEvmBuilder::new(db, call.env.clone()).activate_inspector(inspector).build();
+        let mut evm = EthEvmBuilder::new(db, call.env.clone())
+            .precompiles(self.executor.precompiles(&call.env))
+            .activate_inspector(inspector)
+            .build();
         let result = evm.transact_raw(call.tx.clone()).map_err(evm_error)?;
         let block_env = call.env.block_env.clone();
         let (db, inspector, _) = evm.components_mut();
@@ -327,13 +333,17 @@ impl RpcContext {
         let env = self.executor.evm_env(block.header());
         let mut db = CacheDB::new(parent_state);
         {
-            let mut evm = EthEvmBuilder::new(&mut db, env.clone()).build();
+            let mut evm = EthEvmBuilder::new(&mut db, env.clone())
+                .precompiles(self.executor.precompiles(&env))
+                .build();
             alloy_evm::block::SystemCaller::new(crate::executor::ForkSchedule(&self.spec))
                 .apply_pre_execution_changes(block.header(), &mut evm)
                 .map_err(|e| RpcError::Internal(format!("block system calls: {e}")))?;
         }
         for (tx, sender) in transactions.iter().zip(&block.senders).take(index) {
-            let mut evm = EthEvmBuilder::new(&mut db, env.clone()).build();
+            let mut evm = EthEvmBuilder::new(&mut db, env.clone())
+                .precompiles(self.executor.precompiles(&env))
+                .build();
             let result = evm.transact_raw(tx_env(tx, *sender)).map_err(evm_error)?;
             drop(evm);
             db.commit(result.state);

@@ -446,6 +446,7 @@ fn register_all(
             json!({ "pending": side(&content.pending), "queued": side(&content.queued) }),
         )
     });
+    super::l1::register(module, ctx.clone())?;
     Ok(())
 }
 

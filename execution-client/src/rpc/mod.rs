@@ -23,6 +23,7 @@ mod convert;
 mod error;
 mod eth;
 mod filters;
+mod l1;
 mod server;
 
 use std::{sync::Arc, time::Duration};

@@ -19,7 +19,7 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use super::{RpcConfig, RpcContext, eth_module};
 
 /// Namespaces served when `--http.api`/`--ws.api` are not given.
-pub const DEFAULT_APIS: &str = "eth,net,web3,txpool";
+pub const DEFAULT_APIS: &str = "eth,net,web3,txpool,l1";
 
 /// JSON-RPC server flags, named as reth and geth name them.
 #[derive(Debug, Clone, clap::Args)]
@@ -203,7 +203,7 @@ pub fn select_apis(
     mut module: RpcModule<()>,
     apis: &[String],
 ) -> Result<RpcModule<()>, ServerError> {
-    const KNOWN: [&str; 5] = ["eth", "net", "web3", "txpool", "debug"];
+    const KNOWN: [&str; 6] = ["eth", "net", "web3", "txpool", "debug", "l1"];
     if let Some(unknown) = apis.iter().find(|a| !KNOWN.contains(&a.as_str())) {
         return Err(ServerError::UnknownApi(unknown.clone()));
     }

@@ -1,0 +1,250 @@
+//! Read-only views of the L1 state at a block, for the `l1_*` JSON-RPC methods: the engine's own
+//! read functions over a store that reads a state snapshot and keeps any write to itself.
+
+use std::collections::HashMap;
+
+use alloy_primitives::{Address, B256, LogData, U256};
+use revm::DatabaseRef;
+use serde::Serialize;
+
+use super::{
+    Ctx, L1_WRITE_ADDRESS, book, clearinghouse,
+    config::{L1Config, MarketKind},
+    engine,
+    error::L1Result,
+    oracle,
+    order::Side,
+    spot,
+    store::{Store, StoreError},
+};
+
+/// The L1 state of a [`DatabaseRef`] snapshot; writes stay in memory and are dropped.
+#[derive(Debug)]
+pub struct SnapshotStore<DB> {
+    db: DB,
+    written: HashMap<B256, U256>,
+}
+
+impl<DB: DatabaseRef> SnapshotStore<DB> {
+    /// A view of `db`'s L1 state.
+    pub fn new(db: DB) -> Self {
+        Self { db, written: HashMap::new() }
+    }
+}
+
+impl<DB> Store for SnapshotStore<DB>
+where
+    DB: DatabaseRef,
+    DB::Error: std::fmt::Display,
+{
+    fn load(&mut self, key: B256) -> Result<U256, StoreError> {
+        if let Some(v) = self.written.get(&key) {
+            return Ok(*v);
+        }
+        self.db.storage_ref(L1_WRITE_ADDRESS, key.into()).map_err(|e| StoreError(e.to_string()))
+    }
+
+    fn store(&mut self, key: B256, value: U256) -> Result<(), StoreError> {
+        self.written.insert(key, value);
+        Ok(())
+    }
+
+    fn emit(&mut self, _log: LogData) {}
+}
+
+/// One price level of a book side, amounts as decimal strings.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LevelView {
+    /// Price.
+    pub price: String,
+    /// Total resting size.
+    pub size: String,
+    /// Number of orders.
+    pub orders: u32,
+}
+
+/// A market's book depth and prices.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BookView {
+    /// Market index.
+    pub market: u32,
+    /// Market symbol.
+    pub symbol: String,
+    /// Bids, best first.
+    pub bids: Vec<LevelView>,
+    /// Asks, best first.
+    pub asks: Vec<LevelView>,
+    /// Oracle price (perps with a fresh price).
+    pub oracle_price: Option<String>,
+    /// Mark price (perps).
+    pub mark_price: Option<String>,
+}
+
+/// One spot balance.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BalanceView {
+    /// Asset index.
+    pub asset: u32,
+    /// Asset symbol.
+    pub symbol: String,
+    /// Total balance.
+    pub total: String,
+    /// Part on hold for resting orders.
+    pub hold: String,
+}
+
+/// One perp position.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PositionSummary {
+    /// Market index.
+    pub market: u32,
+    /// Signed size (positive: long).
+    pub size: String,
+    /// Average entry price.
+    pub entry_price: String,
+    /// Initial margin at the mark price.
+    pub margin: String,
+    /// Unrealized PnL at the mark price.
+    pub unrealized_pnl: String,
+}
+
+/// A resting order.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView {
+    /// Order id.
+    pub id: u64,
+    /// Market index.
+    pub market: u32,
+    /// `buy` or `sell`.
+    pub side: &'static str,
+    /// Limit price.
+    pub price: String,
+    /// Open size.
+    pub remaining: String,
+    /// Client order id (0: none).
+    pub cloid: String,
+}
+
+/// Everything about one account: spot balances, perp account, resting orders.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountSummary {
+    /// The account.
+    pub address: Address,
+    /// Spot balances (assets with a non-zero total).
+    pub spot: Vec<BalanceView>,
+    /// Perp cash.
+    pub cash: String,
+    /// Perp account value at mark prices.
+    pub account_value: String,
+    /// Initial margin of positions and resting orders.
+    pub initial_margin: String,
+    /// Maintenance margin of positions.
+    pub maintenance_margin: String,
+    /// Open positions.
+    pub positions: Vec<PositionSummary>,
+    /// Resting orders.
+    pub orders: Vec<OrderView>,
+}
+
+fn order_view(order: &super::order::Resting) -> OrderView {
+    OrderView {
+        id: order.id,
+        market: order.market,
+        side: if order.side == Side::Bid { "buy" } else { "sell" },
+        price: order.price.to_string(),
+        remaining: order.remaining.to_string(),
+        cloid: order.cloid.to_string(),
+    }
+}
+
+/// Book depth (`levels` per side) of `market`.
+pub fn book<S: Store>(ctx: &mut Ctx<'_, S>, market: u32, levels: usize) -> L1Result<BookView> {
+    let m = ctx.config.market(market)?;
+    let (symbol, is_perp) = (m.symbol.clone(), m.kind == MarketKind::Perp);
+    let side = |ctx: &mut Ctx<'_, S>, side| -> L1Result<Vec<LevelView>> {
+        Ok(book::depth(ctx, market, side, levels)?
+            .into_iter()
+            .map(|l| LevelView {
+                price: l.price.to_string(),
+                size: l.size.to_string(),
+                orders: l.orders,
+            })
+            .collect())
+    };
+    let bids = side(ctx, Side::Bid)?;
+    let asks = side(ctx, Side::Ask)?;
+    let (oracle_price, mark_price) = if is_perp {
+        (
+            oracle::oracle_price(ctx, market)?.map(|p| p.to_string()),
+            oracle::mark_price(ctx, market)?.map(|p| p.to_string()),
+        )
+    } else {
+        (None, None)
+    };
+    Ok(BookView { market, symbol, bids, asks, oracle_price, mark_price })
+}
+
+/// The summary of `user`'s L1 account.
+pub fn account<S: Store>(ctx: &mut Ctx<'_, S>, user: Address) -> L1Result<AccountSummary> {
+    let config: &L1Config = ctx.config;
+    let mut spot_balances = Vec::new();
+    for (index, asset) in config.assets.iter().enumerate() {
+        let (total, hold) = spot::balance(ctx, user, index as u32)?;
+        if total != 0 {
+            spot_balances.push(BalanceView {
+                asset: index as u32,
+                symbol: asset.symbol.clone(),
+                total: total.to_string(),
+                hold: hold.to_string(),
+            });
+        }
+    }
+    let perp = clearinghouse::account(ctx, user)?;
+    let positions = perp
+        .positions
+        .iter()
+        .map(|(market, p)| PositionSummary {
+            market: *market,
+            size: p.size.to_string(),
+            entry_price: p.entry_price.to_string(),
+            margin: p.margin.to_string(),
+            unrealized_pnl: p.unrealized_pnl.to_string(),
+        })
+        .collect();
+    let mut orders = Vec::new();
+    for id in book::orders_of(ctx, user)? {
+        if let Some(order) = book::get(ctx, id)? {
+            orders.push(order_view(&order));
+        }
+    }
+    Ok(AccountSummary {
+        address: user,
+        spot: spot_balances,
+        cash: perp.cash.to_string(),
+        account_value: perp.account_value.to_string(),
+        initial_margin: perp.initial_margin.to_string(),
+        maintenance_margin: perp.maintenance_margin.to_string(),
+        positions,
+        orders,
+    })
+}
+
+/// A resting order by id.
+pub fn order<S: Store>(ctx: &mut Ctx<'_, S>, id: u64) -> L1Result<Option<OrderView>> {
+    Ok(book::get(ctx, id)?.map(|o| order_view(&o)))
+}
+
+/// Best bid and ask of `market` as strings.
+pub fn best_bid_ask<S: Store>(
+    ctx: &mut Ctx<'_, S>,
+    market: u32,
+) -> L1Result<(Option<String>, Option<String>)> {
+    let (bid, ask) = engine::best_bid_ask(ctx, market)?;
+    Ok((bid.map(|p| p.to_string()), ask.map(|p| p.to_string())))
+}
