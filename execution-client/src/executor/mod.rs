@@ -380,3 +380,52 @@ where
     validate_post_execution(header, &output).map_err(invalid)?;
     Ok((senders, output))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_with_l1(l1: Option<serde_json::Value>) -> Arc<ChainSpec> {
+        let mut genesis: serde_json::Value =
+            serde_json::from_str(&crate::testkit::genesis_json(&[], false)).unwrap();
+        if let Some(l1) = l1 {
+            genesis["config"]["tandem"] = serde_json::json!({ "l1": l1 });
+        }
+        Arc::new(ChainSpec::from_json_str(&genesis.to_string(), "test").unwrap())
+    }
+
+    #[test]
+    fn l1_precompiles_exist_only_on_l1_chains() {
+        let l1 = serde_json::to_value(crate::l1::config::test_config()).unwrap();
+        let header = Header::default();
+        let plain = Executor::new(spec_with_l1(None)).unwrap();
+        assert!(plain.l1_config().is_none());
+        let map = plain.precompiles(&plain.evm_env(&header));
+        assert!(map.get(&crate::l1::READ_SPOT_BALANCE).is_none());
+        assert!(map.get(&crate::l1::L1_CORE_ADDRESS).is_none());
+        assert!(
+            map.get(&alloy_primitives::address!("0x0000000000000000000000000000000000000001"))
+                .is_some()
+        );
+
+        let with = Executor::new(spec_with_l1(Some(l1))).unwrap();
+        assert!(with.l1_config().is_some());
+        let map = with.precompiles(&with.evm_env(&header));
+        for address in [
+            crate::l1::READ_SPOT_BALANCE,
+            crate::l1::READ_ORDER,
+            crate::l1::READ_L1_BLOCK_NUMBER,
+            crate::l1::L1_CORE_ADDRESS,
+        ] {
+            assert!(map.get(&address).is_some(), "{address}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_l1_config_is_refused_with_its_field() {
+        let mut l1 = serde_json::to_value(crate::l1::config::test_config()).unwrap();
+        l1["markets"][1]["maxLeverage"] = serde_json::json!(0);
+        let err = Executor::new(spec_with_l1(Some(l1))).unwrap_err().to_string();
+        assert!(err.contains("markets[1].maxLeverage"), "{err}");
+    }
+}
