@@ -15,7 +15,7 @@ use alloy_evm::{
     precompiles::{DynPrecompile, PrecompileInput, PrecompilesMap},
 };
 use alloy_primitives::{Address, B256, Bytes, I256, Log, LogData, U256};
-use alloy_sol_types::{Revert, SolCall, SolError, SolInterface, SolValue};
+use alloy_sol_types::{Revert, SolCall, SolError, SolEvent, SolInterface, SolValue};
 use revm::precompile::{
     PrecompileError, PrecompileHalt, PrecompileId, PrecompileOutput, PrecompileResult,
 };
@@ -462,6 +462,20 @@ where
             .and_then(|data| crate::rpc::decode_revert_reason(data))
             .unwrap_or_else(|| format!("{:?}", outcome.result));
         return Err(EndOfBlockError::Failed(reason));
+    }
+    // A system call has no receipt, so its liquidations and bad debt go to the node's log.
+    for log in outcome.result.logs() {
+        if let Ok(event) = super::events::Liquidation::decode_log_data(&log.data) {
+            tracing::info!(
+                user = %event.user, market = event.market, size = event.size,
+                mark = event.markPrice, "L1 liquidation: position taken over by the backstop"
+            );
+        } else if let Ok(event) = super::events::BadDebt::decode_log_data(&log.data) {
+            tracing::warn!(
+                user = %event.user, amount = %event.amount,
+                "L1 bad debt absorbed by the backstop"
+            );
+        }
     }
     revm::DatabaseCommit::commit(evm.db_mut(), outcome.state);
     Ok(())
