@@ -56,10 +56,18 @@ pub fn genesis_json(keys: &[PrivateKeySigner], sub_second: bool) -> String {
 
 impl Kit {
     pub fn new(config: TreeConfig) -> Self {
+        Self::with_genesis(config, |keys| genesis_json(keys, false))
+    }
+
+    /// A kit whose genesis `genesis` writes for the kit's four funded keys.
+    pub fn with_genesis(
+        config: TreeConfig,
+        genesis: impl FnOnce(&[PrivateKeySigner]) -> String,
+    ) -> Self {
         let keys: Vec<PrivateKeySigner> = (1..=4u8)
             .map(|i| PrivateKeySigner::from_bytes(&B256::repeat_byte(i)).unwrap())
             .collect();
-        let spec = Arc::new(ChainSpec::from_json_str(&genesis_json(&keys, false), "test").unwrap());
+        let spec = Arc::new(ChainSpec::from_json_str(&genesis(&keys), "test").unwrap());
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(Database::init(&dir.path().join("db"), &spec).unwrap());
         let executor = Executor::new(spec.clone()).unwrap();

@@ -51,7 +51,10 @@ struct Harness {
 
 impl Harness {
     fn new(tree: TreeConfig, config: RpcConfig) -> Self {
-        let kit = Kit::new(tree);
+        Self::with_kit(Kit::new(tree), config)
+    }
+
+    fn with_kit(kit: Kit, config: RpcConfig) -> Self {
         let mut ctx = RpcContext::new(
             kit.tree.db().clone(),
             kit.executor.clone(),
@@ -417,7 +420,7 @@ async fn filters_report_new_blocks_logs_and_pending() {
     let deploy = h.sign(0, 0, TxKind::Create, test_contract_initcode(), 300_000);
     h.ok("eth_sendRawTransaction", json!([Bytes::from(deploy.encoded_2718())])).await;
     assert_eq!(h.ok("eth_getFilterChanges", json!([pending])).await, json!([deploy.tx_hash()]));
-    let first = h.mine();
+    h.mine();
     let contract = h.kit.keys[0].address().create(0);
     h.kit.submit(h.sign(0, 1, TxKind::Call(contract), Bytes::new(), 100_000));
     let second = h.mine();
@@ -591,4 +594,112 @@ fn api_selection_keeps_only_named_namespaces() {
     assert!(names.contains(&"net_version"));
     assert!(!names.iter().any(|n| n.starts_with("eth_") || n.starts_with("debug_")));
     assert!(super::select_apis(eth_module(h.ctx.clone()), &["admin".into()]).is_err());
+}
+
+/// A chain with the L1 exchange (the engine's unit-test configuration).
+fn l1_harness() -> Harness {
+    let kit = Kit::with_genesis(TreeConfig::default(), |keys| {
+        let mut genesis: Value =
+            serde_json::from_str(&crate::testkit::genesis_json(keys, false)).unwrap();
+        genesis["config"]["tandem"]["l1"] =
+            serde_json::to_value(crate::l1::config::test_config()).unwrap();
+        genesis.to_string()
+    });
+    Harness::with_kit(kit, RpcConfig::default())
+}
+
+#[tokio::test]
+async fn l1_methods_read_the_exchange_at_a_block_and_refuse_bad_input() {
+    use alloy_sol_types::{SolCall, sol};
+    sol! {
+        function depositEth() external payable;
+        function placeOrder(uint32 market, bool isBuy, uint128 price, uint128 size, uint8 tif, uint128 cloid) external returns (uint64 orderId, uint128 filled, uint128 resting);
+    }
+    let mut h = l1_harness();
+    let write = crate::l1::L1_WRITE_ADDRESS;
+    let alice = h.kit.keys[0].address();
+    let eth = U256::from(10u64).pow(U256::from(18u64));
+    let mut deposit = TxEip1559 {
+        chain_id: CHAIN_ID,
+        nonce: 0,
+        gas_limit: 500_000,
+        max_fee_per_gas: 100 * GWEI,
+        max_priority_fee_per_gas: GWEI,
+        to: TxKind::Call(write),
+        value: eth,
+        input: depositEthCall {}.abi_encode().into(),
+        ..Default::default()
+    };
+    let sig = h.kit.keys[0].sign_hash_sync(&deposit.signature_hash()).unwrap();
+    h.kit.submit(deposit.clone().into_signed(sig).into());
+    // Sell 0.5 ETH at 3,000.00 (market 0, tick 0.01 USD, lot 0.001 ETH), client id 9.
+    let order = placeOrderCall {
+        market: 0,
+        isBuy: false,
+        price: 3_000_000_000,
+        size: 500_000_000_000_000_000,
+        tif: 0,
+        cloid: 9,
+    };
+    deposit.nonce = 1;
+    deposit.value = U256::ZERO;
+    deposit.input = order.abi_encode().into();
+    let sig = h.kit.keys[0].sign_hash_sync(&deposit.signature_hash()).unwrap();
+    h.kit.submit(deposit.into_signed(sig).into());
+    h.mine();
+
+    let config = h.ok("l1_config", json!([])).await;
+    assert_eq!(config["markets"][0]["symbol"], "ETH/USD");
+    let account = h.ok("l1_account", json!([alice])).await;
+    assert_eq!(account["spot"][0]["total"], "1000000000000000000");
+    assert_eq!(account["spot"][0]["hold"], "500000000000000000");
+    assert_eq!(account["orders"][0]["cloid"], "9");
+    assert_eq!(account["orders"][0]["side"], "sell");
+    let book = h.ok("l1_book", json!([0, 5])).await;
+    assert_eq!(
+        book["asks"][0],
+        json!({"price": "3000000000", "size": "500000000000000000", "orders": 1})
+    );
+    assert_eq!(book["bids"], json!([]));
+    let id: u64 = serde_json::from_value::<u64>(account["orders"][0]["id"].clone()).unwrap();
+    assert_eq!(h.ok("l1_order", json!([id])).await["price"], "3000000000");
+
+    // Reads at the genesis block see nothing; a block is a block.
+    let genesis = h.ok("l1_account", json!([alice, "earliest"])).await;
+    assert_eq!(genesis["spot"], json!([]));
+    assert_eq!(h.ok("l1_order", json!([id, "earliest"])).await, Value::Null);
+
+    // The read precompiles answer eth_call; bad input reverts with the reason (code 3).
+    let bba = h
+        .ok("eth_call", json!([{ "to": crate::l1::READ_BEST_BID_ASK, "data": format!("0x{:064x}", 0) }, "latest"]))
+        .await;
+    let words = bba.as_str().unwrap().trim_start_matches("0x").to_string();
+    assert_eq!(&words[..64], &format!("{:064x}", 0));
+    assert_eq!(&words[64..], &format!("{:064x}", 3_000_000_000u64));
+    let bad = h
+        .err(
+            "eth_call",
+            json!([{ "to": crate::l1::READ_SPOT_BALANCE, "data": "0x1234" }, "latest"]),
+        )
+        .await;
+    assert_eq!(bad["code"], 3);
+    assert!(bad["message"].as_str().unwrap().contains("invalid input"), "{bad}");
+
+    // Bad parameters are named; the unknown market is the engine's message.
+    let err = h.err("l1_book", json!([7])).await;
+    assert_eq!(err["code"], -32602);
+    assert!(err["message"].as_str().unwrap().contains("unknown market 7"), "{err}");
+    let err = h.err("l1_account", json!(["not an address"])).await;
+    assert_eq!(err["code"], -32602);
+}
+
+#[tokio::test]
+async fn l1_methods_say_the_exchange_is_off_on_a_plain_chain() {
+    let h = Harness::new(TreeConfig::default(), RpcConfig::default());
+    for (method, params) in
+        [("l1_config", json!([])), ("l1_book", json!([0])), ("l1_order", json!([1]))]
+    {
+        let err = h.err(method, params).await;
+        assert!(err["message"].as_str().unwrap().contains("not enabled"), "{method}: {err}");
+    }
 }
