@@ -420,7 +420,7 @@ async fn filters_report_new_blocks_logs_and_pending() {
     let deploy = h.sign(0, 0, TxKind::Create, test_contract_initcode(), 300_000);
     h.ok("eth_sendRawTransaction", json!([Bytes::from(deploy.encoded_2718())])).await;
     assert_eq!(h.ok("eth_getFilterChanges", json!([pending])).await, json!([deploy.tx_hash()]));
-    h.mine();
+    let first = h.mine();
     let contract = h.kit.keys[0].address().create(0);
     h.kit.submit(h.sign(0, 1, TxKind::Call(contract), Bytes::new(), 100_000));
     let second = h.mine();
