@@ -53,6 +53,10 @@ struct Args {
     /// Index of the funding account in the mnemonic.
     #[arg(long = "funder-index", default_value_t = 0)]
     funder_index: u32,
+    /// Fee cap of every transaction as a multiple of the base fee at the start (plus a 1 gwei
+    /// tip); raise it for long runs of full blocks, which raise the base fee 12.5 % per block.
+    #[arg(long = "fee-cap-multiplier", default_value_t = 3)]
+    fee_cap_multiplier: u128,
     /// Print the report as JSON on stdout (progress stays on stderr).
     #[arg(long)]
     json: bool,
@@ -76,6 +80,7 @@ async fn main() -> eyre::Result<()> {
         seed: args.seed,
         funder_mnemonic: args.mnemonic,
         funder_index: args.funder_index,
+        fee_cap_multiplier: args.fee_cap_multiplier,
     };
     let report = loadgen::run(&config, &|line| eprintln!("tandem-loadgen: {line}")).await?;
     if args.json {

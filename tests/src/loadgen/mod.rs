@@ -11,6 +11,7 @@
 
 pub mod accounts;
 pub mod erc20;
+pub mod l1;
 pub mod progress;
 pub mod report;
 pub mod rpc;
@@ -27,9 +28,9 @@ use serde_json::json;
 use self::{
     accounts::{Asset, FANOUT, balances, deploy_token, distribute, nonces, token_balances},
     progress::Progress,
-    report::{Records, Report, RunInfo},
+    report::{ReceiptSummary, Records, Report, RunInfo},
     rpc::{RpcClient, quantity, quantity_u64},
-    schedule::{node_of_lane, per_lane_queues, per_sender_counts, round_robin_order},
+    schedule::{Slot, node_of_lane, per_lane_queues, per_sender_counts, round_robin_order},
     sending::{Batch, Lane, SendOptions, send_all},
     signing::{Fees, TxRequest, mnemonic_key, sender_keys, sign_all},
     tracking::{CommitWatcher, track},
@@ -80,6 +81,8 @@ pub enum Workload {
     Transfer,
     /// One bench-token unit from each sender to the next sender.
     Erc20,
+    /// Orders on the native L1 exchange's ETH/TUSD spot market (an L1 devnet), see [`l1`].
+    L1Orders,
 }
 
 impl Workload {
@@ -88,6 +91,7 @@ impl Workload {
         match self {
             Self::Transfer => "transfer",
             Self::Erc20 => "erc20",
+            Self::L1Orders => "l1-orders",
         }
     }
 
@@ -96,6 +100,7 @@ impl Workload {
         match self {
             Self::Transfer => 21_000,
             Self::Erc20 => erc20::TRANSFER_GAS,
+            Self::L1Orders => l1::ORDER_GAS,
         }
     }
 }
@@ -151,6 +156,8 @@ pub struct Config {
     pub funder_mnemonic: String,
     /// Index of the funding account in the mnemonic.
     pub funder_index: u32,
+    /// Fee cap of every transaction as a multiple of the base fee at the start (plus the tip).
+    pub fee_cap_multiplier: u128,
 }
 
 impl Config {
@@ -211,12 +218,15 @@ pub async fn connect(config: &Config) -> Result<Chain, LoadgenError> {
     Ok(Chain {
         clients,
         chain_id: chain_id.unwrap_or_default(),
-        fees: Fees::with_headroom(base_fee, gas_price),
+        fees: Fees::with_multiplier(base_fee, gas_price, config.fee_cap_multiplier),
         tag: config.commit_tag,
         poll: config.poll,
         timeout: config.timeout,
     })
 }
+
+/// The calldata of each workload transaction.
+type CalldataOf = Box<dyn Fn(&Slot) -> Bytes>;
 
 /// Runs the set-up and the timed phase; `log` receives progress lines.
 pub async fn run(config: &Config, log: &(dyn Fn(&str) + Sync)) -> Result<Report, LoadgenError> {
@@ -241,13 +251,19 @@ pub async fn run(config: &Config, log: &(dyn Fn(&str) + Sync)) -> Result<Report,
     // Ether: each sender's workload gas and value, plus (erc20) the gas to pass tokens on.
     let relay = match config.workload {
         Workload::Transfer => 0,
-        Workload::Erc20 => chain.fees.max_cost(erc20::TRANSFER_GAS) * FANOUT as u128,
+        Workload::Erc20 | Workload::L1Orders => {
+            chain.fees.max_cost(erc20::TRANSFER_GAS) * FANOUT as u128
+        }
     };
     let need: Vec<u128> = counts
         .iter()
         .map(|&n| {
             let workload = (chain.fees.max_cost(gas) + 1).saturating_mul(n as u128);
-            (workload + relay).saturating_mul(11) / 10
+            let setup = match config.workload {
+                Workload::L1Orders => l1::setup_wei(&chain, n),
+                _ => 0,
+            };
+            (workload + relay + setup).saturating_mul(11) / 10
         })
         .collect();
     let have = balances(&rpc, &addresses).await?;
@@ -264,7 +280,7 @@ pub async fn run(config: &Config, log: &(dyn Fn(&str) + Sync)) -> Result<Report,
         setup_block = distribute(&chain, &funder, &senders, &targets, &own, Asset::Ether).await?;
     }
 
-    let (to_of, input_of): (Vec<Address>, Box<dyn Fn(usize) -> Bytes>) = match config.workload {
+    let (to_of, input_of): (Vec<Address>, CalldataOf) = match config.workload {
         Workload::Transfer => {
             let next = (0..senders.len()).map(|s| addresses[(s + 1) % addresses.len()]).collect();
             (next, Box::new(|_| Bytes::new()))
@@ -289,7 +305,24 @@ pub async fn run(config: &Config, log: &(dyn Fn(&str) + Sync)) -> Result<Report,
                 (0..senders.len()).map(|s| addresses[(s + 1) % addresses.len()]).collect();
             let calldata: Vec<Bytes> =
                 next.iter().map(|to| erc20::transfer_calldata(*to, U256::from(1))).collect();
-            (vec![token; senders.len()], Box::new(move |s| calldata[s].clone()))
+            (vec![token; senders.len()], Box::new(move |slot| calldata[slot.sender].clone()))
+        }
+        Workload::L1Orders => {
+            let own: Vec<u128> = counts.iter().map(|&n| l1::tusd_needed(n)).collect();
+            log(&format!(
+                "handing out TUSD ({}) and depositing it and ether into the L1",
+                l1::TEST_USD
+            ));
+            let everyone: Vec<usize> = (0..senders.len()).collect();
+            let b =
+                distribute(&chain, &funder, &senders, &everyone, &own, Asset::Token(l1::TEST_USD))
+                    .await?;
+            let d = l1::deposit_all(&chain, &senders, &counts).await?;
+            setup_block = setup_block.max(b).max(d);
+            (
+                vec![l1::L1_WRITE; senders.len()],
+                Box::new(|slot| l1::order_calldata(slot.sender, slot.offset)),
+            )
         }
     };
     accounts::wait_nodes_at(&chain, setup_block).await?;
@@ -299,7 +332,7 @@ pub async fn run(config: &Config, log: &(dyn Fn(&str) + Sync)) -> Result<Report,
     let order = round_robin_order(&counts);
     let value = match config.workload {
         Workload::Transfer => U256::from(1),
-        Workload::Erc20 => U256::ZERO,
+        Workload::Erc20 | Workload::L1Orders => U256::ZERO,
     };
     let requests: Vec<TxRequest> = order
         .iter()
@@ -308,7 +341,7 @@ pub async fn run(config: &Config, log: &(dyn Fn(&str) + Sync)) -> Result<Report,
             nonce: start_nonces[slot.sender] + slot.offset,
             to: TxKind::Call(to_of[slot.sender]),
             value,
-            input: input_of(slot.sender),
+            input: input_of(slot),
             gas_limit: gas,
         })
         .collect();
@@ -340,6 +373,7 @@ pub async fn run(config: &Config, log: &(dyn Fn(&str) + Sync)) -> Result<Report,
         })
         .collect();
     let index: HashMap<_, _> = signed.iter().enumerate().map(|(i, t)| (t.hash, i)).collect();
+    let hashes: Vec<_> = signed.iter().map(|t| t.hash).collect();
     drop(raw);
 
     // Timed phase.
@@ -377,7 +411,7 @@ pub async fn run(config: &Config, log: &(dyn Fn(&str) + Sync)) -> Result<Report,
         window,
         chain_id: chain.chain_id,
     };
-    Ok(Report::compute(
+    let mut report = Report::compute(
         run,
         Records {
             send_times: &sent.send_times,
@@ -387,7 +421,22 @@ pub async fn run(config: &Config, log: &(dyn Fn(&str) + Sync)) -> Result<Report,
             rejections: &sent.rejections,
             last_reply: sent.last_reply,
         },
-    ))
+    );
+    if config.workload == Workload::L1Orders {
+        // After the timed phase: the committed orders' receipts (reverted ones are included too).
+        let committed: Vec<_> = hashes
+            .iter()
+            .zip(&tracked.commit_times)
+            .filter(|(_, t)| t.is_some())
+            .map(|(h, _)| *h)
+            .collect();
+        let ours = tracked.blocks.iter().filter(|b| b.ours > 0).map(|b| b.number);
+        if let (Some(from), Some(to)) = (ours.clone().min(), ours.max()) {
+            let stats = l1::receipt_stats(&rpc, from, to, &committed).await?;
+            report.receipts = Some(ReceiptSummary::of(&stats));
+        }
+    }
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -410,6 +459,7 @@ mod tests {
             seed: String::new(),
             funder_mnemonic: DEV_MNEMONIC.into(),
             funder_index: 0,
+            fee_cap_multiplier: 3,
         }
     }
 

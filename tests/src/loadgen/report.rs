@@ -69,6 +69,36 @@ pub struct RunInfo {
     pub chain_id: u64,
 }
 
+/// What the receipts of the committed workload transactions show (fetched after the timed
+/// phase; the `l1-orders` workload only).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct ReceiptSummary {
+    /// Committed transactions that reverted (they are included and counted as committed).
+    pub reverted: usize,
+    /// Committed transactions whose receipt the node did not return.
+    pub missing: usize,
+    /// Mean gas used per committed transaction.
+    pub avg_gas_used: f64,
+    /// L1 `Fill` events (trades) the committed transactions made.
+    pub l1_fills: usize,
+}
+
+impl ReceiptSummary {
+    /// The summary of the receipts' statistics.
+    pub fn of(stats: &super::l1::ReceiptStats) -> Self {
+        Self {
+            reverted: stats.reverted,
+            missing: stats.missing,
+            avg_gas_used: if stats.found > 0 {
+                stats.gas_used as f64 / stats.found as f64
+            } else {
+                0.0
+            },
+            l1_fills: stats.fills,
+        }
+    }
+}
+
 /// The figures of one run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -104,6 +134,8 @@ pub struct Report {
     pub avg_txs_per_block: f64,
     /// The fullest block (all its transactions).
     pub max_txs_per_block: usize,
+    /// The committed transactions' receipts, when the workload checks them (`l1-orders`).
+    pub receipts: Option<ReceiptSummary>,
 }
 
 /// Raw records of one run, as the senders and the tracker left them.
@@ -190,6 +222,7 @@ impl Report {
             blocks,
             avg_txs_per_block: if blocks > 0 { committed as f64 / blocks as f64 } else { 0.0 },
             max_txs_per_block,
+            receipts: None,
         }
     }
 
@@ -232,6 +265,13 @@ impl Report {
             "{} blocks, {:.1} txs/block on average, fullest {}",
             self.blocks, self.avg_txs_per_block, self.max_txs_per_block
         );
+        if let Some(r) = &self.receipts {
+            let _ = writeln!(
+                s,
+                "receipts: {} reverted (included, counted as committed), {} missing, {:.0} gas per transaction, {} L1 fills",
+                r.reverted, r.missing, r.avg_gas_used, r.l1_fills
+            );
+        }
         for (message, count) in &self.rejections {
             let _ = writeln!(s, "rejected x{count}: {message}");
         }
@@ -313,12 +353,28 @@ mod tests {
         assert_eq!(r.blocks, 3, "blocks 10..=12, the empty one included");
         assert!((r.avg_txs_per_block - 1.0).abs() < 1e-9);
         assert_eq!(r.max_txs_per_block, 4);
+        assert_eq!(r.receipts, None);
         let text = r.render_text();
         assert!(text.contains("lost 1"), "{text}");
+        assert!(!text.contains("receipts:"), "{text}");
         assert!(text.contains("rejected x1: nonce too low"), "{text}");
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["committed"], 3);
         assert_eq!(json["latency_ms"]["p50"], 1500.0);
+        assert!(json["receipts"].is_null());
+
+        let stats = super::super::l1::ReceiptStats {
+            reverted: 1,
+            missing: 0,
+            gas_used: 300_000,
+            found: 2,
+            fills: 3,
+        };
+        let r = Report { receipts: Some(ReceiptSummary::of(&stats)), ..r };
+        assert!(r.render_text().contains("1 reverted"), "{}", r.render_text());
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["receipts"]["avg_gas_used"], 150_000.0);
+        assert_eq!(json["receipts"]["l1_fills"], 3);
     }
 
     #[test]

@@ -51,9 +51,16 @@ impl Fees {
     /// Fees with headroom: the cap is three times the current base fee (or gas price when the
     /// node reports no base fee) plus the tip, so a rising base fee does not strand transactions.
     pub fn with_headroom(base_fee: Option<u128>, gas_price: u128) -> Self {
+        Self::with_multiplier(base_fee, gas_price, 3)
+    }
+
+    /// Fees whose cap is `multiplier` times the current base fee plus the tip: a long run of
+    /// full blocks raises the base fee by 12.5 % per block (EIP-1559), and a cap below it
+    /// leaves the remaining transactions waiting.
+    pub fn with_multiplier(base_fee: Option<u128>, gas_price: u128, multiplier: u128) -> Self {
         let base = base_fee.unwrap_or(gas_price).max(gas_price.saturating_sub(PRIORITY_FEE));
         Self {
-            max_fee_per_gas: base.saturating_mul(3).saturating_add(PRIORITY_FEE),
+            max_fee_per_gas: base.saturating_mul(multiplier.max(1)).saturating_add(PRIORITY_FEE),
             max_priority_fee_per_gas: PRIORITY_FEE,
         }
     }
