@@ -622,7 +622,7 @@ fn main() {
             let rate = per_sec(ops.len(), phases.total());
             let b = phases.blocks as f64;
             eprintln!(
-                "run {run}: trie K={k}: {rate:.0} orders/s ({:.2}× memory), last quarter of the blocks {:.0} orders/s; per block engine+reads {:.1} ms, state root {:.1} ms, commit {:.1} ms; {:.0} slots read from MDBX, {:.0} changed per block; CPU {:.2} s over {:.2} s wall",
+                "run {run}: trie K={k}: {rate:.0} orders/s ({:.3}× memory), last quarter of the blocks {:.0} orders/s; per block engine+reads {:.1} ms, state root {:.1} ms, commit {:.1} ms; {:.0} slots read from MDBX, {:.0} changed per block; CPU {:.2} s over {:.2} s wall",
                 rate / mem_rate,
                 phases.late_rate(k, ops.len()),
                 phases.engine.as_secs_f64() * 1e3 / b,
@@ -654,7 +654,7 @@ fn main() {
         let (_, p) = trie[i].iter().find(|(r, _)| *r == med).unwrap();
         let b = p.blocks as f64;
         println!(
-            "| state trie + MDBX commit | {k} | {med:.0} | {:.2}× | {:.0} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {} |",
+            "| state trie + MDBX commit | {k} | {med:.0} | {:.3}× | {:.0} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {} |",
             med / mem,
             p.late_rate(k, ops.len()),
             p.engine.as_secs_f64() * 1e3 / b,
