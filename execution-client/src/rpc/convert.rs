@@ -83,57 +83,101 @@ pub(crate) fn rpc_pending_transaction(tx: &TxEnvelope, sender: Address) -> Trans
     }
 }
 
-/// The receipts of one block in RPC form; `first_log_index` counts across the block.
+/// The RPC receipts of a block's transactions (`eth_getBlockReceipts`).
 pub(crate) fn rpc_receipts(
     data: &BlockData,
     receipts: &[ReceiptEnvelope],
     blob_params: Option<BlobParams>,
 ) -> Vec<TransactionReceipt> {
-    let header = data.header();
-    let blob_gas_price = header
-        .excess_blob_gas
-        .zip(blob_params)
-        .map(|(excess, params)| params.calc_blob_fee(excess));
+    let blob_gas_price = blob_gas_price(data, blob_params);
     let mut log_index = 0u64;
     let mut previous_cumulative = 0u64;
     let mut out = Vec::with_capacity(receipts.len());
-    for (index, (tx, receipt)) in data.block.body.transactions.iter().zip(receipts).enumerate() {
-        let sender = data.senders.get(index).copied().unwrap_or_default();
-        let cumulative = receipt.cumulative_gas_used();
-        let gas_used = cumulative.saturating_sub(previous_cumulative);
-        previous_cumulative = cumulative;
-        let tx_hash = *tx.tx_hash();
-        let inner = receipt.clone().map_logs(|log| {
-            let rpc = Log {
-                inner: log,
-                block_hash: Some(data.hash()),
-                block_number: Some(data.number()),
-                block_timestamp: Some(header.timestamp),
-                transaction_hash: Some(tx_hash),
-                transaction_index: Some(index as u64),
-                log_index: Some(log_index),
-                removed: false,
-            };
-            log_index += 1;
-            rpc
-        });
-        let contract_address = tx.to().is_none().then(|| sender.create(tx.nonce()));
-        out.push(TransactionReceipt {
-            inner,
-            transaction_hash: *tx.tx_hash(),
-            transaction_index: Some(index as u64),
-            block_hash: Some(data.hash()),
-            block_number: Some(data.number()),
-            gas_used,
-            effective_gas_price: tx.effective_gas_price(header.base_fee_per_gas),
-            blob_gas_used: tx.blob_gas_used(),
-            blob_gas_price: tx.blob_gas_used().and(blob_gas_price),
-            from: sender,
-            to: tx.to(),
-            contract_address,
-        });
+    for (index, receipt) in receipts.iter().enumerate() {
+        let Some(built) =
+            build_receipt(data, receipt, index, log_index, previous_cumulative, blob_gas_price)
+        else {
+            break;
+        };
+        log_index += receipt.logs().len() as u64;
+        previous_cumulative = receipt.cumulative_gas_used();
+        out.push(built);
     }
     out
+}
+
+/// The RPC receipt of transaction `index` of a block (`eth_getTransactionReceipt`), without
+/// building the others': only their log counts and the previous cumulative gas are needed.
+pub(crate) fn rpc_receipt(
+    data: &BlockData,
+    receipts: &[ReceiptEnvelope],
+    index: usize,
+    blob_params: Option<BlobParams>,
+) -> Option<TransactionReceipt> {
+    let receipt = receipts.get(index)?;
+    let log_index = receipts[..index].iter().map(|r| r.logs().len() as u64).sum();
+    let previous_cumulative =
+        index.checked_sub(1).and_then(|i| receipts.get(i)).map_or(0, |r| r.cumulative_gas_used());
+    build_receipt(
+        data,
+        receipt,
+        index,
+        log_index,
+        previous_cumulative,
+        blob_gas_price(data, blob_params),
+    )
+}
+
+fn blob_gas_price(data: &BlockData, blob_params: Option<BlobParams>) -> Option<u128> {
+    data.header()
+        .excess_blob_gas
+        .zip(blob_params)
+        .map(|(excess, params)| params.calc_blob_fee(excess))
+}
+
+/// One RPC receipt; `log_index` is the block-wide index of its first log.
+fn build_receipt(
+    data: &BlockData,
+    receipt: &ReceiptEnvelope,
+    index: usize,
+    mut log_index: u64,
+    previous_cumulative: u64,
+    blob_gas_price: Option<u128>,
+) -> Option<TransactionReceipt> {
+    let header = data.header();
+    let tx = data.block.body.transactions.get(index)?;
+    let sender = data.senders.get(index).copied().unwrap_or_default();
+    let gas_used = receipt.cumulative_gas_used().saturating_sub(previous_cumulative);
+    let tx_hash = *tx.tx_hash();
+    let inner = receipt.clone().map_logs(|log| {
+        let rpc = Log {
+            inner: log,
+            block_hash: Some(data.hash()),
+            block_number: Some(data.number()),
+            block_timestamp: Some(header.timestamp),
+            transaction_hash: Some(tx_hash),
+            transaction_index: Some(index as u64),
+            log_index: Some(log_index),
+            removed: false,
+        };
+        log_index += 1;
+        rpc
+    });
+    let contract_address = tx.to().is_none().then(|| sender.create(tx.nonce()));
+    Some(TransactionReceipt {
+        inner,
+        transaction_hash: tx_hash,
+        transaction_index: Some(index as u64),
+        block_hash: Some(data.hash()),
+        block_number: Some(data.number()),
+        gas_used,
+        effective_gas_price: tx.effective_gas_price(header.base_fee_per_gas),
+        blob_gas_used: tx.blob_gas_used(),
+        blob_gas_price: tx.blob_gas_used().and(blob_gas_price),
+        from: sender,
+        to: tx.to(),
+        contract_address,
+    })
 }
 
 /// The logs of one block in RPC form, in order, with block-wide log indexes.

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::{
     RpcContext, RpcError, RpcResult,
     call::apply_overrides,
-    convert::{rpc_block, rpc_pending_transaction, rpc_receipts, rpc_transaction},
+    convert::{rpc_block, rpc_pending_transaction, rpc_receipt, rpc_receipts, rpc_transaction},
     filters,
 };
 use crate::txpool::{AccountReader, Origin, PoolError};
@@ -297,8 +297,7 @@ fn register_all(
         };
         let receipts = c.receipts_by_number(&view, located.block_number)?.unwrap_or_default();
         let params = c.spec.blob_params_at(block.header().timestamp);
-        let mut all = rpc_receipts(&block, &receipts, params);
-        MethodResult::Ok((located.index < all.len()).then(|| all.swap_remove(located.index)))
+        MethodResult::Ok(rpc_receipt(&block, &receipts, located.index, params))
     });
     let send_ctx = ctx.clone();
     module.register_async_method("eth_sendRawTransaction", move |p, _, _| {

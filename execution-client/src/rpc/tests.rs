@@ -703,3 +703,35 @@ async fn l1_methods_say_the_exchange_is_off_on_a_plain_chain() {
         assert!(err["message"].as_str().unwrap().contains("not enabled"), "{method}: {err}");
     }
 }
+
+#[tokio::test]
+async fn a_transaction_receipt_equals_its_entry_in_the_block_receipts() {
+    let mut h = Harness::new(TreeConfig::default(), RpcConfig::default());
+    let deploy = h.sign(0, 0, TxKind::Create, test_contract_initcode(), 300_000);
+    h.kit.submit(deploy);
+    h.mine();
+    let contract = h.kit.keys[0].address().create(0);
+    // Three logging calls and a reverting one in one block: log indexes run across the block.
+    let txs = [
+        h.sign(0, 1, TxKind::Call(contract), Bytes::new(), 100_000),
+        h.sign(1, 0, TxKind::Call(contract), Bytes::from_static(&[1]), 100_000),
+        h.sign(2, 0, TxKind::Call(contract), Bytes::new(), 100_000),
+        h.sign(3, 0, TxKind::Call(contract), Bytes::new(), 100_000),
+    ];
+    for tx in &txs {
+        h.kit.submit(tx.clone());
+    }
+    h.mine();
+    let block = h.ok("eth_getBlockReceipts", json!(["latest"])).await;
+    let block = block.as_array().unwrap();
+    assert_eq!(block.len(), txs.len());
+    let mut log_indexes = Vec::new();
+    for entry in block {
+        let hash = entry["transactionHash"].clone();
+        assert_eq!(&h.ok("eth_getTransactionReceipt", json!([hash])).await, entry);
+        for log in entry["logs"].as_array().unwrap() {
+            log_indexes.push(u64_of(&log["logIndex"]));
+        }
+    }
+    assert_eq!(log_indexes, vec![0, 1, 2]);
+}
