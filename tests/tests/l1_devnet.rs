@@ -8,14 +8,13 @@
 
 use std::time::{Duration, Instant};
 
-use alloy_primitives::{Address, B256, U256, address};
-use alloy_provider::{
-    Provider, ProviderBuilder,
-    network::{Ethereum, EthereumWallet, Network, TransactionBuilder},
-};
+use alloy_primitives::{Address, B256, TxKind, U256, address};
 use alloy_sol_types::{SolCall, SolEvent, sol};
 use serde_json::{Value, json};
-use tandem_e2e::testnet::{Testnet, height, rpc, wait_all};
+use tandem_e2e::{
+    loadgen::signing::{Fees, TxRequest, sign},
+    testnet::{Testnet, height, rpc, wait_all},
+};
 
 sol! {
     function approve(address spender, uint256 amount) external returns (bool);
@@ -39,7 +38,8 @@ const SPOT_MID: u128 = 3_000_000_000;
 /// BTC-PERP mid: 60,000 TUSD per BTC; tick 1 TUSD, lot 0.001 BTC.
 const BTC_MID: u128 = 60_000_000_000;
 
-type TxRequest = <Ethereum as Network>::TransactionRequest;
+/// Chain id of `tandem-cl testnet` networks.
+const CHAIN_ID: u64 = 1337;
 
 /// A small deterministic generator (xorshift64*), so a failure replays exactly.
 struct Rng(u64);
@@ -69,24 +69,41 @@ struct Sender {
     node: usize,
 }
 
-async fn send(net: &Testnet, s: &mut Sender, to: Address, data: Vec<u8>, value: U256) -> B256 {
-    let url = net.http(s.node);
-    let provider = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(tandem_e2e::loadgen::signing::dev_key(s.index).unwrap()))
-        .connect_http(url.parse().unwrap());
-    let tx = TxRequest::default()
-        .with_to(to)
-        .with_input(data)
-        .with_value(value)
-        .with_nonce(s.nonce)
-        .with_gas_limit(3_000_000)
-        .with_max_fee_per_gas(100_000_000_000)
-        .with_max_priority_fee_per_gas(1_000_000_000);
-    let pending = provider.send_transaction(tx).await.unwrap_or_else(|e| {
-        panic!("account {} nonce {} via node {}: {e}", s.index, s.nonce, s.node)
-    });
+/// Signs a call and submits it to the sender's node, then to every other live node too.
+///
+/// This test is about the L1 state, not transaction propagation (`devnet.rs` covers gossip):
+/// handing the transaction to every live validator's EL keeps rounds led by a node whose next
+/// leader is the killed one from delaying it.
+async fn send(
+    net: &Testnet,
+    alive: &[bool; 4],
+    s: &mut Sender,
+    to: Address,
+    data: Vec<u8>,
+    value: U256,
+) -> B256 {
+    let key = tandem_e2e::loadgen::signing::dev_key(s.index).unwrap();
+    let fees = Fees { max_fee_per_gas: 100_000_000_000, max_priority_fee_per_gas: 1_000_000_000 };
+    let request = TxRequest {
+        signer: 0,
+        nonce: s.nonce,
+        to: TxKind::Call(to),
+        value,
+        input: data.into(),
+        gas_limit: 3_000_000,
+    };
+    let signed = sign(&key, CHAIN_ID, fees, &request).unwrap();
+    let raw = json!([signed.raw_hex()]);
+    let accepted = rpc(&net.http(s.node), "eth_sendRawTransaction", raw.clone()).await;
+    assert!(accepted.is_some(), "account {} nonce {} refused by node {}", s.index, s.nonce, s.node);
+    for (i, live) in alive.iter().enumerate() {
+        if *live && i != s.node {
+            // "already known" when gossip was faster: fine either way.
+            let _ = rpc(&net.http(i), "eth_sendRawTransaction", raw.clone()).await;
+        }
+    }
     s.nonce += 1;
-    *pending.tx_hash()
+    signed.hash
 }
 
 /// Waits for every receipt on `url`; returns the highest block number they landed in.
@@ -131,6 +148,7 @@ async fn four_nodes_agree_on_the_l1_state_after_random_actions_and_a_kill_9() {
         .map(|(k, &i)| Sender { index: i, nonce: 0, node: k % 4 })
         .collect();
 
+    let mut alive = [true; 4];
     // Set-up: TUSD and ETH into the L1, collateral into perps, first oracle prices.
     let mut hashes = Vec::new();
     for t in &mut traders {
@@ -138,6 +156,7 @@ async fn four_nodes_agree_on_the_l1_state_after_random_actions_and_a_kill_9() {
         hashes.push(
             send(
                 &net,
+                &alive,
                 t,
                 TUSD,
                 approveCall { spender: L1_WRITE, amount: max }.abi_encode(),
@@ -146,18 +165,18 @@ async fn four_nodes_agree_on_the_l1_state_after_random_actions_and_a_kill_9() {
             .await,
         );
         let d = depositCall { token: TUSD, amount: U256::from(1_000_000_000_000u64) };
-        hashes.push(send(&net, t, L1_WRITE, d.abi_encode(), U256::ZERO).await);
+        hashes.push(send(&net, &alive, t, L1_WRITE, d.abi_encode(), U256::ZERO).await);
         let eth = U256::from(10u64) * U256::from(10u64).pow(U256::from(18u64));
-        hashes.push(send(&net, t, L1_WRITE, depositEthCall {}.abi_encode(), eth).await);
+        hashes.push(send(&net, &alive, t, L1_WRITE, depositEthCall {}.abi_encode(), eth).await);
         let p = perpTransferCall {
             amount: alloy_primitives::I256::try_from(200_000_000_000i64).unwrap(),
         };
-        hashes.push(send(&net, t, L1_WRITE, p.abi_encode(), U256::ZERO).await);
+        hashes.push(send(&net, &alive, t, L1_WRITE, p.abi_encode(), U256::ZERO).await);
     }
     for p in &mut publishers {
         for (market, price) in [(1u32, BTC_MID), (2, SPOT_MID)] {
             let call = postOraclePriceCall { market, price };
-            hashes.push(send(&net, p, L1_WRITE, call.abi_encode(), U256::ZERO).await);
+            hashes.push(send(&net, &alive, p, L1_WRITE, call.abi_encode(), U256::ZERO).await);
         }
     }
     // Every node imports every block, so node 0 answers for transactions sent anywhere.
@@ -166,7 +185,6 @@ async fn four_nodes_agree_on_the_l1_state_after_random_actions_and_a_kill_9() {
 
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     let mut btc = BTC_MID;
-    let mut alive = [true; 4];
     for round in 0..ROUNDS {
         if round == 4 {
             net.kill(3);
@@ -200,7 +218,7 @@ async fn four_nodes_agree_on_the_l1_state_after_random_actions_and_a_kill_9() {
                 8 => cancelByCloidCall { market: rng.below(2) as u32, cloid }.abi_encode(),
                 _ => withdrawCall { asset: 1, amount: U256::from(1_000_000u64) }.abi_encode(),
             };
-            let hash = send(&net, t, L1_WRITE, data, U256::ZERO).await;
+            let hash = send(&net, &alive, t, L1_WRITE, data, U256::ZERO).await;
             sent.push((t.node, hash));
         }
         btc = (btc as i128 + i128::from(rng.signed(3)) * 100_000_000) as u128;
@@ -210,7 +228,7 @@ async fn four_nodes_agree_on_the_l1_state_after_random_actions_and_a_kill_9() {
             }
             let jitter = i128::from(rng.signed(2)) * 1_000_000;
             let call = postOraclePriceCall { market: 1, price: (btc as i128 + jitter) as u128 };
-            let hash = send(&net, p, L1_WRITE, call.abi_encode(), U256::ZERO).await;
+            let hash = send(&net, &alive, p, L1_WRITE, call.abi_encode(), U256::ZERO).await;
             sent.push((p.node, hash));
         }
         for (node, hash) in &sent {
