@@ -179,6 +179,9 @@ pub fn spawn(config: P2pConfig, ctx: Arc<RpcContext>) -> Result<GossipHandle, P2
     let topic = IdentTopic::new(topic_name(chain));
     swarm.behaviour_mut().gossipsub.subscribe(&topic).map_err(|e| setup(e.to_string()))?;
     for addr in &config.bootnodes {
+        if let Some(peer) = peer_of(addr) {
+            swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+        }
         if let Err(e) = swarm.dial(addr.clone()) {
             warn!(%addr, "bootnode dial failed: {e}");
         }
@@ -195,10 +198,13 @@ pub fn spawn(config: P2pConfig, ctx: Arc<RpcContext>) -> Result<GossipHandle, P2
         banned: HashSet::new(),
         batch: Vec::new(),
         batch_bytes: 0,
+        bootnodes: config.bootnodes.clone(),
     };
     let mut pending = ctx.pending_txs.subscribe();
     let task = tokio::spawn(async move {
         let mut bootstrap = tokio::time::interval(Duration::from_secs(30));
+        let mut redial = tokio::time::interval(REDIAL_INTERVAL);
+        redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut flush = tokio::time::interval(BATCH_WINDOW);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -213,6 +219,7 @@ pub fn spawn(config: P2pConfig, ctx: Arc<RpcContext>) -> Result<GossipHandle, P2
                 _ = bootstrap.tick() => {
                     let _ = gossip.swarm.behaviour_mut().kad.bootstrap();
                 }
+                _ = redial.tick() => gossip.redial_bootnodes(),
             }
         }
     });
@@ -233,6 +240,19 @@ struct Gossip {
     /// Encoded transactions waiting to be published together.
     batch: Vec<alloy_primitives::Bytes>,
     batch_bytes: usize,
+    /// Configured bootnodes, dialled again while not connected.
+    bootnodes: Vec<Multiaddr>,
+}
+
+/// How often bootnodes that are not connected are dialled again.
+const REDIAL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The peer id a multiaddr ends with (`/p2p/<id>`), if any.
+fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
 }
 
 /// The gossip topic of a chain.
@@ -332,6 +352,22 @@ impl Gossip {
         info!(txs = local.len(), "gossiping local transactions to the first peer");
         for tx in local {
             self.queue(*tx.tx.tx_hash());
+        }
+    }
+
+    /// Dials the bootnodes this node is not connected to: a bootnode that was not up yet when
+    /// this node started (or that restarted) would otherwise never be reached, since nothing
+    /// else tells this node where the network is.
+    fn redial_bootnodes(&mut self) {
+        for addr in self.bootnodes.clone() {
+            let wanted = match peer_of(&addr) {
+                Some(peer) => !self.connected.contains(&peer) && !self.banned.contains(&peer),
+                // Without a peer id we cannot tell whether it is connected: dial when alone.
+                None => self.connected.is_empty(),
+            };
+            if wanted && let Err(e) = self.swarm.dial(addr.clone()) {
+                debug!(%addr, "bootnode redial failed: {e}");
+            }
         }
     }
 

@@ -18,6 +18,10 @@ struct El {
 }
 
 fn start(bootnodes: Vec<libp2p::Multiaddr>) -> El {
+    start_with(identity::Keypair::generate_ed25519(), 0, bootnodes)
+}
+
+fn start_with(keypair: identity::Keypair, port: u16, bootnodes: Vec<libp2p::Multiaddr>) -> El {
     let kit = Kit::new(TreeConfig::default());
     let ctx = Arc::new(RpcContext::new(
         kit.tree.db().clone(),
@@ -26,12 +30,7 @@ fn start(bootnodes: Vec<libp2p::Multiaddr>) -> El {
         kit.pool.clone(),
         Arc::new(SenderCache::new(1000)),
     ));
-    let config = P2pConfig {
-        keypair: identity::Keypair::generate_ed25519(),
-        listen_addr: "127.0.0.1".parse().unwrap(),
-        port: 0,
-        bootnodes,
-    };
+    let config = P2pConfig { keypair, listen_addr: "127.0.0.1".parse().unwrap(), port, bootnodes };
     let gossip = spawn(config, ctx.clone()).unwrap();
     El { kit, ctx, gossip }
 }
@@ -175,4 +174,26 @@ async fn peer_sending_garbage_is_disconnected() {
     assert!(disconnected, "the node dropped the peer after {sent} garbage messages");
     assert!(a.kit.pool.read().is_empty());
     a.gossip.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootnode_that_starts_later_is_dialled_again() {
+    // The bootnode's identity and port are known (as in a generated testnet) before it runs.
+    let boot_key = identity::Keypair::generate_ed25519();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let boot_addr: libp2p::Multiaddr =
+        format!("/ip4/127.0.0.1/tcp/{port}/p2p/{}", boot_key.public().to_peer_id())
+            .parse()
+            .unwrap();
+    // The node starts first: its first dial is refused.
+    let node = start(vec![boot_addr]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let boot = start_with(boot_key, port, Vec::new());
+    // The bootnode never dials the node, so only a redial connects them.
+    let tx = node.kit.transfer(1, 0, Address::repeat_byte(0xb2), 1);
+    let hash = node.ctx.add_raw_transaction(&tx.encoded_2718()).unwrap();
+    assert!(wait_in_pool(&boot, hash).await, "the bootnode hears of the node's transaction");
+    for el in [node, boot] {
+        el.gossip.stop();
+    }
 }
