@@ -22,7 +22,6 @@ pub fn deposit<S: Store>(
     asset: u32,
     amount: u128,
 ) -> L1Result<()> {
-    ctx.config.asset(asset)?;
     spot::deposit(ctx, user, asset, amount)
 }
 
@@ -33,7 +32,6 @@ pub fn withdraw<S: Store>(
     asset: u32,
     amount: u128,
 ) -> L1Result<()> {
-    ctx.config.asset(asset)?;
     spot::withdraw(ctx, user, asset, amount)
 }
 

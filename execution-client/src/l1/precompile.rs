@@ -224,7 +224,8 @@ impl From<L1Error> for ReadError {
     }
 }
 
-/// Answers one read on the L1 state; the `l1_*` RPC methods use the same functions.
+/// Answers one read precompile call on the L1 state (the `l1_*` RPC methods call the same engine
+/// functions through [`super::view`]).
 fn read<S: Store>(ctx: &mut Ctx<'_, S>, kind: ReadKind, data: &[u8]) -> Result<Vec<u8>, ReadError> {
     let bad = |what: &str| ReadError::Input(format!("invalid input: expected {what}"));
     Ok(match kind {

@@ -1,7 +1,5 @@
 //! Read-only views of the L1 state at a block, for the `l1_*` JSON-RPC methods: the engine's own
-//! read functions over a store that reads a state snapshot and keeps any write to itself.
-
-use std::collections::HashMap;
+//! read functions over a store that reads a state snapshot and refuses writes.
 
 use alloy_primitives::{Address, B256, LogData, U256};
 use revm::DatabaseRef;
@@ -10,7 +8,6 @@ use serde::Serialize;
 use super::{
     Ctx, L1_WRITE_ADDRESS, book, clearinghouse,
     config::{L1Config, MarketKind},
-    engine,
     error::L1Result,
     oracle,
     order::Side,
@@ -18,17 +15,17 @@ use super::{
     store::{Store, StoreError},
 };
 
-/// The L1 state of a [`DatabaseRef`] snapshot; writes stay in memory and are dropped.
+/// The L1 state of a [`DatabaseRef`] snapshot, read-only: a write would be an engine bug and is
+/// reported as one (as the read precompiles do).
 #[derive(Debug)]
 pub struct SnapshotStore<DB> {
     db: DB,
-    written: HashMap<B256, U256>,
 }
 
 impl<DB: DatabaseRef> SnapshotStore<DB> {
     /// A view of `db`'s L1 state.
     pub fn new(db: DB) -> Self {
-        Self { db, written: HashMap::new() }
+        Self { db }
     }
 }
 
@@ -38,15 +35,11 @@ where
     DB::Error: std::fmt::Display,
 {
     fn load(&mut self, key: B256) -> Result<U256, StoreError> {
-        if let Some(v) = self.written.get(&key) {
-            return Ok(*v);
-        }
         self.db.storage_ref(L1_WRITE_ADDRESS, key.into()).map_err(|e| StoreError(e.to_string()))
     }
 
-    fn store(&mut self, key: B256, value: U256) -> Result<(), StoreError> {
-        self.written.insert(key, value);
-        Ok(())
+    fn store(&mut self, key: B256, _value: U256) -> Result<(), StoreError> {
+        Err(StoreError(format!("read path wrote slot {key}")))
     }
 
     fn emit(&mut self, _log: LogData) {}
@@ -238,13 +231,4 @@ pub fn account<S: Store>(ctx: &mut Ctx<'_, S>, user: Address) -> L1Result<Accoun
 /// A resting order by id.
 pub fn order<S: Store>(ctx: &mut Ctx<'_, S>, id: u64) -> L1Result<Option<OrderView>> {
     Ok(book::get(ctx, id)?.map(|o| order_view(&o)))
-}
-
-/// Best bid and ask of `market` as strings.
-pub fn best_bid_ask<S: Store>(
-    ctx: &mut Ctx<'_, S>,
-    market: u32,
-) -> L1Result<(Option<String>, Option<String>)> {
-    let (bid, ask) = engine::best_bid_ask(ctx, market)?;
-    Ok((bid.map(|p| p.to_string()), ask.map(|p| p.to_string())))
 }
