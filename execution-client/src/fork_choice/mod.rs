@@ -6,8 +6,10 @@
 //!
 //! * **In memory**: every executed, not yet persisted block, on any branch, with its state changes
 //!   ([`ExecutedBlock`]). The state after such a block is its ancestors' changes layered over the
-//!   persisted tip ([`OverlayState`]); its state root is computed incrementally from the stored
-//!   trie and the merged changes of the in-memory ancestors.
+//!   persisted tip ([`OverlayState`]). Each block keeps the trie changes it made on its parent's
+//!   state, so the next block's root hashes only the keys that block touches (over the stored
+//!   trie and the in-memory ancestors' folded changes), and persisting writes those changes
+//!   without computing the root again.
 //! * **Persisted**: canonical blocks more than `persistence_threshold` behind the head, and every
 //!   block up to the finalized one, which is durable before `forkchoiceUpdated` returns.
 //!   Ethereum CLs finalize 64+ blocks late, so persistence does not wait for finality.
@@ -47,7 +49,8 @@ pub use view::ChainView;
 
 use crate::{
     executor::{self, BlockErrorKind, Executor, InvalidBlock, header},
-    storage::{Database, SealedBlock, StorageError},
+    state_root::TrieUpdates,
+    storage::{BlockParts, Database, SealedBlock, StorageError},
     txpool::senders::SenderCache,
 };
 
@@ -64,6 +67,9 @@ pub struct ExecutedBlock {
     pub bundle: BundleState,
     /// EIP-7685 requests.
     pub requests: Requests,
+    /// Trie changes on the parent's state, with the block's state root
+    /// ([`Database::trie_delta`]).
+    pub trie_updates: TrieUpdates,
 }
 
 impl ExecutedBlock {
@@ -211,6 +217,10 @@ pub struct EngineTree {
     buffered_order: VecDeque<B256>,
     /// In-memory canonical blocks above the persisted tip.
     canonical: BTreeMap<u64, Arc<ExecutedBlock>>,
+    /// Trie changes from the persisted tip to in-memory blocks (their own and their in-memory
+    /// ancestors' folded), kept so a child's root starts from its parent's; cleared when the
+    /// persisted tip moves.
+    pending_tries: HashMap<B256, Arc<TrieUpdates>>,
     persisted: BlockRef,
     head: BlockRef,
     safe: Option<BlockRef>,
@@ -240,6 +250,7 @@ impl EngineTree {
             buffered: HashMap::new(),
             buffered_order: VecDeque::new(),
             canonical: BTreeMap::new(),
+            pending_tries: HashMap::new(),
             persisted: tip,
             head: tip,
             safe: None,
@@ -324,6 +335,24 @@ impl EngineTree {
     pub fn state_at(&self, hash: B256) -> Result<Option<OverlayState<'_>>, TreeError> {
         let Some(layers) = self.layers_for(hash) else { return Ok(None) };
         Ok(Some(OverlayState::new(self.db.latest()?, layers)))
+    }
+
+    /// The trie changes from the persisted tip to block `hash`, whose in-memory ancestors are
+    /// `layers` (newest first, from [`Self::layers_for`]); `None` for the persisted tip.
+    fn pending_trie(
+        &mut self,
+        hash: B256,
+        layers: &[Arc<ExecutedBlock>],
+    ) -> Option<Arc<TrieUpdates>> {
+        if let Some(pending) = self.pending_tries.get(&hash) {
+            return Some(pending.clone());
+        }
+        let folded = Arc::new(TrieUpdates::fold(
+            self.persisted.hash,
+            layers.iter().rev().map(|block| &block.trie_updates),
+        )?);
+        self.pending_tries.insert(hash, folded.clone());
+        Some(folded)
     }
 
     fn mark_invalid(&mut self, hash: B256, latest_valid: Option<B256>) {
@@ -430,9 +459,22 @@ impl EngineTree {
                 msg: format!("persisted tip {parent_hash} has no header"),
             })?,
         };
-        match self.execute(block, &parent, layers)? {
+        let pending = self.pending_trie(parent_hash, &layers);
+        match self.execute(block, &parent, layers, pending.as_deref())? {
             Ok(executed) => {
                 debug!(number, %hash, txs = executed.senders.len(), "payload valid");
+                // The child's changes from the tip: the parent's plus its own. The parent's entry
+                // is handed over (a sibling or a build on the parent folds it again).
+                let own = executed.trie_updates.clone();
+                let cumulative = match pending {
+                    Some(mut pending) => {
+                        self.pending_tries.remove(&parent_hash);
+                        Arc::make_mut(&mut pending).merge(own);
+                        pending
+                    }
+                    None => Arc::new(own),
+                };
+                self.pending_tries.insert(hash, cumulative);
                 self.blocks.insert(hash, Arc::new(executed));
                 Ok(PayloadStatus::new(PayloadStatusEnum::Valid, Some(hash)))
             }
@@ -445,12 +487,14 @@ impl EngineTree {
     }
 
     /// Validates and executes `block` on the state after `layers` (newest first, empty for the
-    /// persisted tip). The outer error is an internal failure, the inner one a verdict.
+    /// persisted tip), whose trie changes from the tip are `pending`. The outer error is an
+    /// internal failure, the inner one a verdict.
     fn execute(
         &self,
         block: SealedBlock,
         parent: &Header,
         layers: Vec<Arc<ExecutedBlock>>,
+        pending: Option<&TrieUpdates>,
     ) -> Result<Result<ExecutedBlock, InvalidBlock>, TreeError> {
         let hash = block.hash();
         let h = &block.header;
@@ -483,17 +527,12 @@ impl EngineTree {
         if let Err(e) = executor::validate_post_execution(h, &output) {
             return Ok(Err(e));
         }
-        let mut merged = BundleState::default();
-        for layer in layers.iter().rev() {
-            merged.extend(layer.bundle.clone());
-        }
-        merged.extend(output.bundle.clone());
-        let (root, _) = self.db.state_root_with(&merged)?;
-        if root != h.state_root {
+        let trie_updates = self.db.trie_delta(pending, &output.bundle)?;
+        if trie_updates.state_root() != h.state_root {
             return Ok(Err(InvalidBlock::RootMismatch {
                 what: "state root",
                 header: h.state_root,
-                computed: root,
+                computed: trie_updates.state_root(),
             }));
         }
         Ok(Ok(ExecutedBlock {
@@ -502,6 +541,7 @@ impl EngineTree {
             receipts: output.receipts,
             bundle: output.bundle,
             requests: output.requests,
+            trie_updates,
         }))
     }
 
@@ -684,31 +724,33 @@ impl EngineTree {
         let finalized = self.finalized.map_or(0, |f| f.number);
         let behind = self.head.number.saturating_sub(self.config.persistence_threshold);
         let target = finalized.max(behind).min(self.head.number);
-        while let Some((&number, block)) = self.canonical.first_key_value() {
-            if number > target {
-                break;
-            }
-            let block = block.clone();
-            let (root, updates) = self.db.state_root_with(&block.bundle)?;
-            if root != block.header().state_root {
-                return Err(TreeError::Internal {
-                    number,
-                    hash: block.hash(),
-                    msg: format!("state root {root} on persist differs from header"),
-                });
-            }
-            self.db.commit_block(
-                &block.block,
-                &block.senders,
-                &block.receipts,
-                block.bundle.clone(),
-                updates,
-            )?;
-            self.canonical.remove(&number);
+        let due: Vec<Arc<ExecutedBlock>> =
+            self.canonical.range(..=target).map(|(_, block)| block.clone()).collect();
+        let Some(last) = due.last().cloned() else { return Ok(()) };
+        // The trie changes from the tip to the last due block: kept from its validation, or
+        // folded from the due blocks' own (they were each checked against their header then).
+        let updates = match self.pending_tries.remove(&last.hash()) {
+            Some(pending) => Arc::try_unwrap(pending).unwrap_or_else(|shared| (*shared).clone()),
+            None => TrieUpdates::fold(self.persisted.hash, due.iter().map(|b| &b.trie_updates))
+                .ok_or_else(|| TreeError::Internal {
+                    number: last.number(),
+                    hash: last.hash(),
+                    msg: "no blocks to persist".into(),
+                })?,
+        };
+        let parts: Vec<BlockParts<'_>> = due
+            .iter()
+            .map(|b| (&b.block, b.senders.as_slice(), b.receipts.as_slice(), &b.bundle))
+            .collect();
+        self.db.commit_block_parts(&parts, updates)?;
+        for block in &due {
+            self.canonical.remove(&block.number());
             self.blocks.remove(&block.hash());
-            self.persisted = block.block_ref();
-            debug!(number, hash = %block.hash(), "persisted");
         }
+        self.persisted = last.block_ref();
+        // Every kept trie change was relative to the old tip.
+        self.pending_tries.clear();
+        debug!(number = last.number(), hash = %last.hash(), blocks = due.len(), "persisted");
         Ok(())
     }
 
@@ -716,6 +758,8 @@ impl EngineTree {
     fn prune(&mut self) {
         let floor = self.finalized.map_or(0, |f| f.number).max(self.persisted.number);
         self.blocks.retain(|_, b| b.number() > floor);
+        let blocks = &self.blocks;
+        self.pending_tries.retain(|hash, _| blocks.contains_key(hash));
         if self.blocks.len() > self.config.max_blocks {
             let canonical: std::collections::HashSet<B256> =
                 self.canonical.values().map(|b| b.hash()).collect();
@@ -750,6 +794,7 @@ impl EngineTree {
         );
         self.db.unwind_to(base.number)?;
         self.persisted = base;
+        self.pending_tries.clear();
         self.canonical.clear();
         // Unwound blocks stay available: a later fork choice back to them re-executes them.
         for old in &reverted {
@@ -834,6 +879,34 @@ impl EngineTree {
             canonical: self.canonical.values().cloned().collect(),
         };
         *self.view.write() = Arc::new(view);
+    }
+}
+
+/// The trie changes `bundle` makes on the state after block `parent_hash`, whose in-memory
+/// ancestors were `layers` (newest first, from [`EngineTree::layers_for`]) when the caller took
+/// them; blocks persisted since are skipped. `Err` ([`StorageError::PendingNotOnTip`]) when the
+/// persisted tip is no longer on that branch.
+pub fn trie_delta_after(
+    db: &Database,
+    parent_hash: B256,
+    layers: &[Arc<ExecutedBlock>],
+    bundle: &BundleState,
+) -> Result<TrieUpdates, StorageError> {
+    let mut attempts = 0;
+    loop {
+        let (tip_number, tip_hash) = db.canonical_tip()?;
+        let above: Vec<&Arc<ExecutedBlock>> =
+            layers.iter().rev().filter(|b| b.number() > tip_number).collect();
+        let base = above.first().map_or(parent_hash, |b| b.header().parent_hash);
+        if base != tip_hash {
+            return Err(StorageError::PendingNotOnTip { computed_on: base, tip_hash });
+        }
+        let pending = TrieUpdates::fold(tip_hash, above.iter().map(|b| &b.trie_updates));
+        match db.trie_delta(pending.as_ref(), bundle) {
+            // Blocks were persisted between reading the tip and computing: read it again.
+            Err(StorageError::PendingNotOnTip { .. }) if attempts < 3 => attempts += 1,
+            other => return other,
+        }
     }
 }
 

@@ -5,7 +5,12 @@ use alloy_primitives::{Address, B256, U256};
 use alloy_rpc_types_engine::{ForkchoiceState, PayloadStatusEnum};
 
 use super::*;
-use crate::{storage::seal_block, testkit::Kit};
+use crate::{
+    payload_builder::{BuildTarget, build_payload},
+    storage::seal_block,
+    testkit::Kit,
+};
+use alloy_primitives::Bytes;
 
 fn status(s: &PayloadStatus) -> &'static str {
     s.status.as_str()
@@ -237,4 +242,62 @@ fn too_deep_reorg_is_refused() {
         .unwrap_err();
     assert!(matches!(err, TreeError::TooDeepReorg { depth: 2, max: 1 }), "{err}");
     assert_eq!(kit.tree.head().hash, parent);
+}
+
+/// A chain of `n` blocks with one transfer each, validated and made canonical one by one
+/// (nothing finalized); returns their hashes, genesis first.
+fn transfer_chain(kit: &mut Kit, n: u64) -> Vec<B256> {
+    let mut hashes = vec![kit.tree.head().hash];
+    for i in 0..n {
+        kit.submit(kit.transfer(0, i, Address::repeat_byte(0xb0), 1));
+        let block = kit.build_on(*hashes.last().unwrap(), Address::ZERO).block.block.clone();
+        assert_eq!(status(&kit.tree.new_payload(block.clone()).unwrap()), "VALID");
+        valid_head(kit.fcu(block.hash(), B256::ZERO));
+        let ctx = kit.pool.read().context();
+        let sender = kit.keys[0].address();
+        kit.pool.write().on_new_head(ctx, [(sender, i + 1, U256::from(10u128.pow(24)))]);
+        hashes.push(block.hash());
+    }
+    hashes
+}
+
+#[test]
+fn a_build_on_layers_taken_before_a_persist_gets_the_right_root() {
+    let mut kit = Kit::new(TreeConfig { persistence_threshold: 3, ..TreeConfig::default() });
+    let hashes = transfer_chain(&mut kit, 3);
+    let head = *hashes.last().unwrap();
+    assert_eq!(kit.tree.persisted().number, 0);
+    // The target as a build job takes it: three in-memory layers over genesis.
+    let target = BuildTarget {
+        parent: kit.tree.header(head).unwrap().unwrap(),
+        parent_hash: head,
+        layers: kit.tree.layers_for(head).unwrap(),
+    };
+    assert_eq!(target.layers.len(), 3);
+    // Finalizing block 2 persists blocks 1 and 2 (one transaction) while the job would run.
+    valid_head(kit.fcu(head, hashes[2]));
+    assert_eq!(kit.tree.db().canonical_tip().unwrap(), (2, hashes[2]));
+    kit.submit(kit.transfer(1, 0, Address::repeat_byte(0xb1), 5));
+    let attrs = kit.attributes(Address::ZERO);
+    let best = kit.pool.read().best_transactions();
+    let built =
+        build_payload(&kit.executor, kit.tree.db(), &target, &attrs, best, Bytes::new()).unwrap();
+    // Validated from scratch by a tree that has not seen it: the root must agree.
+    let block = built.block.block.clone();
+    assert_eq!(status(&kit.tree.new_payload(block.clone()).unwrap()), "VALID");
+    valid_head(kit.fcu(block.hash(), block.hash()));
+    assert_eq!(kit.tree.db().canonical_tip().unwrap(), (4, block.hash()));
+    assert_eq!(kit.balance_at(block.hash(), Address::repeat_byte(0xb1)), U256::from(5));
+    assert_eq!(kit.balance_at(block.hash(), Address::repeat_byte(0xb0)), U256::from(3));
+}
+
+#[test]
+fn trie_changes_are_refused_on_a_tip_off_their_branch() {
+    let mut kit = Kit::new(TreeConfig { persistence_threshold: 0, ..TreeConfig::default() });
+    let hashes = transfer_chain(&mut kit, 2);
+    // Block 1 is persisted below the tip (block 2): building on it as if it were the tip
+    // would lay block 1's state under block 2's trie.
+    assert_eq!(kit.tree.db().canonical_tip().unwrap().1, hashes[2]);
+    let err = trie_delta_after(kit.tree.db(), hashes[1], &[], &BundleState::default()).unwrap_err();
+    assert!(matches!(err, StorageError::PendingNotOnTip { .. }), "{err}");
 }

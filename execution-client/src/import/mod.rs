@@ -17,7 +17,7 @@
 //! [`BatchImporter`] implements it for a run of consecutive blocks committed in batches
 //! ([`import_block`] is a batch of one): each block executes on the state the earlier
 //! uncommitted ones leave, its state root is checked incrementally over theirs
-//! ([`Database::state_root_over`]), and every `batch` blocks go to MDBX in one write transaction
+//! ([`Database::trie_delta`]), and every `batch` blocks go to MDBX in one write transaction
 //! (one fsync, upper B-tree pages written once). A crash loses at most the uncommitted batch;
 //! the database stays at the last committed block.
 
@@ -159,11 +159,9 @@ impl<'a> BatchImporter<'a> {
                 &state,
             )?
         };
-        let (state_root, updates) = match &self.updates {
-            Some(pending) => self.db.state_root_over(pending, &output.bundle),
-            None => self.db.state_root_with(&output.bundle),
-        }
-        .map_err(storage)?;
+        let trie_updates =
+            self.db.trie_delta(self.updates.as_ref(), &output.bundle).map_err(storage)?;
+        let state_root = trie_updates.state_root();
         if state_root != header.state_root {
             return Err(BlockError::new(
                 number,
@@ -183,8 +181,15 @@ impl<'a> BatchImporter<'a> {
             receipts: output.receipts,
             bundle: output.bundle,
             requests: output.requests,
+            trie_updates: trie_updates.clone(),
         }));
-        self.updates = Some(updates);
+        self.updates = Some(match self.updates.take() {
+            Some(mut pending) => {
+                pending.merge(trie_updates);
+                pending
+            }
+            None => trie_updates,
+        });
         if self.pending.len() >= self.batch {
             self.flush()?;
         }

@@ -26,12 +26,12 @@ use alloy_evm::{
 use alloy_primitives::{Address, B256, Bloom, Bytes, U256, keccak256};
 use alloy_rlp::Encodable;
 use alloy_rpc_types_engine::{PayloadAttributes, PayloadId};
-use revm::database::{BundleState, State, states::bundle_state::BundleRetention};
+use revm::database::{State, states::bundle_state::BundleRetention};
 use tandem_shared::Fork;
 
 use crate::{
     executor::{CollisionCheck, Executor, ForkSchedule},
-    fork_choice::{ExecutedBlock, OverlayState},
+    fork_choice::{self, ExecutedBlock, OverlayState},
     storage::{Database, StorageError, seal_block},
     txpool::PooledTx,
 };
@@ -242,12 +242,8 @@ pub fn build_payload(
     if chain.is_active(Fork::Prague, header.timestamp) {
         header.requests_hash = Some(result.requests.requests_hash());
     }
-    let mut merged = BundleState::default();
-    for layer in layers.iter().rev() {
-        merged.extend(layer.bundle.clone());
-    }
-    merged.extend(bundle.clone());
-    header.state_root = db.state_root_with(&merged)?.0;
+    let trie_updates = fork_choice::trie_delta_after(db, parent_hash, layers, &bundle)?;
+    header.state_root = trie_updates.state_root();
 
     let body = BlockBody {
         transactions: included,
@@ -261,6 +257,7 @@ pub fn build_payload(
         receipts: result.receipts,
         bundle,
         requests: result.requests,
+        trie_updates,
     };
     Ok(BuiltPayload { block: Arc::new(executed), fees, invalid })
 }

@@ -26,6 +26,19 @@ impl TrieUpdates {
             }
         }
     }
+
+    /// The updates of consecutive blocks (oldest first, each computed on the state after the
+    /// one before) folded into one set that takes the state after block `base` to the last
+    /// block's; `None` for no blocks.
+    pub fn fold<'a>(base: B256, deltas: impl IntoIterator<Item = &'a TrieUpdates>) -> Option<Self> {
+        let mut deltas = deltas.into_iter();
+        let mut folded = deltas.next()?.clone();
+        folded.parent_hash = base;
+        for delta in deltas {
+            folded.merge(delta.clone());
+        }
+        Some(folded)
+    }
 }
 
 /// A [`TrieStore`] reading `inner` (the persisted state) through `pending` updates.

@@ -453,21 +453,49 @@ impl Database {
         pending: &TrieUpdates,
         bundle: &BundleState,
     ) -> Result<(B256, TrieUpdates), StorageError> {
-        let txn = self.ro()?;
-        let (_, tip_hash) = read_tip(&txn)?;
-        if pending.parent_hash != tip_hash {
-            return Err(StorageError::PendingNotOnTip {
-                computed_on: pending.parent_hash,
-                tip_hash,
-            });
-        }
-        let next = state_root::compute_state_root_parallel(
-            || Ok(state_root::OverlayStore::new(trie_store::MdbxTrieStore::new(&txn)?, pending)),
-            state_root::HashedPostState::from_bundle(bundle),
-        )?;
+        let next = self.trie_delta(Some(pending), bundle)?;
         let mut merged = pending.clone();
         merged.merge(next);
         Ok((merged.state_root, merged))
+    }
+
+    /// The trie changes `bundle` makes on the state after the not yet persisted blocks whose
+    /// cumulative updates over the tip are `pending` (`None`: on the tip itself), and the new
+    /// root (`state_root`). Only the keys `bundle` touches are hashed. The result is relative to
+    /// the state it was computed on, so the updates of consecutive blocks fold with
+    /// [`TrieUpdates::merge`] into what [`Database::commit_blocks`] writes for all of them.
+    /// `Err` ([`StorageError::PendingNotOnTip`]) when `pending` was computed on another tip.
+    pub fn trie_delta(
+        &self,
+        pending: Option<&TrieUpdates>,
+        bundle: &BundleState,
+    ) -> Result<TrieUpdates, StorageError> {
+        let txn = self.ro()?;
+        let (_, tip_hash) = read_tip(&txn)?;
+        let post = state_root::HashedPostState::from_bundle(bundle);
+        let mut delta = match pending {
+            None => state_root::compute_state_root_parallel(
+                || trie_store::MdbxTrieStore::new(&txn),
+                post,
+            )?,
+            Some(pending) if pending.parent_hash != tip_hash => {
+                return Err(StorageError::PendingNotOnTip {
+                    computed_on: pending.parent_hash,
+                    tip_hash,
+                });
+            }
+            Some(pending) => state_root::compute_state_root_parallel(
+                || {
+                    Ok(state_root::OverlayStore::new(
+                        trie_store::MdbxTrieStore::new(&txn)?,
+                        pending,
+                    ))
+                },
+                post,
+            )?,
+        };
+        delta.parent_hash = tip_hash;
+        Ok(delta)
     }
 
     /// EIP-1186 proofs of `address` and its `slots` in the state after block `number` (hash

@@ -310,13 +310,9 @@ fn write_plain_state(txn: &Rw<'_>, number: u64, bundle: &BundleState) -> Result<
             if destroyed {
                 slot_changes.entry(slot).or_insert(U256::ZERO);
             } else {
-                let old_value =
-                    match txn.get::<Vec<u8>>(&plain_storage, key).op("read PlainStorage")? {
-                        Some(bytes) => codec::decode_storage_value(&bytes).ok_or_else(|| {
-                            corrupt(tables::PLAIN_STORAGE, &key, "malformed value")
-                        })?,
-                        None => U256::ZERO,
-                    };
+                // The bundle's original value is the parent's, which is the plain state now:
+                // the blocks are written in order, each on its parent.
+                let old_value = value.original_value();
                 if old_value == new_value {
                     continue;
                 }
