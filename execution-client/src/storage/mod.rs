@@ -13,7 +13,10 @@
 //!   The value at block `n` is the change-set value of the first block after `n` that changed the
 //!   key, or the plain value when no later block did (reth's history tables work the same way).
 //!   Nothing is pruned: the node is an archive by default. The same change sets drive
-//!   [`Database::unwind_to`];
+//!   [`Database::unwind_to`]. The indexes are filled from the change sets every
+//!   [`HISTORY_INDEX_BATCH`] blocks, in key order (a batch dirties each index page once, not
+//!   once per changed key and block); reads at a block past the last indexed one look at the
+//!   few change sets after it;
 //! - **hashed state and trie** (`HashedAccounts`, `HashedStorage`, `AccountTrie`,
 //!   `StorageTrie`): what the incremental state root reads, see [`crate::state_root`].
 //!
@@ -26,8 +29,8 @@
 //! (even `kill -9`) therefore leaves the database at the last fully committed block; MDBX
 //! recovers on the next open without any repair step of ours.
 //!
-//! Several blocks can be persisted together: [`Database::state_root_over`] computes a block's
-//! root incrementally over the trie updates of the not yet persisted blocks before it
+//! Several blocks can be persisted together: [`Database::trie_delta`] computes a block's trie
+//! changes and root incrementally over the trie updates of the not yet persisted blocks before it
 //! ([`Database::state_root_with_pending`] does the same from their bundles, re-hashing their
 //! keys), and
 //! [`Database::commit_blocks`] writes the blocks (each with its own change sets) and the merged
@@ -35,10 +38,11 @@
 //! the per-commit fsync off for throwaway databases (a process crash still loses nothing
 //! committed; a power loss may lose the last commits, never corrupt the file).
 //!
-//! Change sets are derived from the database itself inside the write transaction (the old value
-//! is whatever the plain state holds), not from the bundle's reverts, so they are exact whatever
-//! retention the executor used. A self-destructed account's whole storage is recorded before it
-//! is dropped.
+//! Change sets hold each key's value before the block, not the bundle's reverts, so they are
+//! exact whatever retention the executor used: an account's is read from the plain state inside
+//! the write transaction, a slot's is the bundle's original value (blocks are written in order,
+//! each on its parent, so that is the plain state's value), and a self-destructed account's whole
+//! storage is read from the plain state before it is dropped.
 //!
 //! # Identity
 //!
@@ -58,6 +62,7 @@ mod tests;
 
 pub use codec::StoredAccount;
 pub use error::StorageError;
+use provider::History;
 pub use provider::StateProvider;
 
 pub(crate) use error::{MdbxResultExt, corrupt};
@@ -290,7 +295,10 @@ impl Database {
         if number > tip {
             return Err(StorageError::UnknownBlock { number, tip });
         }
-        let history = (number < tip).then_some(number);
+        let history = match number < tip {
+            true => Some(History { indexed: read_history_indexed(&txn, tip)?, tip }),
+            false => None,
+        };
         Ok(StateProvider::new(txn, number, history))
     }
 
@@ -746,6 +754,25 @@ fn get_b256<K: libmdbx::TransactionKind>(
 }
 
 /// Number and hash of the canonical tip: the last `CanonicalHashes` entry.
+/// Blocks committed before their changes go into the history indexes, at most (they are indexed
+/// together, and reads of the blocks after the indexed ones look in their change sets).
+pub const HISTORY_INDEX_BATCH: u64 = 32;
+
+/// The last block in the history indexes ([`tables::META_HISTORY_INDEXED`]; `tip` when absent).
+fn read_history_indexed<K: libmdbx::TransactionKind>(
+    txn: &Transaction<'_, K, NoWriteMap>,
+    tip: u64,
+) -> Result<u64, StorageError> {
+    let meta = txn.open_table(Some(tables::META)).op("open Meta")?;
+    match txn.get::<Vec<u8>>(&meta, tables::META_HISTORY_INDEXED).op("read Meta")? {
+        None => Ok(tip),
+        Some(bytes) => match tables::read_u64(&bytes) {
+            Some(number) if bytes.len() == 8 && number <= tip => Ok(number),
+            _ => Err(corrupt(tables::META, tables::META_HISTORY_INDEXED, "malformed entry")),
+        },
+    }
+}
+
 fn read_tip<K: libmdbx::TransactionKind>(
     txn: &Transaction<'_, K, NoWriteMap>,
 ) -> Result<(u64, B256), StorageError> {

@@ -431,14 +431,17 @@ fn random_chain_history_and_unwind() {
     let mut model = genesis_model(&spec);
     let mut snapshots = vec![model.clone()];
     let mut blocks = Vec::new();
-    for salt in 0..30 {
+    // Past two history index batches: blocks 1..=64 are in the indexes, 65..=80 only in their
+    // change sets.
+    for salt in 0..80 {
         let bundle = random_bundle(&mut rng, &mut model, universe, 12);
         blocks.push(commit(&db, bundle, &model, salt));
         snapshots.push(model.clone());
     }
-    assert_eq!(db.canonical_tip().unwrap(), (30, blocks[29].hash()));
-    assert_state(&db.latest().unwrap(), &snapshots[30], universe, "latest");
-    for number in [0, 1, 7, 15, 29] {
+    assert_eq!(2 * HISTORY_INDEX_BATCH, 64);
+    assert_eq!(db.canonical_tip().unwrap(), (80, blocks[79].hash()));
+    assert_state(&db.latest().unwrap(), &snapshots[80], universe, "latest");
+    for number in 0..80 {
         let provider = db.at_block(number).unwrap();
         assert_eq!(provider.block_number(), number);
         assert_state(
@@ -449,23 +452,43 @@ fn random_chain_history_and_unwind() {
         );
     }
 
-    // Unwind ten blocks: state, roots and block data are those of block 20.
-    db.unwind_to(20).unwrap();
-    assert_eq!(db.canonical_tip().unwrap(), (20, blocks[19].hash()));
-    assert_state(&db.latest().unwrap(), &snapshots[20], universe, "after unwind to 20");
-    assert_state(&db.at_block(12).unwrap(), &snapshots[12], universe, "history after unwind");
+    // Unwind below the indexed blocks: state, roots and block data are those of block 50.
+    db.unwind_to(50).unwrap();
+    assert_eq!(db.canonical_tip().unwrap(), (50, blocks[49].hash()));
+    assert_state(&db.latest().unwrap(), &snapshots[50], universe, "after unwind to 50");
+    for number in [0, 12, 31, 32, 33, 49] {
+        let context = format!("history at {number} after unwind");
+        assert_state(
+            &db.at_block(number).unwrap(),
+            &snapshots[number as usize],
+            universe,
+            &context,
+        );
+    }
     let (root, _) = db.state_root_with(&BundleState::default()).unwrap();
-    assert_eq!(root, db.header(20).unwrap().unwrap().state_root);
-    assert_eq!(db.header(21).unwrap(), None);
-    assert_eq!(db.block_number(blocks[25].hash()).unwrap(), None);
+    assert_eq!(root, db.header(50).unwrap().unwrap().state_root);
+    assert_eq!(db.header(51).unwrap(), None);
+    assert_eq!(db.block_number(blocks[65].hash()).unwrap(), None);
 
-    // A different fork on top keeps the trie consistent, and can itself be unwound to genesis.
-    let mut model = snapshots[20].clone();
-    for salt in 100..110 {
+    // A different fork on top keeps the trie and the history consistent (its blocks 51..=82
+    // are indexed together at 82), and can itself be unwound to genesis.
+    let mut model = snapshots[50].clone();
+    snapshots.truncate(51);
+    for salt in 100..140 {
         let bundle = random_bundle(&mut rng, &mut model, universe, 12);
         commit(&db, bundle, &model, salt);
+        snapshots.push(model.clone());
     }
     assert_state(&db.latest().unwrap(), &model, universe, "fork");
+    for number in 0..90 {
+        let context = format!("fork history at {number}");
+        assert_state(
+            &db.at_block(number).unwrap(),
+            &snapshots[number as usize],
+            universe,
+            &context,
+        );
+    }
     db.unwind_to(0).unwrap();
     assert_state(&db.latest().unwrap(), &snapshots[0], universe, "unwound to genesis");
     let (root, _) = db.state_root_with(&BundleState::default()).unwrap();
@@ -478,6 +501,50 @@ fn random_chain_history_and_unwind() {
             stats.iter().find(|s| s.name == table).unwrap().entries,
             0,
             "{table} not emptied"
+        );
+    }
+}
+
+#[test]
+fn a_database_that_indexed_every_block_reads_and_goes_on() {
+    // Databases written before the batched history indexes have every block indexed and no
+    // `history_indexed` record: made here by indexing a full batch, then removing the record.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec();
+    let universe = 30;
+    let mut rng = Rng(0x5eed);
+    let mut model = genesis_model(&spec);
+    let mut snapshots = vec![model.clone()];
+    {
+        let db = Database::init(dir.path(), &spec).unwrap();
+        for salt in 0..HISTORY_INDEX_BATCH {
+            commit(&db, random_bundle(&mut rng, &mut model, universe, 10), &model, salt);
+            snapshots.push(model.clone());
+        }
+    }
+    {
+        let env = libmdbx::Database::<NoWriteMap>::open_with_options(
+            dir.path(),
+            DatabaseOptions { max_tables: Some(32), ..Default::default() },
+        )
+        .unwrap();
+        let txn = env.begin_rw_txn().unwrap();
+        let meta = txn.open_table(Some(tables::META)).unwrap();
+        assert!(txn.del(&meta, tables::META_HISTORY_INDEXED, None).unwrap());
+        txn.commit().unwrap();
+    }
+    let db = Database::open(dir.path()).unwrap();
+    for salt in 100..110 {
+        commit(&db, random_bundle(&mut rng, &mut model, universe, 10), &model, salt);
+        snapshots.push(model.clone());
+    }
+    for number in 0..42 {
+        let context = format!("at block {number}");
+        assert_state(
+            &db.at_block(number).unwrap(),
+            &snapshots[number as usize],
+            universe,
+            &context,
         );
     }
 }

@@ -1,8 +1,9 @@
 //! The write transactions: genesis, block commit and unwind.
 
 use super::{
-    CLIENT_NAME, Env, MdbxResultExt, SCHEMA_VERSION, StorageError, StoredAccount, codec, corrupt,
-    read_body, read_header, read_tip, tables, trie_store::MdbxTrieStore,
+    CLIENT_NAME, Env, HISTORY_INDEX_BATCH, MdbxResultExt, SCHEMA_VERSION, StorageError,
+    StoredAccount, codec, corrupt, read_body, read_header, read_history_indexed, read_tip, tables,
+    trie_store::MdbxTrieStore,
 };
 use crate::state_root::{self, HashedPostState, HashedStorage, NodeUpdates, TrieUpdates};
 use alloy_consensus::{BlockBody, ReceiptEnvelope, TxEnvelope};
@@ -121,6 +122,7 @@ pub(super) fn write_genesis(env: &Env, spec: &ChainSpec) -> Result<(), StorageEr
     put(&txn, &meta, b"schema", &SCHEMA_VERSION.to_be_bytes())?;
     put(&txn, &meta, b"chain_id", &spec.chain_id().to_be_bytes())?;
     put(&txn, &meta, b"genesis_hash", hash.as_slice())?;
+    put(&txn, &meta, tables::META_HISTORY_INDEXED, &number.to_be_bytes())?;
     txn.commit().op("commit genesis")?;
     Ok(())
 }
@@ -243,6 +245,7 @@ pub(super) fn commit_blocks(
             tip_hash: first_tip_hash,
         });
     }
+    let indexed = read_history_indexed(&txn, first_tip_number)?;
     let (mut tip_number, mut tip_hash) = (first_tip_number, first_tip_hash);
     for (block, senders, receipts, bundle) in blocks {
         let (hash, header) = (block.hash(), &block.header);
@@ -269,18 +272,29 @@ pub(super) fn commit_blocks(
         (tip_number, tip_hash) = (number, hash);
     }
     write_trie_updates(&txn, updates)?;
+    if tip_number - indexed >= HISTORY_INDEX_BATCH {
+        index_history(&txn, indexed, tip_number)?;
+    } else {
+        // Recorded every time: a database from before the batches has no record yet, and its
+        // absence means "every block is indexed".
+        put(
+            &txn,
+            &open(&txn, tables::META)?,
+            tables::META_HISTORY_INDEXED,
+            &indexed.to_be_bytes(),
+        )?;
+    }
     txn.commit().op("commit blocks")?;
     Ok(())
 }
 
-/// Plain state, bytecode, change sets and history index of block `number`.
+/// Plain state, bytecode and change sets of block `number` (the history indexes follow in
+/// batches, [`index_history`]).
 fn write_plain_state(txn: &Rw<'_>, number: u64, bundle: &BundleState) -> Result<(), StorageError> {
     let plain_accounts = open(txn, tables::PLAIN_ACCOUNTS)?;
     let plain_storage = open(txn, tables::PLAIN_STORAGE)?;
     let account_changes = open(txn, tables::ACCOUNT_CHANGE_SETS)?;
     let storage_changes = open(txn, tables::STORAGE_CHANGE_SETS)?;
-    let account_history = open(txn, tables::ACCOUNT_HISTORY)?;
-    let storage_history = open(txn, tables::STORAGE_HISTORY)?;
 
     let mut accounts: Vec<_> = bundle.state.iter().collect();
     accounts.sort_unstable_by_key(|(address, _)| **address);
@@ -336,7 +350,6 @@ fn write_plain_state(txn: &Rw<'_>, number: u64, bundle: &BundleState) -> Result<
                 &tables::account_change_key(number, address),
                 &codec::encode_account_change(old.as_ref()),
             )?;
-            put(txn, &account_history, &tables::account_history_key(address, number), &[])?;
         }
         match &new {
             Some(account) if old.as_ref() != Some(account) => {
@@ -352,7 +365,6 @@ fn write_plain_state(txn: &Rw<'_>, number: u64, bundle: &BundleState) -> Result<
                 &tables::storage_change_key(number, address, &slot),
                 &old_value.to_be_bytes::<32>(),
             )?;
-            put(txn, &storage_history, &tables::storage_history_key(address, &slot, number), &[])?;
         }
     }
 
@@ -363,6 +375,56 @@ fn write_plain_state(txn: &Rw<'_>, number: u64, bundle: &BundleState) -> Result<
         }
     }
     Ok(())
+}
+
+/// Adds the changes of blocks `after + 1 ..= last` to the history indexes, from their change
+/// sets, in key order: a batch of blocks dirties each index page once, where writing every
+/// block's entries as it is committed dirtied a page per changed key per block.
+fn index_history(txn: &Rw<'_>, after: u64, last: u64) -> Result<(), StorageError> {
+    let from = tables::number_key(after + 1);
+    let mut accounts: Vec<[u8; 28]> = Vec::new();
+    {
+        let changes = open(txn, tables::ACCOUNT_CHANGE_SETS)?;
+        let mut cursor = txn.cursor(&changes).op("open cursor")?;
+        let mut item = cursor.set_range::<Vec<u8>, ()>(&from).op("seek")?;
+        while let Some((key, ())) = item {
+            let (Some(number), Ok(address)) =
+                (tables::read_u64(&key), Address::try_from(key.get(8..).unwrap_or_default()))
+            else {
+                return Err(corrupt(tables::ACCOUNT_CHANGE_SETS, &key, "malformed key"));
+            };
+            accounts.push(tables::account_history_key(&address, number));
+            item = cursor.next::<Vec<u8>, ()>().op("next")?;
+        }
+    }
+    let mut slots: Vec<[u8; 60]> = Vec::new();
+    {
+        let changes = open(txn, tables::STORAGE_CHANGE_SETS)?;
+        let mut cursor = txn.cursor(&changes).op("open cursor")?;
+        let mut item = cursor.set_range::<Vec<u8>, ()>(&from).op("seek")?;
+        while let Some((key, ())) = item {
+            let (Some(number), Ok(address), Ok(slot)) = (
+                tables::read_u64(&key),
+                Address::try_from(key.get(8..28).unwrap_or_default()),
+                B256::try_from(key.get(28..).unwrap_or_default()),
+            ) else {
+                return Err(corrupt(tables::STORAGE_CHANGE_SETS, &key, "malformed key"));
+            };
+            slots.push(tables::storage_history_key(&address, &slot, number));
+            item = cursor.next::<Vec<u8>, ()>().op("next")?;
+        }
+    }
+    accounts.sort_unstable();
+    slots.sort_unstable();
+    let account_history = open(txn, tables::ACCOUNT_HISTORY)?;
+    for key in &accounts {
+        put(txn, &account_history, key, &[])?;
+    }
+    let storage_history = open(txn, tables::STORAGE_HISTORY)?;
+    for key in &slots {
+        put(txn, &storage_history, key, &[])?;
+    }
+    put(txn, &open(txn, tables::META)?, tables::META_HISTORY_INDEXED, &last.to_be_bytes())
 }
 
 /// See [`super::Database::unwind_to`].
@@ -469,6 +531,10 @@ pub(super) fn unwind_to(env: &Env, target: u64) -> Result<(), StorageError> {
         ] {
             del(&txn, &open(&txn, name)?, &key)?;
         }
+    }
+    let indexed = read_history_indexed(&txn, tip)?;
+    if indexed > target {
+        put(&txn, &open(&txn, tables::META)?, tables::META_HISTORY_INDEXED, &target.to_be_bytes())?;
     }
     txn.commit().op("commit unwind")?;
     Ok(())
