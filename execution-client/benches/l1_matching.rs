@@ -15,18 +15,23 @@
 //!
 //! Measured per run, with the same actions:
 //! - **memory**: `l1::engine` on a `MemStore` (hash map), blocks of 1,000 actions;
-//! - **trie, K**: blocks of K actions; each block reads slots from `Database::latest` (the
-//!   persisted plain state) through a write cache, turns the changed slots into a `BundleState`
-//!   of account 0x3333…3333, computes `Database::state_root_with` and persists the block with
-//!   `Database::commit_block` (one durable MDBX write transaction).
+//! - **trie, K**: blocks of K actions on one thread, as the node's block tree runs them: each
+//!   block reads slots from the state after its parent (the not yet persisted blocks' values,
+//!   then `Database::latest`, the persisted plain state) through a write cache, turns the
+//!   changed slots into a `BundleState` of account 0x3333…3333, computes its root from the
+//!   trie changes of the blocks above the persisted tip (`Database::trie_delta`), and persists
+//!   the block once it is `THRESHOLD` blocks behind the head (`Database::commit_block_parts`,
+//!   one durable MDBX write transaction with the block's own trie changes). The last block
+//!   persists the blocks still in memory.
 //!
 //! Every block starts with the three publishers' oracle posts for the perp market (not counted
 //! as orders), as publishers do each block. The end-of-block step (funding, liquidations) is not
 //! run.
 //!
-//! `cargo bench -p tandem-el --bench l1_matching` (environment: `ORDERS` [100000], `ACCOUNTS`
-//! [1000], `BLOCKS` = block sizes K [1000,5000], `RUNS` [3], `DURABLE=0` to commit without
-//! fsync, `TRACE=1` to print every block's phases). Prints the workload's make-up and per-run
+//! `cargo bench -p tandem-el --bench l1_matching` (environment: `ORDERS` [200000], `ACCOUNTS`
+//! [1000], `BLOCKS` = block sizes K [1000,5000,10000,20000], `RUNS` [5], `THRESHOLD` [2, the node's
+//! `--engine.persistence-threshold`], `DURABLE=0` to commit without fsync, `TRACE=1` to print
+//! every block's phases). Prints the workload's make-up and per-run
 //! lines on stderr and a markdown table of the medians on stdout.
 
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -55,7 +60,8 @@ use tandem_el::{
         },
         store::{MemStore, Store, StoreError},
     },
-    storage::{Database, DatabaseConfig, StateProvider, seal_block},
+    state_root::TrieUpdates,
+    storage::{BlockParts, Database, DatabaseConfig, SealedBlock, StateProvider, seal_block},
 };
 use tandem_shared::{ChainSpec, l1_genesis::devnet_config};
 
@@ -77,6 +83,24 @@ fn account(i: usize) -> Address {
 fn publishers() -> [Address; 3] {
     [Address::repeat_byte(0xa1), Address::repeat_byte(0xa2), Address::repeat_byte(0xa3)]
 }
+
+/// Namespace names by the key's first byte (`l1::store::Ns`).
+const NAMES: [&str; 14] = [
+    "",
+    "Globals",
+    "Balance",
+    "Order",
+    "Level",
+    "Book",
+    "Cloid",
+    "AccountOrders",
+    "PerpAccount",
+    "Position",
+    "OpenAccounts",
+    "Oracle",
+    "PerpMarket",
+    "AssetTotals",
+];
 
 /// xorshift: deterministic and dependency-free.
 struct Rng(u64);
@@ -310,22 +334,7 @@ fn generate(config: &L1Config, base: &MemStore, accounts: usize, n: usize) -> (V
         keccak256("Fill(uint32,address,address,uint64,uint64,bool,uint128,uint128,uint128)");
     mix.fills =
         store.mem.logs.iter().filter(|l| l.topics().first() == Some(&fill_topic)).count() as u64;
-    const NAMES: [&str; 14] = [
-        "",
-        "Globals",
-        "Balance",
-        "Order",
-        "Level",
-        "Book",
-        "Cloid",
-        "AccountOrders",
-        "PerpAccount",
-        "Position",
-        "OpenAccounts",
-        "Oracle",
-        "PerpMarket",
-        "AssetTotals",
-    ];
+
     mix.repeats_by_ns = NAMES
         .iter()
         .zip(store.repeats_by_ns)
@@ -364,10 +373,12 @@ fn run_memory(
     (started.elapsed(), digest)
 }
 
-/// Slots read from the persisted state through a per-block write cache, as revm's state does
-/// within a block: `(original, present)` per slot touched.
+/// Slots read from the state after the last block (the not yet persisted blocks' values, then
+/// the persisted plain state) through a per-block write cache, as revm's state does within a
+/// block: `(original, present)` per slot touched.
 struct TrieStore<'a> {
     state: StateProvider<'a>,
+    pending: &'a HashMap<B256, U256>,
     slots: HashMap<B256, (U256, U256)>,
     logs: Vec<LogData>,
     db_reads: u64,
@@ -375,6 +386,9 @@ struct TrieStore<'a> {
 
 impl TrieStore<'_> {
     fn read(&mut self, key: B256) -> Result<U256, StoreError> {
+        if let Some(value) = self.pending.get(&key) {
+            return Ok(*value);
+        }
         self.db_reads += 1;
         self.state.storage(L1_WRITE_ADDRESS, key).map_err(|e| StoreError(e.to_string()))
     }
@@ -414,7 +428,9 @@ struct TriePhases {
     blocks: u64,
     db_reads: u64,
     changed_slots: u64,
-    /// Each block's whole time.
+    /// Changed slots by namespace: created, deleted, updated.
+    by_ns: [[u64; 3]; 16],
+    /// Each block's whole time (a persisting block's includes the batch's commit).
     per_block: Vec<Duration>,
 }
 
@@ -424,100 +440,197 @@ impl TriePhases {
     }
 
     /// Orders/s over the last quarter of the blocks (the book and the history tables at their
-    /// largest).
-    fn late_rate(&self, block_size: usize, orders: usize) -> f64 {
-        let late = (self.per_block.len() / 4).max(1);
-        let time: Duration = self.per_block[self.per_block.len() - late..].iter().sum();
-        // The last block may be short.
-        let count = orders - (self.per_block.len() - late) * block_size;
-        per_sec(count, time)
+    /// largest), without the last block (it persists the blocks still in memory at once).
+    fn late_rate(&self, block_size: usize) -> f64 {
+        let blocks = self.per_block.len().saturating_sub(1);
+        let late = (blocks / 4).max(1);
+        let time: Duration = self.per_block[blocks.saturating_sub(late)..blocks].iter().sum();
+        per_sec(late * block_size, time)
     }
 }
 
-/// Executes one block of `ops` (or the set-up) over the persisted state and commits it.
-fn trie_block(
-    db: &Database,
-    config: &L1Config,
-    phases: &mut TriePhases,
-    body: impl FnOnce(&mut Ctx<'_, TrieStore<'_>>) -> u128,
-) -> u128 {
-    let started = Instant::now();
-    let (number, parent_hash) = db.canonical_tip().unwrap();
-    let state = db.latest().unwrap();
-    let info: AccountInfo = state.basic_ref(L1_WRITE_ADDRESS).unwrap().unwrap();
-    let mut store = TrieStore { state, slots: HashMap::new(), logs: Vec::new(), db_reads: 0 };
-    let digest = body(&mut Ctx::new(&mut store, config, number + 1));
-    let mut storage = StorageWithOriginalValues::default();
-    for (key, (original, present)) in store.slots.drain() {
-        if original != present {
-            storage.insert(U256::from_be_bytes(key.0), StorageSlot::new_changed(original, present));
+/// A block executed but not persisted yet: the block, its state changes, its trie changes on
+/// its parent's state, and its changed slots of 0x3333…3333.
+struct Pending {
+    block: SealedBlock,
+    bundle: BundleState,
+    trie: TrieUpdates,
+    slots: Vec<(B256, U256)>,
+}
+
+/// The chain as the node's block tree keeps it (`fork_choice`): the persisted tip in MDBX and
+/// the executed blocks above it in memory. Each block's root is computed from the trie changes
+/// of the blocks above the tip (`Database::trie_delta`), and a block is persisted with its own
+/// trie changes once it is `threshold` blocks behind the head (`--engine.persistence-threshold`,
+/// default 2; a finalized block is persisted at once, and a BFT chain finalizes about two blocks
+/// behind its head).
+struct Chain {
+    db: Database,
+    threshold: usize,
+    /// Tip (number, hash) including the pending blocks.
+    tip: (u64, B256),
+    pending: Vec<Pending>,
+    /// The pending blocks' trie changes from the persisted tip, folded.
+    pending_trie: Option<TrieUpdates>,
+    /// The pending blocks' present slot values, newest winning.
+    pending_slots: HashMap<B256, U256>,
+}
+
+impl Chain {
+    /// Executes one block of `ops` (or the set-up) over the state after the tip, computes its
+    /// root, and persists what is due (everything when `flush`).
+    fn block(
+        &mut self,
+        config: &L1Config,
+        phases: &mut TriePhases,
+        flush: bool,
+        body: impl FnOnce(&mut Ctx<'_, TrieStore<'_>>) -> u128,
+    ) -> u128 {
+        let started = Instant::now();
+        let (number, parent_hash) = self.tip;
+        let state = self.db.latest().unwrap();
+        let info: AccountInfo = state.basic_ref(L1_WRITE_ADDRESS).unwrap().unwrap();
+        let mut store = TrieStore {
+            state,
+            pending: &self.pending_slots,
+            slots: HashMap::new(),
+            logs: Vec::new(),
+            db_reads: 0,
+        };
+        let digest = body(&mut Ctx::new(&mut store, config, number + 1));
+        let mut storage = StorageWithOriginalValues::default();
+        let mut slots = Vec::new();
+        for (key, (original, present)) in store.slots.drain() {
+            if original != present {
+                let kind = if original.is_zero() {
+                    0
+                } else if present.is_zero() {
+                    1
+                } else {
+                    2
+                };
+                phases.by_ns[usize::from(key[0] & 0x0f)][kind] += 1;
+                storage.insert(
+                    U256::from_be_bytes(key.0),
+                    StorageSlot::new_changed(original, present),
+                );
+                slots.push((key, present));
+            }
         }
-    }
-    phases.db_reads += store.db_reads;
-    phases.changed_slots += storage.len() as u64;
-    drop(store);
-    let mut bundle = BundleState::default();
-    bundle.state.insert(
-        L1_WRITE_ADDRESS,
-        BundleAccount::new(Some(info.clone()), Some(info), storage, AccountStatus::Changed),
-    );
-    let executed = Instant::now();
-    let (root, updates) = db.state_root_with(&bundle).unwrap();
-    let rooted = Instant::now();
-    let header = Header {
-        number: number + 1,
-        parent_hash,
-        state_root: root,
-        timestamp: number + 1,
-        extra_data: Bytes::new(),
-        ..Default::default()
-    };
-    let block = seal_block(Block {
-        header,
-        body: BlockBody { transactions: vec![], ommers: vec![], withdrawals: None },
-    });
-    db.commit_block(&block, &[], &[], bundle, updates).unwrap();
-    phases.engine += executed - started;
-    phases.root += rooted - executed;
-    phases.commit += rooted.elapsed();
-    phases.blocks += 1;
-    phases.per_block.push(started.elapsed());
-    if std::env::var("TRACE").is_ok() {
-        eprintln!(
-            "block {}: engine {:.1} ms, root {:.1} ms, commit {:.1} ms",
-            number + 1,
-            (executed - started).as_secs_f64() * 1e3,
-            (rooted - executed).as_secs_f64() * 1e3,
-            rooted.elapsed().as_secs_f64() * 1e3
+        phases.db_reads += store.db_reads;
+        let changed = storage.len();
+        phases.changed_slots += changed as u64;
+        drop(store);
+        let mut bundle = BundleState::default();
+        bundle.state.insert(
+            L1_WRITE_ADDRESS,
+            BundleAccount::new(Some(info.clone()), Some(info), storage, AccountStatus::Changed),
         );
+        let executed = Instant::now();
+        if self.pending_trie.is_none() {
+            // As the tree after a persist: fold the blocks still above the tip.
+            let tip = self.db.canonical_tip().unwrap().1;
+            self.pending_trie = TrieUpdates::fold(tip, self.pending.iter().map(|p| &p.trie));
+        }
+        let trie = self.db.trie_delta(self.pending_trie.as_ref(), &bundle).unwrap();
+        let rooted = Instant::now();
+        let header = Header {
+            number: number + 1,
+            parent_hash,
+            state_root: trie.state_root(),
+            timestamp: number + 1,
+            extra_data: Bytes::new(),
+            ..Default::default()
+        };
+        let block = seal_block(Block {
+            header,
+            body: BlockBody { transactions: vec![], ommers: vec![], withdrawals: None },
+        });
+        self.tip = (number + 1, block.hash());
+        match &mut self.pending_trie {
+            Some(pending) => pending.merge(trie.clone()),
+            None => self.pending_trie = Some(trie.clone()),
+        }
+        self.pending_slots.extend(slots.iter().copied());
+        self.pending.push(Pending { block, bundle, trie, slots });
+        let due = if flush {
+            self.pending.len()
+        } else {
+            self.pending.len().saturating_sub(self.threshold)
+        };
+        if due > 0 {
+            let tip = self.db.canonical_tip().unwrap().1;
+            let persisting: Vec<Pending> = self.pending.drain(..due).collect();
+            let updates = if self.pending.is_empty() {
+                self.pending_trie.take().unwrap()
+            } else {
+                TrieUpdates::fold(tip, persisting.iter().map(|p| &p.trie)).unwrap()
+            };
+            let parts: Vec<BlockParts<'_>> =
+                persisting.iter().map(|p| (&p.block, &[][..], &[][..], &p.bundle)).collect();
+            self.db.commit_block_parts(&parts, updates).unwrap();
+            self.pending_trie = None;
+            self.pending_slots =
+                self.pending.iter().flat_map(|p| p.slots.iter().copied()).collect();
+        }
+        phases.engine += executed - started;
+        phases.root += rooted - executed;
+        phases.commit += rooted.elapsed();
+        phases.blocks += 1;
+        phases.per_block.push(started.elapsed());
+        if std::env::var("TRACE").is_ok() {
+            eprintln!(
+                "block {}: {changed} changed slots; engine {:.1} ms, root {:.1} ms, commit {:.1} ms",
+                number + 1,
+                (executed - started).as_secs_f64() * 1e3,
+                (rooted - executed).as_secs_f64() * 1e3,
+                rooted.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        digest
     }
-    digest
 }
 
 /// A fresh database with the set-up committed as block 1.
-fn trie_database(
+fn trie_chain(
     dir: &std::path::Path,
     spec: &ChainSpec,
     config: &L1Config,
     accounts: usize,
-) -> Database {
+    threshold: usize,
+) -> Chain {
     let durable = std::env::var("DURABLE").map_or(true, |v| v != "0");
     let db =
         Database::init_with(dir, spec, DatabaseConfig { durable, ..DatabaseConfig::default() })
             .unwrap();
-    trie_block(&db, config, &mut TriePhases::default(), |ctx| {
+    let tip = db.canonical_tip().unwrap();
+    let mut chain = Chain {
+        db,
+        threshold,
+        tip,
+        pending: Vec::new(),
+        pending_trie: None,
+        pending_slots: HashMap::new(),
+    };
+    chain.block(config, &mut TriePhases::default(), true, |ctx| {
         set_up(ctx, accounts);
         0
     });
-    db.warm_up().unwrap();
-    db
+    chain.db.warm_up().unwrap();
+    chain
 }
 
-fn run_trie(db: &Database, config: &L1Config, ops: &[Op], block_size: usize) -> (TriePhases, u128) {
+fn run_trie(
+    chain: &mut Chain,
+    config: &L1Config,
+    ops: &[Op],
+    block_size: usize,
+) -> (TriePhases, u128) {
     let mut phases = TriePhases::default();
     let mut digest = 0u128;
-    for chunk in ops.chunks(block_size) {
-        let d = trie_block(db, config, &mut phases, |ctx| {
+    let blocks = ops.len().div_ceil(block_size);
+    for (i, chunk) in ops.chunks(block_size).enumerate() {
+        let d = chain.block(config, &mut phases, i + 1 == blocks, |ctx| {
             post_oracle(ctx);
             let mut d = 0u128;
             for op in chunk {
@@ -554,12 +667,13 @@ fn main() {
     let env = |name: &str, default: usize| {
         std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
     };
-    let (orders, accounts, runs) = (env("ORDERS", 100_000), env("ACCOUNTS", 1_000), env("RUNS", 3));
+    let (orders, accounts, runs) = (env("ORDERS", 200_000), env("ACCOUNTS", 1_000), env("RUNS", 5));
     let block_sizes: Vec<usize> = std::env::var("BLOCKS")
-        .unwrap_or_else(|_| "1000,5000".into())
+        .unwrap_or_else(|_| "1000,5000,10000,20000".into())
         .split(',')
         .map(|s| s.trim().parse().unwrap())
         .collect();
+    let threshold = env("THRESHOLD", 2);
     let (spec, config) = spec();
 
     let mut base = MemStore::default();
@@ -614,9 +728,9 @@ fn main() {
         memory.push(mem_rate);
         for (i, &k) in block_sizes.iter().enumerate() {
             let dir = tempfile::tempdir().unwrap();
-            let db = trie_database(dir.path(), &spec, &config, accounts);
+            let mut chain = trie_chain(dir.path(), &spec, &config, accounts, threshold);
             let cpu = cpu_secs();
-            let (phases, digest) = run_trie(&db, &config, &ops, k);
+            let (phases, digest) = run_trie(&mut chain, &config, &ops, k);
             let cpu = cpu_secs() - cpu;
             assert_eq!(digest, reference, "the trie run diverged from the memory run");
             let rate = per_sec(ops.len(), phases.total());
@@ -624,7 +738,7 @@ fn main() {
             eprintln!(
                 "run {run}: trie K={k}: {rate:.0} orders/s ({:.3}× memory), last quarter of the blocks {:.0} orders/s; per block engine+reads {:.1} ms, state root {:.1} ms, commit {:.1} ms; {:.0} slots read from MDBX, {:.0} changed per block; CPU {:.2} s over {:.2} s wall",
                 rate / mem_rate,
-                phases.late_rate(k, ops.len()),
+                phases.late_rate(k),
                 phases.engine.as_secs_f64() * 1e3 / b,
                 phases.root.as_secs_f64() * 1e3 / b,
                 phases.commit.as_secs_f64() * 1e3 / b,
@@ -632,6 +746,18 @@ fn main() {
                 phases.changed_slots as f64 / b,
                 cpu,
                 phases.total().as_secs_f64(),
+            );
+            let ns: Vec<String> = NAMES
+                .iter()
+                .zip(phases.by_ns)
+                .filter(|(_, c)| c.iter().sum::<u64>() > 0)
+                .map(|(name, [c, d, u])| {
+                    format!("{name} +{:.2} -{:.2} ~{:.2}", c as f64 / n, d as f64 / n, u as f64 / n)
+                })
+                .collect();
+            eprintln!(
+                "run {run}: trie K={k}: changed slots per action (created, deleted, updated): {}",
+                ns.join(", ")
             );
             trie[i].push((rate, phases));
         }
@@ -656,7 +782,7 @@ fn main() {
         println!(
             "| state trie + MDBX commit | {k} | {med:.0} | {:.3}× | {:.0} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {} |",
             med / mem,
-            p.late_rate(k, ops.len()),
+            p.late_rate(k),
             p.engine.as_secs_f64() * 1e3 / b,
             p.root.as_secs_f64() * 1e3 / b,
             p.commit.as_secs_f64() * 1e3 / b,
