@@ -54,7 +54,8 @@ impl Key {
             chain_id,
             nonce,
             gas_limit,
-            max_fee_per_gas: 100_000_000_000,
+            // Far above the base fee after many full blocks (+12.5 % each), so long runs stay valid.
+            max_fee_per_gas: 1_000_000_000_000_000,
             max_priority_fee_per_gas: 1_000_000_000,
             to: TxKind::Call(to),
             value,
