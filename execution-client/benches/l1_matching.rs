@@ -25,12 +25,13 @@
 //!   persists the blocks still in memory.
 //!
 //! Every block starts with the three publishers' oracle posts for the perp market (not counted
-//! as orders), as publishers do each block. The end-of-block step (funding, liquidations) is not
-//! run.
+//! as orders), as publishers do each block. The end-of-block step (funding, liquidations: it
+//! visits every account with an open position) runs after each block with `END_OF_BLOCK=1`, and
+//! not by default, since it is not matching.
 //!
 //! `cargo bench -p tandem-el --bench l1_matching` (environment: `ORDERS` [200000], `ACCOUNTS`
 //! [1000], `BLOCKS` = block sizes K [1000,5000,10000,20000], `RUNS` [5], `THRESHOLD` [2, the node's
-//! `--engine.persistence-threshold`], `DURABLE=0` to commit without fsync, `TRACE=1` to print
+//! `--engine.persistence-threshold`], `END_OF_BLOCK=1`, `DURABLE=0` to commit without fsync, `TRACE=1` to print
 //! every block's phases). Prints the workload's make-up and per-run
 //! lines on stderr and a markdown table of the medians on stdout.
 
@@ -357,6 +358,7 @@ fn run_memory(
     base: &MemStore,
     ops: &[Op],
     block_size: usize,
+    end_of_block: bool,
 ) -> (Duration, u128) {
     let mut mem = base.clone();
     let mut digest = 0u128;
@@ -367,6 +369,9 @@ fn run_memory(
         for op in chunk {
             let (id, filled, rest) = apply(&mut ctx, op).unwrap();
             digest = digest.wrapping_add(u128::from(id) ^ filled ^ rest);
+        }
+        if end_of_block {
+            engine::end_of_block(&mut ctx).unwrap();
         }
         ctx.store.logs.clear();
     }
@@ -625,6 +630,7 @@ fn run_trie(
     config: &L1Config,
     ops: &[Op],
     block_size: usize,
+    end_of_block: bool,
 ) -> (TriePhases, u128) {
     let mut phases = TriePhases::default();
     let mut digest = 0u128;
@@ -636,6 +642,9 @@ fn run_trie(
             for op in chunk {
                 let (id, filled, rest) = apply(ctx, op).unwrap();
                 d = d.wrapping_add(u128::from(id) ^ filled ^ rest);
+            }
+            if end_of_block {
+                engine::end_of_block(ctx).unwrap();
             }
             d
         });
@@ -674,6 +683,7 @@ fn main() {
         .map(|s| s.trim().parse().unwrap())
         .collect();
     let threshold = env("THRESHOLD", 2);
+    let end_of_block = std::env::var("END_OF_BLOCK").is_ok_and(|v| v == "1");
     let (spec, config) = spec();
 
     let mut base = MemStore::default();
@@ -719,7 +729,7 @@ fn main() {
     let mut memory = Vec::new();
     let mut trie: Vec<Vec<(f64, TriePhases)>> = block_sizes.iter().map(|_| Vec::new()).collect();
     for run in 1..=runs {
-        let (time, reference) = run_memory(&config, &base, &ops, 1_000);
+        let (time, reference) = run_memory(&config, &base, &ops, 1_000, end_of_block);
         let mem_rate = per_sec(ops.len(), time);
         eprintln!(
             "run {run}: memory {mem_rate:.0} orders/s ({:.2} µs/order)",
@@ -730,7 +740,7 @@ fn main() {
             let dir = tempfile::tempdir().unwrap();
             let mut chain = trie_chain(dir.path(), &spec, &config, accounts, threshold);
             let cpu = cpu_secs();
-            let (phases, digest) = run_trie(&mut chain, &config, &ops, k);
+            let (phases, digest) = run_trie(&mut chain, &config, &ops, k, end_of_block);
             let cpu = cpu_secs() - cpu;
             assert_eq!(digest, reference, "the trie run diverged from the memory run");
             let rate = per_sec(ops.len(), phases.total());
