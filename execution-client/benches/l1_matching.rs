@@ -7,7 +7,7 @@
 //! `ACCOUNTS` funded accounts (1000 ETH and 10M TUSD each, 5M TUSD moved into perp cash), the
 //! deposits committed to MDBX as block 1. Then `ORDERS` actions are generated from a seeded
 //! xorshift on a scratch copy of the engine (so cancels name orders that still rest, and
-//! refused actions are dropped): 20 % cancels of resting orders, and placements on the spot
+//! refused actions are dropped): 20 % cancels of resting orders (`CANCEL_PCT`), and placements on the spot
 //! and the perp market (passive GTC away from the mid, aggressive GTC/IOC through it, market
 //! orders); about 40 % of the placements trade and 60 % rest, and the books grow to thousands
 //! of resting orders. The make-up is printed: slot loads and stores per action, and the gas the
@@ -31,7 +31,7 @@
 //!
 //! `cargo bench -p tandem-el --bench l1_matching` (environment: `ORDERS` [200000], `ACCOUNTS`
 //! [1000], `BLOCKS` = block sizes K [1000,5000,10000,20000], `RUNS` [5], `THRESHOLD` [2, the node's
-//! `--engine.persistence-threshold`], `END_OF_BLOCK=1`, `DURABLE=0` to commit without fsync, `TRACE=1` to print
+//! `--engine.persistence-threshold`], `CANCEL_PCT` [20], `END_OF_BLOCK=1`, `DURABLE=0` to commit without fsync, `TRACE=1` to print
 //! every block's phases). Prints the workload's make-up and per-run
 //! lines on stderr and a markdown table of the medians on stdout.
 
@@ -229,7 +229,13 @@ fn apply<S: Store>(ctx: &mut Ctx<'_, S>, op: &Op) -> Result<(u64, u128, u128), (
 }
 
 /// Generates `n` accepted actions on a scratch copy of the set-up state.
-fn generate(config: &L1Config, base: &MemStore, accounts: usize, n: usize) -> (Vec<Op>, Mix) {
+fn generate(
+    config: &L1Config,
+    base: &MemStore,
+    accounts: usize,
+    n: usize,
+    cancel_pct: u64,
+) -> (Vec<Op>, Mix) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut store = Counting {
         mem: base.clone(),
@@ -251,7 +257,7 @@ fn generate(config: &L1Config, base: &MemStore, accounts: usize, n: usize) -> (V
             block += 1;
             post_oracle(&mut Ctx::new(&mut store, config, block));
         }
-        let op = if rng.below(100) < 20 && !resting.is_empty() {
+        let op = if rng.below(100) < cancel_pct && !resting.is_empty() {
             // A cancel of an order that still rests.
             let mut pick = None;
             while !resting.is_empty() {
@@ -690,7 +696,7 @@ fn main() {
     set_up(&mut Ctx::new(&mut base, &config, 1), accounts);
     base.logs.clear();
     let started = Instant::now();
-    let (ops, mix) = generate(&config, &base, accounts, orders);
+    let (ops, mix) = generate(&config, &base, accounts, orders, env("CANCEL_PCT", 20) as u64);
     let n = ops.len() as f64;
     eprintln!(
         "workload: {} actions ({} placements, {} cancels) among {accounts} accounts, generated in {:.1} s; \
