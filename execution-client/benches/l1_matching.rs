@@ -29,11 +29,15 @@
 //! visits every account with an open position) runs after each block with `END_OF_BLOCK=1`, and
 //! not by default, since it is not matching.
 //!
-//! `cargo bench -p tandem-el --bench l1_matching` (environment: `ORDERS` [200000], `ACCOUNTS`
-//! [1000], `BLOCKS` = block sizes K [1000,5000,10000,20000], `RUNS` [5], `THRESHOLD` [2, the node's
-//! `--engine.persistence-threshold`], `CANCEL_PCT` [20], `END_OF_BLOCK=1`, `DURABLE=0` to commit without fsync, `TRACE=1` to print
-//! every block's phases). Prints the workload's make-up and per-run
-//! lines on stderr and a markdown table of the medians on stdout.
+//! `cargo bench -p tandem-el --bench l1_matching`. Environment (defaults in brackets):
+//! - `ORDERS` [200000], `ACCOUNTS` [1000], `BLOCKS` = block sizes K [1000,5000,10000,20000],
+//!   `RUNS` [5], `THRESHOLD` [2, the node's `--engine.persistence-threshold`];
+//! - `CANCEL_PCT` [20], or `BOOK=N`: instead of a cancel share, cancel a random resting order
+//!   whenever more than N rest, so the book stays near N;
+//! - `END_OF_BLOCK=1`, `DURABLE=0` (commit without fsync), `TRACE=1` (every block's phases).
+//!
+//! Prints the workload's make-up and per-run lines on stderr and a markdown table of the medians
+//! on stdout.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -235,6 +239,7 @@ fn generate(
     accounts: usize,
     n: usize,
     cancel_pct: u64,
+    book_target: Option<usize>,
 ) -> (Vec<Op>, Mix) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut store = Counting {
@@ -257,7 +262,16 @@ fn generate(
             block += 1;
             post_oracle(&mut Ctx::new(&mut store, config, block));
         }
-        let op = if rng.below(100) < cancel_pct && !resting.is_empty() {
+        if book_target.is_some() && ops.len() % 200 == 0 {
+            // Forget the orders that were filled, so the count below is the book's size.
+            let mut ctx = Ctx::new(&mut store, config, block);
+            resting.retain(|(_, _, id)| book::get(&mut ctx, *id).unwrap().is_some());
+        }
+        let cancel = match book_target {
+            Some(target) => resting.len() > target,
+            None => rng.below(100) < cancel_pct,
+        };
+        let op = if cancel && !resting.is_empty() {
             // A cancel of an order that still rests.
             let mut pick = None;
             while !resting.is_empty() {
@@ -696,7 +710,9 @@ fn main() {
     set_up(&mut Ctx::new(&mut base, &config, 1), accounts);
     base.logs.clear();
     let started = Instant::now();
-    let (ops, mix) = generate(&config, &base, accounts, orders, env("CANCEL_PCT", 20) as u64);
+    let book_target = std::env::var("BOOK").ok().and_then(|v| v.parse().ok());
+    let (ops, mix) =
+        generate(&config, &base, accounts, orders, env("CANCEL_PCT", 20) as u64, book_target);
     let n = ops.len() as f64;
     eprintln!(
         "workload: {} actions ({} placements, {} cancels) among {accounts} accounts, generated in {:.1} s; \
