@@ -5,7 +5,7 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `Meta` | `client`, `schema`, `chain_id`, `genesis_hash` | name, u32, u64, 32 bytes |
+//! | `Meta` | `client`, `schema`, `chain_id`, `genesis_hash`, `history_indexed` | name, u32, u64, 32 bytes, u64 |
 //! | `Headers` | number (8) | RLP header |
 //! | `HeaderNumbers` | block hash (32) | number (8) |
 //! | `CanonicalHashes` | number (8) | block hash (32) |
@@ -171,6 +171,22 @@ pub fn read_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(array))
 }
 
+/// Block number and address of an `AccountChangeSets` key; `None` if malformed.
+pub fn parse_account_change_key(key: &[u8]) -> Option<(u64, Address)> {
+    if key.len() != 28 {
+        return None;
+    }
+    Some((read_u64(key)?, Address::from_slice(&key[8..])))
+}
+
+/// Block number, address and slot of a `StorageChangeSets` key; `None` if malformed.
+pub fn parse_storage_change_key(key: &[u8]) -> Option<(u64, Address, B256)> {
+    if key.len() != 60 {
+        return None;
+    }
+    Some((read_u64(key)?, Address::from_slice(&key[8..28]), B256::from_slice(&key[28..])))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +225,13 @@ mod tests {
         assert_eq!(hex::encode(trie_key(&[0xee], &Nibbles::from_nibbles([0xa, 0, 3]))), "ee0a0003");
         assert_eq!(read_u64(&number_key(99)), Some(99));
         assert_eq!(read_u64(&[1, 2]), None);
+        let (address, slot) = (Address::repeat_byte(0xaa), B256::repeat_byte(0xbb));
+        assert_eq!(parse_account_change_key(&account_change_key(7, &address)), Some((7, address)));
+        assert_eq!(
+            parse_storage_change_key(&storage_change_key(7, &address, &slot)),
+            Some((7, address, slot))
+        );
+        assert_eq!(parse_account_change_key(&[0; 27]), None);
+        assert_eq!(parse_storage_change_key(&[0; 59]), None);
     }
 }

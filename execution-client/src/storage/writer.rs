@@ -9,7 +9,7 @@ use crate::state_root::{self, HashedPostState, HashedStorage, NodeUpdates, TrieU
 use alloy_consensus::{BlockBody, ReceiptEnvelope, TxEnvelope};
 use alloy_eips::eip4895::Withdrawals;
 use alloy_primitives::{Address, B256, U256, keccak256};
-use libmdbx::{NoWriteMap, RW, Table, Transaction, WriteFlags};
+use libmdbx::{NoWriteMap, RW, Table, Transaction, TransactionKind, WriteFlags};
 use revm::database::BundleState;
 use revm::primitives::KECCAK_EMPTY;
 use std::collections::BTreeMap;
@@ -382,37 +382,17 @@ fn write_plain_state(txn: &Rw<'_>, number: u64, bundle: &BundleState) -> Result<
 /// block's entries as it is committed dirtied a page per changed key per block.
 fn index_history(txn: &Rw<'_>, after: u64, last: u64) -> Result<(), StorageError> {
     let from = tables::number_key(after + 1);
-    let mut accounts: Vec<[u8; 28]> = Vec::new();
-    {
-        let changes = open(txn, tables::ACCOUNT_CHANGE_SETS)?;
-        let mut cursor = txn.cursor(&changes).op("open cursor")?;
-        let mut item = cursor.set_range::<Vec<u8>, ()>(&from).op("seek")?;
-        while let Some((key, ())) = item {
-            let (Some(number), Ok(address)) =
-                (tables::read_u64(&key), Address::try_from(key.get(8..).unwrap_or_default()))
-            else {
-                return Err(corrupt(tables::ACCOUNT_CHANGE_SETS, &key, "malformed key"));
-            };
-            accounts.push(tables::account_history_key(&address, number));
-            item = cursor.next::<Vec<u8>, ()>().op("next")?;
-        }
+    let mut accounts = Vec::new();
+    for (key, _) in entries_from(txn, &open(txn, tables::ACCOUNT_CHANGE_SETS)?, &from)? {
+        let (number, address) = tables::parse_account_change_key(&key)
+            .ok_or_else(|| corrupt(tables::ACCOUNT_CHANGE_SETS, &key, "malformed key"))?;
+        accounts.push(tables::account_history_key(&address, number));
     }
-    let mut slots: Vec<[u8; 60]> = Vec::new();
-    {
-        let changes = open(txn, tables::STORAGE_CHANGE_SETS)?;
-        let mut cursor = txn.cursor(&changes).op("open cursor")?;
-        let mut item = cursor.set_range::<Vec<u8>, ()>(&from).op("seek")?;
-        while let Some((key, ())) = item {
-            let (Some(number), Ok(address), Ok(slot)) = (
-                tables::read_u64(&key),
-                Address::try_from(key.get(8..28).unwrap_or_default()),
-                B256::try_from(key.get(28..).unwrap_or_default()),
-            ) else {
-                return Err(corrupt(tables::STORAGE_CHANGE_SETS, &key, "malformed key"));
-            };
-            slots.push(tables::storage_history_key(&address, &slot, number));
-            item = cursor.next::<Vec<u8>, ()>().op("next")?;
-        }
+    let mut slots = Vec::new();
+    for (key, _) in entries_from(txn, &open(txn, tables::STORAGE_CHANGE_SETS)?, &from)? {
+        let (number, address, slot) = tables::parse_storage_change_key(&key)
+            .ok_or_else(|| corrupt(tables::STORAGE_CHANGE_SETS, &key, "malformed key"))?;
+        slots.push(tables::storage_history_key(&address, &slot, number));
     }
     accounts.sort_unstable();
     slots.sort_unstable();
@@ -447,10 +427,8 @@ pub(super) fn unwind_to(env: &Env, target: u64) -> Result<(), StorageError> {
     let account_changes = open(&txn, tables::ACCOUNT_CHANGE_SETS)?;
     let account_history = open(&txn, tables::ACCOUNT_HISTORY)?;
     for (key, value) in delete_prefix_from(&txn, &account_changes, &first)? {
-        let (Some(number), Ok(address)) = (tables::read_u64(&key), Address::try_from(&key[8..]))
-        else {
-            return Err(corrupt(tables::ACCOUNT_CHANGE_SETS, &key, "malformed key"));
-        };
+        let (number, address) = tables::parse_account_change_key(&key)
+            .ok_or_else(|| corrupt(tables::ACCOUNT_CHANGE_SETS, &key, "malformed key"))?;
         let old = codec::decode_account_change(&value)
             .ok_or_else(|| corrupt(tables::ACCOUNT_CHANGE_SETS, &key, "malformed account"))?;
         old_accounts.entry(address).or_insert(old);
@@ -460,12 +438,8 @@ pub(super) fn unwind_to(env: &Env, target: u64) -> Result<(), StorageError> {
     let storage_changes = open(&txn, tables::STORAGE_CHANGE_SETS)?;
     let storage_history = open(&txn, tables::STORAGE_HISTORY)?;
     for (key, value) in delete_prefix_from(&txn, &storage_changes, &first)? {
-        let (Some(number), Ok(address)) = (tables::read_u64(&key), Address::try_from(&key[8..28]))
-        else {
-            return Err(corrupt(tables::STORAGE_CHANGE_SETS, &key, "malformed key"));
-        };
-        let slot = B256::try_from(&key[28..])
-            .map_err(|_| corrupt(tables::STORAGE_CHANGE_SETS, &key, "malformed key"))?;
+        let (number, address, slot) = tables::parse_storage_change_key(&key)
+            .ok_or_else(|| corrupt(tables::STORAGE_CHANGE_SETS, &key, "malformed key"))?;
         let old = codec::decode_storage_value(&value)
             .ok_or_else(|| corrupt(tables::STORAGE_CHANGE_SETS, &key, "malformed value"))?;
         old_slots.entry((address, slot)).or_insert(old);
@@ -540,37 +514,26 @@ pub(super) fn unwind_to(env: &Env, target: u64) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// Deletes every entry with key `>= from`; returns them in key order.
 /// The state before block `first` (and after its parent), as a post state to apply on the tip:
 /// the oldest change set entry of every key changed from `first` on. Read only.
-pub(super) fn post_state_before<K: libmdbx::TransactionKind>(
-    txn: &libmdbx::Transaction<'_, K, libmdbx::NoWriteMap>,
+pub(super) fn post_state_before<K: TransactionKind>(
+    txn: &Transaction<'_, K, NoWriteMap>,
     first: u64,
 ) -> Result<HashedPostState, StorageError> {
     let from = tables::number_key(first);
     let mut post = HashedPostState::default();
     let table = txn.open_table(Some(tables::ACCOUNT_CHANGE_SETS)).op("open table")?;
-    let mut cursor = txn.cursor(&table).op("open cursor")?;
-    let mut item = cursor.set_range::<Vec<u8>, Vec<u8>>(&from).op("seek")?;
-    while let Some((key, value)) = item {
-        let Ok(address) = Address::try_from(key.get(8..).unwrap_or_default()) else {
-            return Err(corrupt(tables::ACCOUNT_CHANGE_SETS, &key, "malformed key"));
-        };
+    for (key, value) in entries_from(txn, &table, &from)? {
+        let (_, address) = tables::parse_account_change_key(&key)
+            .ok_or_else(|| corrupt(tables::ACCOUNT_CHANGE_SETS, &key, "malformed key"))?;
         let old = codec::decode_account_change(&value)
             .ok_or_else(|| corrupt(tables::ACCOUNT_CHANGE_SETS, &key, "malformed account"))?;
         post.accounts.entry(keccak256(address)).or_insert(old);
-        item = cursor.next::<Vec<u8>, Vec<u8>>().op("next")?;
     }
     let table = txn.open_table(Some(tables::STORAGE_CHANGE_SETS)).op("open table")?;
-    let mut cursor = txn.cursor(&table).op("open cursor")?;
-    let mut item = cursor.set_range::<Vec<u8>, Vec<u8>>(&from).op("seek")?;
-    while let Some((key, value)) = item {
-        let (Ok(address), Ok(slot)) = (
-            Address::try_from(key.get(8..28).unwrap_or_default()),
-            B256::try_from(key.get(28..).unwrap_or_default()),
-        ) else {
-            return Err(corrupt(tables::STORAGE_CHANGE_SETS, &key, "malformed key"));
-        };
+    for (key, value) in entries_from(txn, &table, &from)? {
+        let (_, address, slot) = tables::parse_storage_change_key(&key)
+            .ok_or_else(|| corrupt(tables::STORAGE_CHANGE_SETS, &key, "malformed key"))?;
         let old = codec::decode_storage_value(&value)
             .ok_or_else(|| corrupt(tables::STORAGE_CHANGE_SETS, &key, "malformed value"))?;
         post.storages
@@ -579,25 +542,33 @@ pub(super) fn post_state_before<K: libmdbx::TransactionKind>(
             .slots
             .entry(keccak256(slot))
             .or_insert(old);
-        item = cursor.next::<Vec<u8>, Vec<u8>>().op("next")?;
     }
     Ok(post)
 }
 
+/// Every entry with key `>= from`, in key order.
+fn entries_from<K: TransactionKind>(
+    txn: &Transaction<'_, K, NoWriteMap>,
+    table: &Table<'_>,
+    from: &[u8],
+) -> Result<Vec<Entry>, StorageError> {
+    let mut entries = Vec::new();
+    let mut cursor = txn.cursor(table).op("open cursor")?;
+    let mut item = cursor.set_range::<Vec<u8>, Vec<u8>>(from).op("seek")?;
+    while let Some(entry) = item {
+        entries.push(entry);
+        item = cursor.next::<Vec<u8>, Vec<u8>>().op("next")?;
+    }
+    Ok(entries)
+}
+
+/// Deletes every entry with key `>= from`; returns them in key order.
 fn delete_prefix_from(
     txn: &Rw<'_>,
     table: &Table<'_>,
     from: &[u8],
 ) -> Result<Vec<Entry>, StorageError> {
-    let mut entries = Vec::new();
-    {
-        let mut cursor = txn.cursor(table).op("open cursor")?;
-        let mut item = cursor.set_range::<Vec<u8>, Vec<u8>>(from).op("seek")?;
-        while let Some(entry) = item {
-            entries.push(entry);
-            item = cursor.next::<Vec<u8>, Vec<u8>>().op("next")?;
-        }
-    }
+    let entries = entries_from(txn, table, from)?;
     for (key, _) in &entries {
         del(txn, table, key)?;
     }
