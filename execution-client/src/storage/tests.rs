@@ -421,6 +421,22 @@ fn bad_commits_are_refused_and_change_nothing() {
     assert!(matches!(db.at_block(2), Err(StorageError::UnknownBlock { number: 2, tip: 1 })));
 }
 
+/// Asserts the state at each of `numbers` (read through `Database::at_block`) is `snapshots`'.
+fn assert_history(
+    db: &Database,
+    snapshots: &[ModelState],
+    numbers: impl IntoIterator<Item = u64>,
+    universe: u64,
+    context: &str,
+) {
+    for number in numbers {
+        let provider = db.at_block(number).unwrap();
+        assert_eq!(provider.block_number(), number);
+        let context = format!("{context} {number}");
+        assert_state(&provider, &snapshots[number as usize], universe, &context);
+    }
+}
+
 #[test]
 fn random_chain_history_and_unwind() {
     let dir = tempfile::tempdir().unwrap();
@@ -441,30 +457,13 @@ fn random_chain_history_and_unwind() {
     assert_eq!(2 * HISTORY_INDEX_BATCH, 64);
     assert_eq!(db.canonical_tip().unwrap(), (80, blocks[79].hash()));
     assert_state(&db.latest().unwrap(), &snapshots[80], universe, "latest");
-    for number in 0..80 {
-        let provider = db.at_block(number).unwrap();
-        assert_eq!(provider.block_number(), number);
-        assert_state(
-            &provider,
-            &snapshots[number as usize],
-            universe,
-            &format!("at block {number}"),
-        );
-    }
+    assert_history(&db, &snapshots, 0..80, universe, "at block");
 
     // Unwind below the indexed blocks: state, roots and block data are those of block 50.
     db.unwind_to(50).unwrap();
     assert_eq!(db.canonical_tip().unwrap(), (50, blocks[49].hash()));
     assert_state(&db.latest().unwrap(), &snapshots[50], universe, "after unwind to 50");
-    for number in [0, 12, 31, 32, 33, 49] {
-        let context = format!("history at {number} after unwind");
-        assert_state(
-            &db.at_block(number).unwrap(),
-            &snapshots[number as usize],
-            universe,
-            &context,
-        );
-    }
+    assert_history(&db, &snapshots, [0, 12, 31, 32, 33, 49], universe, "after unwind, at block");
     let (root, _) = db.state_root_with(&BundleState::default()).unwrap();
     assert_eq!(root, db.header(50).unwrap().unwrap().state_root);
     assert_eq!(db.header(51).unwrap(), None);
@@ -480,15 +479,7 @@ fn random_chain_history_and_unwind() {
         snapshots.push(model.clone());
     }
     assert_state(&db.latest().unwrap(), &model, universe, "fork");
-    for number in 0..90 {
-        let context = format!("fork history at {number}");
-        assert_state(
-            &db.at_block(number).unwrap(),
-            &snapshots[number as usize],
-            universe,
-            &context,
-        );
-    }
+    assert_history(&db, &snapshots, 0..90, universe, "fork, at block");
     db.unwind_to(0).unwrap();
     assert_state(&db.latest().unwrap(), &snapshots[0], universe, "unwound to genesis");
     let (root, _) = db.state_root_with(&BundleState::default()).unwrap();
@@ -538,15 +529,7 @@ fn a_database_that_indexed_every_block_reads_and_goes_on() {
         commit(&db, random_bundle(&mut rng, &mut model, universe, 10), &model, salt);
         snapshots.push(model.clone());
     }
-    for number in 0..42 {
-        let context = format!("at block {number}");
-        assert_state(
-            &db.at_block(number).unwrap(),
-            &snapshots[number as usize],
-            universe,
-            &context,
-        );
-    }
+    assert_history(&db, &snapshots, 0..42, universe, "at block");
 }
 
 /// Parameters of the crash test's chain: universe, touches per block, seed.
