@@ -317,7 +317,11 @@ fn write_plain_state(txn: &Rw<'_>, number: u64, bundle: &BundleState) -> Result<
                 slot_changes.insert(B256::from_slice(&key[20..]), value);
             }
         }
-        for (slot, value) in &account.storage {
+        // In key order: neighbouring slots share B-tree pages, so sorted writes stay on pages
+        // already dirty and in cache instead of jumping across the table.
+        let mut slots: Vec<_> = account.storage.iter().collect();
+        slots.sort_unstable_by_key(|(slot, _)| **slot);
+        for (slot, value) in slots {
             let slot = B256::from(slot.to_be_bytes::<32>());
             let key = tables::plain_storage_key(address, &slot);
             let new_value = value.present_value;
