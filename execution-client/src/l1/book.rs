@@ -8,10 +8,9 @@
 //!
 //! - `Globals(0, 0, 0, 0)`: the last order id issued.
 //! - `Order(0, id, 0, 0)`, header: owner (bits 0..160) ‖ market (160..192) ‖ flags (192: buy,
-//!   193: has cloid, 194: exists).
-//! - `Order(0, id, 0, 1)`: `pack(price, remaining)`.
+//!   194: exists) ‖ price in ticks (200..256, at most [`MAX_PRICE_TICKS`]).
+//! - `Order(0, id, 0, 1)`: `pack(remaining, client id)` (client id 0 = none).
 //! - `Order(0, id, 0, 2)`: 64-bit limbs level prev, level next, account prev, account next.
-//! - `Order(0, id, 0, 3)`: the client id, written only when non-zero.
 //! - `Level(market ‖ price, 0, side, 0)`: `pack(total remaining, order count)`.
 //! - `Level(market ‖ price, 0, side, 1)`: `pack(better price, worse price)`.
 //! - `Level(market ‖ price, 0, side, 2)`: `pack(head id, tail id)` (head = oldest).
@@ -19,6 +18,10 @@
 //! - `Cloid(h[0..20], h[20..28], h[28..30], h[30])` with `h = keccak256(owner ‖ market ‖
 //!   cloid)`: the order id.
 //! - `AccountOrders(owner, 0, 0, 0)`: `pack(head id, tail id)` (head = oldest).
+//!
+//! Three slots per order, because every slot an order creates is a leaf of the state trie that
+//! the block writes, hashes and later deletes again: the price is kept in ticks so that the
+//! client id fits beside the remaining size.
 //!
 //! A level's address packs the market (4 bytes, big-endian) and the price (16 bytes), so a
 //! level is found from its price without a search; only a new level needs a walk to find its
@@ -28,6 +31,7 @@ use alloy_primitives::{Address, B256, U256, keccak256};
 
 use super::{
     Ctx,
+    config::MAX_PRICE_TICKS,
     error::{L1Error, L1Result},
     order::{Resting, Side},
     store::{Ns, Store, StoreError, address_value, key, pack, unpack, value_address},
@@ -45,13 +49,13 @@ pub struct Level {
 }
 
 const FLAG_BUY: u64 = 1;
-const FLAG_CLOID: u64 = 1 << 1;
 const FLAG_EXISTS: u64 = 1 << 2;
+/// The header's top limb: flags in the low byte, the price in ticks above.
+const TICKS_SHIFT: u32 = 8;
 
 const ORDER_HEADER: u8 = 0;
 const ORDER_AMOUNTS: u8 = 1;
 const ORDER_LINKS: u8 = 2;
-const ORDER_CLOID: u8 = 3;
 
 const LEVEL_SIZE: u8 = 0;
 const LEVEL_LINKS: u8 = 1;
@@ -193,6 +197,7 @@ pub fn insert<S: Store>(ctx: &mut Ctx<'_, S>, order: &Resting) -> L1Result<()> {
     if order.remaining == 0 || order.price == 0 || order.id == 0 {
         return Err(L1Error::ZeroAmount);
     }
+    let header = encode_header(ctx, order)?;
     let cloid_slot = if order.cloid == 0 {
         None
     } else {
@@ -231,20 +236,31 @@ pub fn insert<S: Store>(ctx: &mut Ctx<'_, S>, order: &Resting) -> L1Result<()> {
         save_ids(ctx, acct_key, head, order.id)?;
     }
 
-    let mut flags = FLAG_EXISTS;
-    if side.is_buy() {
-        flags |= FLAG_BUY;
-    }
     if let Some(k) = cloid_slot {
-        flags |= FLAG_CLOID;
         save(ctx, k, U256::from(order.id))?;
-        save(ctx, order_key(order.id, ORDER_CLOID), U256::from(order.cloid))?;
     }
-    let header =
-        address_value(order.owner) | U256::from_limbs([0, 0, u64::from(market) << 32, flags]);
     save(ctx, order_key(order.id, ORDER_HEADER), header)?;
-    save_pair(ctx, order_key(order.id, ORDER_AMOUNTS), price, order.remaining)?;
+    save_pair(ctx, order_key(order.id, ORDER_AMOUNTS), order.remaining, order.cloid)?;
     save(ctx, order_key(order.id, ORDER_LINKS), links.encode())
+}
+
+/// The header slot of `order`; refuses a price off the tick grid or above [`MAX_PRICE_TICKS`]
+/// (placement checks both first, so this only guards the encoding).
+fn encode_header<S: Store>(ctx: &Ctx<'_, S>, order: &Resting) -> L1Result<U256> {
+    let tick = ctx.config.market(order.market)?.tick_size;
+    let ticks = order.price / tick;
+    if !order.price.is_multiple_of(tick) {
+        return Err(L1Error::InvalidPrice { price: order.price, tick });
+    }
+    if ticks > MAX_PRICE_TICKS {
+        let max = MAX_PRICE_TICKS.saturating_mul(tick);
+        return Err(L1Error::PriceTooHigh { price: order.price, max });
+    }
+    let mut top = FLAG_EXISTS | ((ticks as u64) << TICKS_SHIFT);
+    if order.side.is_buy() {
+        top |= FLAG_BUY;
+    }
+    Ok(address_value(order.owner) | U256::from_limbs([0, 0, u64::from(order.market) << 32, top]))
 }
 
 /// Links a new, empty level at `price` into the sorted level list of (`market`, `side`).
@@ -299,20 +315,19 @@ pub fn get<S: Store>(ctx: &mut Ctx<'_, S>, id: u64) -> L1Result<Option<Resting>>
         return Ok(None);
     }
     let limbs = header.as_limbs();
-    let flags = limbs[3];
+    let top = limbs[3];
     let market = (limbs[2] >> 32) as u32;
-    let (price, remaining) = load_pair(ctx, order_key(id, ORDER_AMOUNTS))?;
-    let cloid = if flags & FLAG_CLOID != 0 {
-        let v = load(ctx, order_key(id, ORDER_CLOID))?;
-        u128::try_from(v).map_err(|_| corrupt("cloid out of range"))?
-    } else {
-        0
-    };
+    let tick =
+        ctx.config.market(market).map_err(|_| corrupt("order of an unknown market"))?.tick_size;
+    let price = u128::from(top >> TICKS_SHIFT)
+        .checked_mul(tick)
+        .ok_or_else(|| corrupt("order price out of range"))?;
+    let (remaining, cloid) = load_pair(ctx, order_key(id, ORDER_AMOUNTS))?;
     Ok(Some(Resting {
         id,
         owner: value_address(header),
         market,
-        side: Side::from_is_buy(flags & FLAG_BUY != 0),
+        side: Side::from_is_buy(top & FLAG_BUY != 0),
         price,
         remaining,
         cloid,
@@ -380,7 +395,6 @@ pub(super) fn remove_loaded<S: Store>(ctx: &mut Ctx<'_, S>, order: &Resting) -> 
 
     if order.cloid != 0 {
         save(ctx, cloid_key(order.owner, market, order.cloid), U256::ZERO)?;
-        save(ctx, order_key(id, ORDER_CLOID), U256::ZERO)?;
     }
     save(ctx, order_key(id, ORDER_HEADER), U256::ZERO)?;
     save(ctx, order_key(id, ORDER_AMOUNTS), U256::ZERO)?;
@@ -439,7 +453,7 @@ pub(super) fn reduce_loaded<S: Store>(
         remove_loaded(ctx, order)?;
         return Ok(after);
     }
-    save_pair(ctx, order_key(order.id, ORDER_AMOUNTS), order.price, remaining)?;
+    save_pair(ctx, order_key(order.id, ORDER_AMOUNTS), remaining, order.cloid)?;
     let k = level_key(order.market, order.side, order.price, LEVEL_SIZE);
     let (level_size, count) = load_pair(ctx, k)?;
     let level_size = level_size.checked_sub(size).ok_or_else(|| corrupt("level size"))?;
@@ -569,12 +583,16 @@ mod tests {
     use super::*;
     use crate::l1::{config::test_config, store::MemStore};
 
-    fn order(id: u64, owner: u8, side: Side, price: u128, remaining: u128, cloid: u128) -> Resting {
+    /// Market 0's tick: the tests name prices in ticks.
+    const TICK: u128 = 10_000;
+
+    fn order(id: u64, owner: u8, side: Side, ticks: u128, remaining: u128, cloid: u128) -> Resting {
+        let price = ticks * TICK;
         Resting { id, owner: Address::repeat_byte(owner), market: 0, side, price, remaining, cloid }
     }
 
     fn prices(levels: &[Level]) -> Vec<u128> {
-        levels.iter().map(|l| l.price).collect()
+        levels.iter().map(|l| l.price / TICK).collect()
     }
 
     #[test]
@@ -603,10 +621,10 @@ mod tests {
         assert_consistent(&mut ctx, 0);
         let d = depth(&mut ctx, 0, Side::Bid, 10).unwrap();
         assert_eq!(prices(&d), vec![800, 700, 600, 500, 400, 300]);
-        assert_eq!(d[2], Level { price: 600, size: 20, orders: 2 });
+        assert_eq!(d[2], Level { price: 600 * TICK, size: 20, orders: 2 });
         assert_eq!(prices(&depth(&mut ctx, 0, Side::Ask, 2).unwrap()), vec![900, 1000]);
         assert_eq!(depth(&mut ctx, 0, Side::Ask, 1).unwrap()[0].orders, 2);
-        assert_eq!(best_price(&mut ctx, 0, Side::Bid).unwrap(), Some(800));
+        assert_eq!(best_price(&mut ctx, 0, Side::Bid).unwrap(), Some(800 * TICK));
         assert_eq!(best_order(&mut ctx, 0, Side::Ask).unwrap().unwrap().id, 8);
 
         // Removing the middle of a queue, a whole middle level, and the best level.
@@ -636,7 +654,7 @@ mod tests {
         assert_eq!(get(&mut ctx, 1).unwrap(), None);
         assert_eq!(
             depth(&mut ctx, 0, Side::Ask, 1).unwrap()[0],
-            Level { price: 100, size: 7, orders: 1 }
+            Level { price: 100 * TICK, size: 7, orders: 1 }
         );
         reduce(&mut ctx, 2, 7).unwrap();
         assert_eq!(best_price(&mut ctx, 0, Side::Ask).unwrap(), None);
@@ -660,7 +678,9 @@ mod tests {
             Err(L1Error::DuplicateCloid(77))
         ));
         // Same cloid in another market is free.
-        insert(&mut ctx, &Resting { market: 1, ..order(6, 1, Side::Ask, 300, 1, 77) }).unwrap();
+        // Market 1's tick is 1,000,000.
+        let other = Resting { market: 1, price: 3_000_000, ..order(6, 1, Side::Ask, 300, 1, 77) };
+        insert(&mut ctx, &other).unwrap();
         assert_eq!(by_cloid(&mut ctx, a, 0, 77).unwrap(), Some(1));
         assert_eq!(by_cloid(&mut ctx, a, 1, 77).unwrap(), Some(6));
         assert_eq!(by_cloid(&mut ctx, a, 0, 0).unwrap(), None);
@@ -677,5 +697,42 @@ mod tests {
         // The cloid is reusable once its order is gone.
         insert(&mut ctx, &order(7, 1, Side::Ask, 300, 1, 77)).unwrap();
         assert_consistent(&mut ctx, 0);
+    }
+
+    #[test]
+    fn an_order_is_three_slots_and_keeps_its_extremes() {
+        let config = test_config();
+        let mut mem = MemStore::default();
+        let mut ctx = Ctx::new(&mut mem, &config, 1);
+        let top = order(1, 0xff, Side::Ask, MAX_PRICE_TICKS, u128::MAX, u128::MAX);
+        insert(&mut ctx, &top).unwrap();
+        let low = order(2, 0xfe, Side::Bid, 1, 1, 0);
+        insert(&mut ctx, &low).unwrap();
+        assert_eq!(get(&mut ctx, 1).unwrap(), Some(top));
+        assert_eq!(get(&mut ctx, 2).unwrap(), Some(low));
+        assert_eq!(by_cloid(&mut ctx, top.owner, 0, u128::MAX).unwrap(), Some(1));
+        // Header, amounts and links (the links of a lone order are zero, so not stored).
+        let mut fields: Vec<(u64, u8)> = mem
+            .slots
+            .keys()
+            .filter(|k| k[0] == Ns::Order as u8)
+            .map(|k| (u64::from_be_bytes(k[21..29].try_into().unwrap()), k[31]))
+            .collect();
+        fields.sort_unstable();
+        assert_eq!(
+            fields,
+            vec![(1, ORDER_HEADER), (1, ORDER_AMOUNTS), (2, ORDER_HEADER), (2, ORDER_AMOUNTS)]
+        );
+        let mut ctx = Ctx::new(&mut mem, &config, 1);
+        assert_eq!(reduce(&mut ctx, 1, 1).unwrap().cloid, u128::MAX);
+        assert_eq!(get(&mut ctx, 1).unwrap().unwrap().remaining, u128::MAX - 1);
+        // Off the tick grid or above the range: refused before anything is written.
+        let before = mem.slots.clone();
+        let mut ctx = Ctx::new(&mut mem, &config, 1);
+        let above = order(3, 1, Side::Ask, MAX_PRICE_TICKS + 1, 1, 0);
+        assert!(matches!(insert(&mut ctx, &above), Err(L1Error::PriceTooHigh { .. })));
+        let off = Resting { price: TICK + 1, ..order(3, 1, Side::Ask, 1, 1, 0) };
+        assert!(matches!(insert(&mut ctx, &off), Err(L1Error::InvalidPrice { .. })));
+        assert_eq!(mem.slots, before);
     }
 }

@@ -26,6 +26,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::{L1Error, L1Result};
 
+/// The largest price in ticks an order may carry: a resting order keeps its price as 56 bits of
+/// ticks beside its owner and market, so that the order fits three storage slots.
+pub const MAX_PRICE_TICKS: u128 = (1 << 56) - 1;
+
 /// A problem with `config.tandem.l1`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("config.tandem.l1{path}: {msg}")]
@@ -363,11 +367,16 @@ impl L1Config {
         self.oracle_publishers.iter().position(|p| *p == address).map(|i| i as u16)
     }
 
-    /// Checks that `price` and `size` fit the market's tick and lot sizes.
+    /// Checks that `price` and `size` fit the market's tick and lot sizes, and the price the
+    /// book's range ([`MAX_PRICE_TICKS`]).
     pub fn check_price_size(&self, market: u32, price: u128, size: u128) -> L1Result<()> {
         let m = self.market(market)?;
         if price == 0 || !price.is_multiple_of(m.tick_size) {
             return Err(L1Error::InvalidPrice { price, tick: m.tick_size });
+        }
+        if price / m.tick_size > MAX_PRICE_TICKS {
+            let max = MAX_PRICE_TICKS.saturating_mul(m.tick_size);
+            return Err(L1Error::PriceTooHigh { price, max });
         }
         if size == 0 || !size.is_multiple_of(m.lot_size) {
             return Err(L1Error::InvalidSize { size, lot: m.lot_size });

@@ -36,6 +36,14 @@ pub enum L1Error {
         /// The market's tick size.
         tick: u128,
     },
+    /// Price above the largest the book stores (`MAX_PRICE_TICKS` ticks).
+    #[error("price {price} is above the market's maximum price {max}")]
+    PriceTooHigh {
+        /// The price given.
+        price: u128,
+        /// The market's largest price.
+        max: u128,
+    },
     /// Size zero or not a multiple of the market's lot size.
     #[error("size {size} is not a positive multiple of the lot size {lot}")]
     InvalidSize {

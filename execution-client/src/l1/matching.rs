@@ -216,7 +216,7 @@ mod tests {
 
     use super::*;
     use crate::l1::{
-        config::test_config,
+        config::{MAX_PRICE_TICKS, test_config},
         spot::{self, SpotSettlement},
         store::MemStore,
     };
@@ -559,6 +559,13 @@ mod tests {
             (req(px(300_000), LOT + 1, GTC), L1Error::InvalidSize { size: LOT + 1, lot: LOT }),
             (req(px(300_000), 0, POST), L1Error::InvalidSize { size: 0, lot: LOT }),
             (OrderRequest { market: 9, ..req(px(1), LOT, GTC) }, L1Error::UnknownMarket(9)),
+            (
+                req((MAX_PRICE_TICKS + 1) * 10_000, LOT, GTC),
+                L1Error::PriceTooHigh {
+                    price: (MAX_PRICE_TICKS + 1) * 10_000,
+                    max: MAX_PRICE_TICKS * 10_000,
+                },
+            ),
         ];
         for (r, want) in cases {
             ex.refused(want, |ex| place(&mut ex.ctx(), &mut SpotSettlement, a, &r));
