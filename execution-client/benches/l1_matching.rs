@@ -41,14 +41,14 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::{
-    collections::{HashMap, hash_map::Entry},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use alloy_consensus::{Block, BlockBody, Header};
 use alloy_genesis::Genesis;
-use alloy_primitives::{Address, B256, Bytes, LogData, U256, keccak256};
+use alloy_primitives::{
+    Address, B256, Bytes, LogData, U256, keccak256,
+    map::{B256Map, Entry},
+};
 use revm::{
     DatabaseRef,
     database::{
@@ -400,11 +400,11 @@ fn run_memory(
 
 /// Slots read from the state after the last block (the not yet persisted blocks' values, then
 /// the persisted plain state) through a per-block write cache, as revm's state does within a
-/// block: `(original, present)` per slot touched.
+/// block (and with revm's hasher): `(original, present)` per slot touched.
 struct TrieStore<'a> {
     state: StateProvider<'a>,
-    pending: &'a HashMap<B256, U256>,
-    slots: HashMap<B256, (U256, U256)>,
+    pending: &'a B256Map<U256>,
+    slots: B256Map<(U256, U256)>,
     logs: Vec<LogData>,
     db_reads: u64,
 }
@@ -498,7 +498,7 @@ struct Chain {
     /// The pending blocks' trie changes from the persisted tip, folded.
     pending_trie: Option<TrieUpdates>,
     /// The pending blocks' present slot values, newest winning.
-    pending_slots: HashMap<B256, U256>,
+    pending_slots: B256Map<U256>,
 }
 
 impl Chain {
@@ -518,7 +518,7 @@ impl Chain {
         let mut store = TrieStore {
             state,
             pending: &self.pending_slots,
-            slots: HashMap::new(),
+            slots: B256Map::default(),
             logs: Vec::new(),
             db_reads: 0,
         };
@@ -635,7 +635,7 @@ fn trie_chain(
         tip,
         pending: Vec::new(),
         pending_trie: None,
-        pending_slots: HashMap::new(),
+        pending_slots: B256Map::default(),
     };
     chain.block(config, &mut TriePhases::default(), true, |ctx| {
         set_up(ctx, accounts);
