@@ -28,6 +28,12 @@ fn put(txn: &Rw<'_>, table: &Table<'_>, key: &[u8], value: &[u8]) -> Result<(), 
     txn.put(table, key, value, WriteFlags::empty()).op("put")
 }
 
+/// Puts `key` after every key of `table` without searching the tree; MDBX refuses (an error,
+/// nothing written) a key that does not sort after the last one.
+fn append(txn: &Rw<'_>, table: &Table<'_>, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+    txn.put(table, key, value, WriteFlags::APPEND).op("append")
+}
+
 fn del(txn: &Rw<'_>, table: &Table<'_>, key: &[u8]) -> Result<(), StorageError> {
     txn.del(table, key, None).op("delete").map(|_| ())
 }
@@ -347,8 +353,10 @@ fn write_plain_state(txn: &Rw<'_>, number: u64, bundle: &BundleState) -> Result<
             delete_prefix(txn, &plain_storage, address.as_slice())?;
         }
 
+        // Change sets are keyed by block number first and written in key order (accounts and
+        // slots sorted), after every earlier block's: appended, not searched for.
         if old != new || !slot_changes.is_empty() {
-            put(
+            append(
                 txn,
                 &account_changes,
                 &tables::account_change_key(number, address),
@@ -363,7 +371,7 @@ fn write_plain_state(txn: &Rw<'_>, number: u64, bundle: &BundleState) -> Result<
             _ => {}
         }
         for (slot, old_value) in slot_changes {
-            put(
+            append(
                 txn,
                 &storage_changes,
                 &tables::storage_change_key(number, address, &slot),
