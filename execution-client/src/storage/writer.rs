@@ -9,7 +9,7 @@ use crate::state_root::{self, HashedPostState, HashedStorage, NodeUpdates, TrieU
 use alloy_consensus::{BlockBody, ReceiptEnvelope, TxEnvelope};
 use alloy_eips::eip4895::Withdrawals;
 use alloy_primitives::{Address, B256, U256, keccak256};
-use libmdbx::{NoWriteMap, RW, Table, Transaction, TransactionKind, WriteFlags};
+use libmdbx::{Cursor, NoWriteMap, RW, Table, Transaction, TransactionKind, WriteFlags};
 use revm::database::BundleState;
 use revm::primitives::KECCAK_EMPTY;
 use std::collections::BTreeMap;
@@ -28,10 +28,36 @@ fn put(txn: &Rw<'_>, table: &Table<'_>, key: &[u8], value: &[u8]) -> Result<(), 
     txn.put(table, key, value, WriteFlags::empty()).op("put")
 }
 
-/// Puts `key` after every key of `table` without searching the tree; MDBX refuses (an error,
-/// nothing written) a key that does not sort after the last one.
-fn append(txn: &Rw<'_>, table: &Table<'_>, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
-    txn.put(table, key, value, WriteFlags::APPEND).op("append")
+/// Writes to one table through one cursor. Bulk writes go in key order: MDBX then finds each
+/// key on the page of the one before (or a page up the cursor's stack) instead of searching the
+/// tree from the root and looking every page of the path up among the dirty pages.
+struct Writer<'t> {
+    cursor: Cursor<'t, RW>,
+}
+
+impl<'t> Writer<'t> {
+    fn new(txn: &'t Rw<'_>, name: &'static str) -> Result<Self, StorageError> {
+        let table = open(txn, name)?;
+        Ok(Self { cursor: txn.cursor(&table).op("open cursor")? })
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        self.cursor.put(key, value, WriteFlags::empty()).op("put")
+    }
+
+    /// Puts `key` after every key of the table without a search; MDBX refuses (an error,
+    /// nothing written) a key that does not sort after the last one.
+    fn append(&mut self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        self.cursor.put(key, value, WriteFlags::APPEND).op("append")
+    }
+
+    /// Deletes `key` if present.
+    fn del(&mut self, key: &[u8]) -> Result<(), StorageError> {
+        if self.cursor.set::<()>(key).op("seek")?.is_some() {
+            self.cursor.del(WriteFlags::empty()).op("delete")?;
+        }
+        Ok(())
+    }
 }
 
 fn del(txn: &Rw<'_>, table: &Table<'_>, key: &[u8]) -> Result<(), StorageError> {
@@ -160,51 +186,48 @@ fn write_block_data(
 }
 
 /// Hashed state and trie node changes.
+/// Hashed state and trie node changes (all maps in key order).
 fn write_trie_updates(txn: &Rw<'_>, updates: &TrieUpdates) -> Result<(), StorageError> {
-    let (hashed_accounts, hashed_storage) =
-        (open(txn, tables::HASHED_ACCOUNTS)?, open(txn, tables::HASHED_STORAGE)?);
-    let (account_trie, storage_trie) =
-        (open(txn, tables::ACCOUNT_TRIE)?, open(txn, tables::STORAGE_TRIE)?);
+    let (hashed_storage_table, storage_trie_table) =
+        (open(txn, tables::HASHED_STORAGE)?, open(txn, tables::STORAGE_TRIE)?);
+    let mut hashed_storage = Writer::new(txn, tables::HASHED_STORAGE)?;
+    let mut storage_trie = Writer::new(txn, tables::STORAGE_TRIE)?;
     for (owner, storage) in &updates.storages {
         if storage.wiped {
-            delete_prefix(txn, &hashed_storage, owner.as_slice())?;
-            delete_prefix(txn, &storage_trie, owner.as_slice())?;
+            delete_prefix(txn, &hashed_storage_table, owner.as_slice())?;
+            delete_prefix(txn, &storage_trie_table, owner.as_slice())?;
         }
         for (slot, value) in &storage.slots {
             let key = tables::hashed_storage_key(owner, slot);
             if value.is_zero() {
-                del(txn, &hashed_storage, &key)?;
+                hashed_storage.del(&key)?;
             } else {
-                put(txn, &hashed_storage, &key, &value.to_be_bytes::<32>())?;
+                hashed_storage.put(&key, &value.to_be_bytes::<32>())?;
             }
         }
-        write_nodes(txn, &storage_trie, owner.as_slice(), &storage.nodes)?;
+        write_nodes(&mut storage_trie, owner.as_slice(), &storage.nodes)?;
     }
+    let mut hashed_accounts = Writer::new(txn, tables::HASHED_ACCOUNTS)?;
     for (hashed, account) in &updates.accounts {
         match account {
-            Some((account, root)) => put(
-                txn,
-                &hashed_accounts,
-                hashed.as_slice(),
-                &codec::encode_hashed_account(account, root),
-            )?,
-            None => del(txn, &hashed_accounts, hashed.as_slice())?,
+            Some((account, root)) => hashed_accounts
+                .put(hashed.as_slice(), &codec::encode_hashed_account(account, root))?,
+            None => hashed_accounts.del(hashed.as_slice())?,
         }
     }
-    write_nodes(txn, &account_trie, &[], &updates.account_nodes)
+    write_nodes(&mut Writer::new(txn, tables::ACCOUNT_TRIE)?, &[], &updates.account_nodes)
 }
 
 fn write_nodes(
-    txn: &Rw<'_>,
-    table: &Table<'_>,
+    table: &mut Writer<'_>,
     prefix: &[u8],
     nodes: &NodeUpdates,
 ) -> Result<(), StorageError> {
     for (path, node) in nodes {
         let key = tables::trie_key(prefix, path);
         match node {
-            Some(node) => put(txn, table, &key, &codec::encode_branch_node(node))?,
-            None => del(txn, table, &key)?,
+            Some(node) => table.put(&key, &codec::encode_branch_node(node))?,
+            None => table.del(&key)?,
         }
     }
     Ok(())
@@ -298,9 +321,10 @@ pub(super) fn commit_blocks(
 /// batches, [`index_history`]).
 fn write_plain_state(txn: &Rw<'_>, number: u64, bundle: &BundleState) -> Result<(), StorageError> {
     let plain_accounts = open(txn, tables::PLAIN_ACCOUNTS)?;
-    let plain_storage = open(txn, tables::PLAIN_STORAGE)?;
-    let account_changes = open(txn, tables::ACCOUNT_CHANGE_SETS)?;
-    let storage_changes = open(txn, tables::STORAGE_CHANGE_SETS)?;
+    let plain_storage_table = open(txn, tables::PLAIN_STORAGE)?;
+    let mut plain_storage = Writer::new(txn, tables::PLAIN_STORAGE)?;
+    let mut account_changes = Writer::new(txn, tables::ACCOUNT_CHANGE_SETS)?;
+    let mut storage_changes = Writer::new(txn, tables::STORAGE_CHANGE_SETS)?;
 
     let mut accounts: Vec<_> = bundle.state.iter().collect();
     accounts.sort_unstable_by_key(|(address, _)| **address);
@@ -317,14 +341,13 @@ fn write_plain_state(txn: &Rw<'_>, number: u64, bundle: &BundleState) -> Result<
         // Old values of every slot this block changes.
         let mut slot_changes: BTreeMap<B256, U256> = BTreeMap::new();
         if destroyed {
-            for (key, value) in delete_prefix(txn, &plain_storage, address.as_slice())? {
+            for (key, value) in delete_prefix(txn, &plain_storage_table, address.as_slice())? {
                 let value = codec::decode_storage_value(&value)
                     .ok_or_else(|| corrupt(tables::PLAIN_STORAGE, &key, "malformed value"))?;
                 slot_changes.insert(B256::from_slice(&key[20..]), value);
             }
         }
-        // In key order: neighbouring slots share B-tree pages, so sorted writes stay on pages
-        // already dirty and in cache instead of jumping across the table.
+        // In key order, for the writer's cursor.
         let mut slots: Vec<_> = account.storage.iter().collect();
         slots.sort_unstable_by_key(|(slot, _)| **slot);
         for (slot, value) in slots {
@@ -343,22 +366,20 @@ fn write_plain_state(txn: &Rw<'_>, number: u64, bundle: &BundleState) -> Result<
                 slot_changes.insert(slot, old_value);
             }
             if new_value.is_zero() {
-                del(txn, &plain_storage, &key)?;
+                plain_storage.del(&key)?;
             } else {
-                put(txn, &plain_storage, &key, &new_value.to_be_bytes::<32>())?;
+                plain_storage.put(&key, &new_value.to_be_bytes::<32>())?;
             }
         }
         if destroyed && new.is_none() {
             // Nothing written after the destruction survives a non-existent account.
-            delete_prefix(txn, &plain_storage, address.as_slice())?;
+            delete_prefix(txn, &plain_storage_table, address.as_slice())?;
         }
 
         // Change sets are keyed by block number first and written in key order (accounts and
         // slots sorted), after every earlier block's: appended, not searched for.
         if old != new || !slot_changes.is_empty() {
-            append(
-                txn,
-                &account_changes,
+            account_changes.append(
                 &tables::account_change_key(number, address),
                 &codec::encode_account_change(old.as_ref()),
             )?;
@@ -371,9 +392,7 @@ fn write_plain_state(txn: &Rw<'_>, number: u64, bundle: &BundleState) -> Result<
             _ => {}
         }
         for (slot, old_value) in slot_changes {
-            append(
-                txn,
-                &storage_changes,
+            storage_changes.append(
                 &tables::storage_change_key(number, address, &slot),
                 &old_value.to_be_bytes::<32>(),
             )?;
@@ -408,13 +427,13 @@ fn index_history(txn: &Rw<'_>, after: u64, last: u64) -> Result<(), StorageError
     }
     accounts.sort_unstable();
     slots.sort_unstable();
-    let account_history = open(txn, tables::ACCOUNT_HISTORY)?;
+    let mut account_history = Writer::new(txn, tables::ACCOUNT_HISTORY)?;
     for key in &accounts {
-        put(txn, &account_history, key, &[])?;
+        account_history.put(key, &[])?;
     }
-    let storage_history = open(txn, tables::STORAGE_HISTORY)?;
+    let mut storage_history = Writer::new(txn, tables::STORAGE_HISTORY)?;
     for key in &slots {
-        put(txn, &storage_history, key, &[])?;
+        storage_history.put(key, &[])?;
     }
     put(txn, &open(txn, tables::META)?, tables::META_HISTORY_INDEXED, &last.to_be_bytes())
 }
