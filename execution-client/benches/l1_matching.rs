@@ -464,6 +464,16 @@ impl TriePhases {
         self.engine + self.root + self.commit
     }
 
+    /// Mean and slowest block time in ms, without the last block (it persists the blocks still
+    /// in memory at once). At a block interval of T, a load of R orders/s makes blocks of
+    /// K = R·T actions, and the node keeps up while a block takes at most T.
+    fn block_ms(&self) -> (f64, f64) {
+        let blocks = &self.per_block[..self.per_block.len().saturating_sub(1)];
+        let ms = |d: &Duration| d.as_secs_f64() * 1e3;
+        let mean = blocks.iter().map(ms).sum::<f64>() / blocks.len().max(1) as f64;
+        (mean, blocks.iter().map(ms).fold(0.0, f64::max))
+    }
+
     /// Orders/s over the last quarter of the blocks (the book and the history tables at their
     /// largest), without the last block (it persists the blocks still in memory at once).
     fn late_rate(&self, block_size: usize) -> f64 {
@@ -797,12 +807,12 @@ fn main() {
 
     let mem = median(memory.clone());
     println!(
-        "| path | block size K | orders/s | vs memory | last quarter orders/s | engine + slot reads ms/block | state root ms/block | commit ms/block | MDBX slot reads/block | changed slots/block | runs (orders/s) |"
+        "| path | block size K | orders/s | vs memory | last quarter orders/s | ms per block, mean / slowest | engine + slot reads ms/block | state root ms/block | commit ms/block | MDBX slot reads/block | changed slots/block | runs (orders/s) |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     let list = |v: &[f64]| v.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", ");
     println!(
-        "| memory (`MemStore`) | 1000 | {mem:.0} | 1.00× | - | - | - | - | - | - | {} |",
+        "| memory (`MemStore`) | 1000 | {mem:.0} | 1.00× | - | - | - | - | - | - | - | {} |",
         list(&memory)
     );
     for (i, &k) in block_sizes.iter().enumerate() {
@@ -812,9 +822,11 @@ fn main() {
         let (_, p) = trie[i].iter().find(|(r, _)| *r == med).unwrap();
         let b = p.blocks as f64;
         println!(
-            "| state trie + MDBX commit | {k} | {med:.0} | {:.3}× | {:.0} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {} |",
+            "| state trie + MDBX commit | {k} | {med:.0} | {:.3}× | {:.0} | {:.0} / {:.0} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {} |",
             med / mem,
             p.late_rate(k),
+            p.block_ms().0,
+            p.block_ms().1,
             p.engine.as_secs_f64() * 1e3 / b,
             p.root.as_secs_f64() * 1e3 / b,
             p.commit.as_secs_f64() * 1e3 / b,

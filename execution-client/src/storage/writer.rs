@@ -185,7 +185,6 @@ fn write_block_data(
     Ok(())
 }
 
-/// Hashed state and trie node changes.
 /// Hashed state and trie node changes (all maps in key order).
 fn write_trie_updates(txn: &Rw<'_>, updates: &TrieUpdates) -> Result<(), StorageError> {
     let (hashed_storage_table, storage_trie_table) =
