@@ -13,10 +13,11 @@
 //!   The value at block `n` is the change-set value of the first block after `n` that changed the
 //!   key, or the plain value when no later block did (reth's history tables work the same way).
 //!   Nothing is pruned: the node is an archive by default. The same change sets drive
-//!   [`Database::unwind_to`]. The indexes are filled from the change sets every
-//!   [`HISTORY_INDEX_BATCH`] blocks, in key order (a batch dirties each index page once, not
-//!   once per changed key and block); reads at a block past the last indexed one look at the
-//!   few change sets after it;
+//!   [`Database::unwind_to`]. The indexes take the blocks' keys a batch of
+//!   [`HISTORY_INDEX_BATCH`] blocks at a time, in key order (a batch dirties each index page
+//!   once, not once per changed key and block), written in shares over the next batch's commits
+//!   so that no commit stalls ([`history`]); reads at a block past the last indexed one look at
+//!   the few change sets after it;
 //! - **hashed state and trie** (`HashedAccounts`, `HashedStorage`, `AccountTrie`,
 //!   `StorageTrie`): what the incremental state root reads, see [`crate::state_root`].
 //!
@@ -52,6 +53,7 @@
 
 mod codec;
 mod error;
+mod history;
 mod provider;
 pub mod tables;
 mod trie_store;
@@ -186,6 +188,8 @@ pub struct Database {
     path: PathBuf,
     chain_id: u64,
     genesis_hash: B256,
+    /// History index keys not yet written ([`history`]); `None` until the first commit.
+    history_backlog: parking_lot::Mutex<Option<history::Backlog>>,
 }
 
 impl Database {
@@ -204,7 +208,13 @@ impl Database {
         let (chain_id, genesis_hash) = Self::check_identity(path)?;
         let env = Self::open_env(path, config)?;
         Self::create_tables(&env)?;
-        Ok(Self { env, path: path.to_path_buf(), chain_id, genesis_hash })
+        Ok(Self {
+            env,
+            path: path.to_path_buf(),
+            chain_id,
+            genesis_hash,
+            history_backlog: Default::default(),
+        })
     }
 
     /// Creates the database for `spec` at `path` and writes genesis (header, empty body, alloc,
@@ -254,6 +264,7 @@ impl Database {
                 path: path.to_path_buf(),
                 chain_id: spec.chain_id(),
                 genesis_hash: spec.genesis_hash(),
+                history_backlog: Default::default(),
             }),
             Err(error) => {
                 // Nothing was committed: remove the files we created so `init` can be retried.
@@ -576,7 +587,12 @@ impl Database {
         bundle: BundleState,
         trie_updates: TrieUpdates,
     ) -> Result<(), StorageError> {
-        writer::commit_blocks(&self.env, &[(block, senders, receipts, &bundle)], &trie_updates)
+        writer::commit_blocks(
+            &self.env,
+            &self.history_backlog,
+            &[(block, senders, receipts, &bundle)],
+            &trie_updates,
+        )
     }
 
     /// Appends consecutive blocks in ONE durable write transaction (one fsync for the batch),
@@ -604,7 +620,7 @@ impl Database {
         blocks: &[BlockParts<'_>],
         trie_updates: TrieUpdates,
     ) -> Result<(), StorageError> {
-        writer::commit_blocks(&self.env, blocks, &trie_updates)
+        writer::commit_blocks(&self.env, &self.history_backlog, blocks, &trie_updates)
     }
 
     /// Removes canonical blocks above `number` and restores plain state, hashed state and trie
@@ -613,6 +629,9 @@ impl Database {
     /// ([`StorageError::UnwindStateRoot`]). `number` equal to the tip is a no-op; above it is
     /// [`StorageError::UnwindTarget`].
     pub fn unwind_to(&self, number: u64) -> Result<(), StorageError> {
+        // The backlog no longer follows the database; the next commit rebuilds it.
+        let mut backlog = self.history_backlog.lock();
+        *backlog = None;
         writer::unwind_to(&self.env, number)
     }
 
@@ -754,8 +773,9 @@ fn get_b256<K: libmdbx::TransactionKind>(
 }
 
 /// Number and hash of the canonical tip: the last `CanonicalHashes` entry.
-/// Blocks committed before their changes go into the history indexes, at most (they are indexed
-/// together, and reads of the blocks after the indexed ones look in their change sets).
+/// Blocks whose keys go into the history indexes together: a complete batch is written over the
+/// next batch's commits, so at most `2 × HISTORY_INDEX_BATCH − 1` blocks are past the indexed
+/// ones, and reads of those look in their change sets.
 pub const HISTORY_INDEX_BATCH: u64 = 32;
 
 /// The last block in the history indexes ([`tables::META_HISTORY_INDEXED`]; `tip` when absent).

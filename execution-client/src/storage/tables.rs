@@ -87,8 +87,9 @@ pub const ACCOUNT_CHANGE_SETS: &str = "AccountChangeSets";
 pub const STORAGE_CHANGE_SETS: &str = "StorageChangeSets";
 /// Blocks in which each account changed.
 pub const ACCOUNT_HISTORY: &str = "AccountHistory";
-/// `Meta` key: the last block whose changes are in `AccountHistory` and `StorageHistory`
-/// (8 bytes, big-endian); absent in databases that indexed every block as it was committed.
+/// `Meta` key: the last block up to which every change is in `AccountHistory` and
+/// `StorageHistory` (keys of later blocks may be there already); 8 bytes, big-endian; absent in
+/// databases that indexed every block as it was committed.
 pub const META_HISTORY_INDEXED: &[u8] = b"history_indexed";
 /// Blocks in which each storage slot changed.
 pub const STORAGE_HISTORY: &str = "StorageHistory";

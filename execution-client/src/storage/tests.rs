@@ -447,8 +447,8 @@ fn random_chain_history_and_unwind() {
     let mut model = genesis_model(&spec);
     let mut snapshots = vec![model.clone()];
     let mut blocks = Vec::new();
-    // Past two history index batches: blocks 1..=64 are in the indexes, 65..=80 only in their
-    // change sets.
+    // Past two history index batches: blocks 1..=32 are in the indexes, half of the keys of
+    // 33..=64 too (written in shares until block 96), 65..=80 only in their change sets.
     for salt in 0..80 {
         let bundle = random_bundle(&mut rng, &mut model, universe, 12);
         blocks.push(commit(&db, bundle, &model, salt));
@@ -469,8 +469,9 @@ fn random_chain_history_and_unwind() {
     assert_eq!(db.header(51).unwrap(), None);
     assert_eq!(db.block_number(blocks[65].hash()).unwrap(), None);
 
-    // A different fork on top keeps the trie and the history consistent (its blocks 51..=82
-    // are indexed together at 82), and can itself be unwound to genesis.
+    // A different fork on top keeps the trie and the history consistent (its blocks 33..=64
+    // in the index by block 96, the keys of the unwound ones gone), and can itself be unwound
+    // to genesis.
     let mut model = snapshots[50].clone();
     snapshots.truncate(51);
     for salt in 100..140 {
@@ -499,7 +500,8 @@ fn random_chain_history_and_unwind() {
 #[test]
 fn a_database_that_indexed_every_block_reads_and_goes_on() {
     // Databases written before the batched history indexes have every block indexed and no
-    // `history_indexed` record: made here by indexing a full batch, then removing the record.
+    // `history_indexed` record: made here by committing two batches (the first is then in the
+    // index), unwinding to the end of the first, and removing the record.
     let dir = tempfile::tempdir().unwrap();
     let spec = spec();
     let universe = 30;
@@ -508,10 +510,15 @@ fn a_database_that_indexed_every_block_reads_and_goes_on() {
     let mut snapshots = vec![model.clone()];
     {
         let db = Database::init(dir.path(), &spec).unwrap();
-        for salt in 0..HISTORY_INDEX_BATCH {
+        for salt in 0..2 * HISTORY_INDEX_BATCH {
             commit(&db, random_bundle(&mut rng, &mut model, universe, 10), &model, salt);
             snapshots.push(model.clone());
         }
+        db.unwind_to(HISTORY_INDEX_BATCH).unwrap();
+        snapshots.truncate(HISTORY_INDEX_BATCH as usize + 1);
+        model = snapshots[HISTORY_INDEX_BATCH as usize].clone();
+        let (indexed, entries, changes) = history_counts(&db, HISTORY_INDEX_BATCH);
+        assert_eq!((indexed, entries), (HISTORY_INDEX_BATCH, changes));
     }
     {
         let env = libmdbx::Database::<NoWriteMap>::open_with_options(
@@ -530,6 +537,119 @@ fn a_database_that_indexed_every_block_reads_and_goes_on() {
         snapshots.push(model.clone());
     }
     assert_history(&db, &snapshots, 0..42, universe, "at block");
+}
+
+/// `history_indexed`, the entries of both history indexes, and the change set entries of the
+/// blocks up to `through`.
+fn history_counts(db: &Database, through: u64) -> (u64, usize, usize) {
+    let txn = db.env.begin_ro_txn().unwrap();
+    let (tip, _) = read_tip(&txn).unwrap();
+    let indexed = read_history_indexed(&txn, tip).unwrap();
+    let count = |name: &'static str, through: u64| {
+        let table = txn.open_table(Some(name)).unwrap();
+        writer::entries_from(&txn, &table, &[])
+            .unwrap()
+            .into_iter()
+            .filter(|(key, _)| tables::read_u64(key).unwrap() <= through)
+            .count()
+    };
+    let index = |name: &'static str| {
+        let table = txn.open_table(Some(name)).unwrap();
+        writer::entries_from(&txn, &table, &[]).unwrap().len()
+    };
+    let changes =
+        count(tables::ACCOUNT_CHANGE_SETS, through) + count(tables::STORAGE_CHANGE_SETS, through);
+    (indexed, index(tables::ACCOUNT_HISTORY) + index(tables::STORAGE_HISTORY), changes)
+}
+
+#[test]
+fn history_batches_are_written_in_shares() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec();
+    let universe = 40;
+    let mut rng = Rng(0x5_4a2e);
+    let mut model = genesis_model(&spec);
+    let mut snapshots = vec![model.clone()];
+    let mut db = Database::init(dir.path(), &spec).unwrap();
+    let next_block =
+        |db: &Database, rng: &mut Rng, model: &mut ModelState, snapshots: &mut Vec<_>| {
+            let bundle = random_bundle(rng, model, universe, 12);
+            commit(db, bundle, model, snapshots.len() as u64);
+            snapshots.push(model.clone());
+        };
+    // A batch completes at block 32 and nothing is indexed yet.
+    for _ in 1..=32 {
+        next_block(&db, &mut rng, &mut model, &mut snapshots);
+    }
+    let (indexed, entries, _) = history_counts(&db, 32);
+    assert_eq!((indexed, entries), (0, 0));
+    // Each of the next batch's commits writes a share of it, in key order.
+    let mut last = 0;
+    for number in 33..=45 {
+        next_block(&db, &mut rng, &mut model, &mut snapshots);
+        let (indexed, entries, batch) = history_counts(&db, 32);
+        assert_eq!(indexed, 0, "block {number}");
+        assert!(last < entries && entries < batch, "block {number}: {last} < {entries} < {batch}");
+        last = entries;
+    }
+    assert_history(&db, &snapshots, 0..=45, universe, "mid-batch, at block");
+    // Reopened mid-batch: the backlog is rebuilt from the change sets, and the batch is complete
+    // (and only it) when the next one is.
+    drop(db);
+    db = Database::open(dir.path()).unwrap();
+    for _ in 46..=64 {
+        next_block(&db, &mut rng, &mut model, &mut snapshots);
+    }
+    let (indexed, entries, batch) = history_counts(&db, 32);
+    assert_eq!((indexed, entries), (32, batch));
+    assert_history(&db, &snapshots, 0..=64, universe, "reopened, at block");
+
+    // One commit of 36 blocks: the batch 33..=64 whole, and a share of 65..=96.
+    let mut pending: Vec<ExecutedBlock> = Vec::new();
+    let mut updates = None;
+    for number in 65..=100u64 {
+        let bundle = random_bundle(&mut rng, &mut model, universe, 12);
+        snapshots.push(model.clone());
+        let parent_hash = match pending.last() {
+            Some(last) => last.block.hash(),
+            None => db.canonical_tip().unwrap().1,
+        };
+        let header = Header {
+            number,
+            parent_hash,
+            state_root: model_root(&model),
+            timestamp: number,
+            ..Default::default()
+        };
+        let earlier: Vec<&BundleState> = pending.iter().map(|b| &b.bundle).collect();
+        let (root, over) = db.state_root_with_pending(&earlier, &bundle).unwrap();
+        assert_eq!(root, header.state_root);
+        updates = Some(over);
+        let block = seal_block(Block { header, body: BlockBody::default() });
+        pending.push(ExecutedBlock { block, senders: vec![], receipts: vec![], bundle });
+    }
+    db.commit_blocks(&pending, updates.unwrap()).unwrap();
+    let (indexed, entries, through_64) = history_counts(&db, 64);
+    let (_, _, through_96) = history_counts(&db, 96);
+    assert_eq!(indexed, 64);
+    assert!(
+        through_64 < entries && entries < through_96,
+        "{through_64} < {entries} < {through_96}"
+    );
+    assert_history(&db, &snapshots, 0..=100, universe, "after a bulk commit, at block");
+
+    // Unwound into the pending batch, then a fork on top: the index ends up exactly the change
+    // sets of the indexed blocks (the unwound blocks' keys gone, none twice).
+    db.unwind_to(70).unwrap();
+    snapshots.truncate(71);
+    model = snapshots[70].clone();
+    assert_history(&db, &snapshots, 0..=70, universe, "unwound, at block");
+    for _ in 71..=128 {
+        next_block(&db, &mut rng, &mut model, &mut snapshots);
+    }
+    let (indexed, entries, batch) = history_counts(&db, 96);
+    assert_eq!((indexed, entries), (96, batch));
+    assert_history(&db, &snapshots, 0..=128, universe, "fork, at block");
 }
 
 /// Parameters of the crash test's chain: universe, touches per block, seed.

@@ -1,26 +1,29 @@
 //! The write transactions: genesis, block commit and unwind.
 
+use super::history::{Backlog, BlockKeys};
 use super::{
-    CLIENT_NAME, Env, HISTORY_INDEX_BATCH, MdbxResultExt, SCHEMA_VERSION, StorageError,
-    StoredAccount, codec, corrupt, read_body, read_header, read_history_indexed, read_tip, tables,
-    trie_store::MdbxTrieStore,
+    CLIENT_NAME, Env, MdbxResultExt, SCHEMA_VERSION, StorageError, StoredAccount, codec, corrupt,
+    read_body, read_header, read_history_indexed, read_tip, tables, trie_store::MdbxTrieStore,
 };
 use crate::state_root::{self, HashedPostState, HashedStorage, NodeUpdates, TrieUpdates};
 use alloy_consensus::{BlockBody, ReceiptEnvelope, TxEnvelope};
 use alloy_eips::eip4895::Withdrawals;
 use alloy_primitives::{Address, B256, U256, keccak256};
 use libmdbx::{Cursor, NoWriteMap, RW, Table, Transaction, TransactionKind, WriteFlags};
+use parking_lot::Mutex;
 use revm::database::BundleState;
 use revm::primitives::KECCAK_EMPTY;
 use std::collections::BTreeMap;
 use tandem_shared::ChainSpec;
 
-type Rw<'env> = Transaction<'env, RW, NoWriteMap>;
+/// A write transaction.
+pub(super) type Rw<'env> = Transaction<'env, RW, NoWriteMap>;
 
 /// A raw key and value.
 type Entry = (Vec<u8>, Vec<u8>);
 
-fn open<'t>(txn: &'t Rw<'_>, name: &'static str) -> Result<Table<'t>, StorageError> {
+/// Opens table `name`.
+pub(super) fn open<'t>(txn: &'t Rw<'_>, name: &'static str) -> Result<Table<'t>, StorageError> {
     txn.open_table(Some(name)).op("open table")
 }
 
@@ -31,17 +34,19 @@ fn put(txn: &Rw<'_>, table: &Table<'_>, key: &[u8], value: &[u8]) -> Result<(), 
 /// Writes to one table through one cursor. Bulk writes go in key order: MDBX then finds each
 /// key on the page of the one before (or a page up the cursor's stack) instead of searching the
 /// tree from the root and looking every page of the path up among the dirty pages.
-struct Writer<'t> {
+pub(super) struct Writer<'t> {
     cursor: Cursor<'t, RW>,
 }
 
 impl<'t> Writer<'t> {
-    fn new(txn: &'t Rw<'_>, name: &'static str) -> Result<Self, StorageError> {
+    /// A writer to table `name`.
+    pub(super) fn new(txn: &'t Rw<'_>, name: &'static str) -> Result<Self, StorageError> {
         let table = open(txn, name)?;
         Ok(Self { cursor: txn.cursor(&table).op("open cursor")? })
     }
 
-    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+    /// Puts `key`, replacing its value if present.
+    pub(super) fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
         self.cursor.put(key, value, WriteFlags::empty()).op("put")
     }
 
@@ -235,9 +240,13 @@ fn write_nodes(
 /// See [`super::Database::commit_blocks`]; a single block is a batch of one.
 pub(super) fn commit_blocks(
     env: &Env,
+    backlog: &Mutex<Option<Backlog>>,
     blocks: &[super::BlockParts<'_>],
     updates: &TrieUpdates,
 ) -> Result<(), StorageError> {
+    // Held for the whole commit: MDBX serializes writers anyway, and the backlog must move with
+    // the database.
+    let mut slot = backlog.lock();
     let Some((last, _, _, _)) = blocks.last() else { return Ok(()) };
     for (block, senders, receipts, _) in blocks {
         let (number, hash) = (block.header.number, block.hash());
@@ -274,6 +283,11 @@ pub(super) fn commit_blocks(
         });
     }
     let indexed = read_history_indexed(&txn, first_tip_number)?;
+    // Taken out for the commit: a failed commit leaves none, and the next one rebuilds it.
+    let mut backlog = match slot.take() {
+        Some(backlog) if backlog.follows(indexed, first_tip_number) => backlog,
+        _ => Backlog::rebuild(&txn, indexed, first_tip_number)?,
+    };
     let (mut tip_number, mut tip_hash) = (first_tip_number, first_tip_hash);
     for (block, senders, receipts, bundle) in blocks {
         let (hash, header) = (block.hash(), &block.header);
@@ -296,29 +310,27 @@ pub(super) fn commit_blocks(
             senders,
             receipts,
         )?;
-        write_plain_state(&txn, number, bundle)?;
+        backlog.push(write_plain_state(&txn, number, bundle)?);
         (tip_number, tip_hash) = (number, hash);
     }
     write_trie_updates(&txn, updates)?;
-    if tip_number - indexed >= HISTORY_INDEX_BATCH {
-        index_history(&txn, indexed, tip_number)?;
-    } else {
-        // Recorded every time: a database from before the batches has no record yet, and its
-        // absence means "every block is indexed".
-        put(
-            &txn,
-            &open(&txn, tables::META)?,
-            tables::META_HISTORY_INDEXED,
-            &indexed.to_be_bytes(),
-        )?;
-    }
+    let indexed = backlog.write_due(&txn, first_tip_number)?;
+    // Recorded every time: a database from before the batches has no record yet, and its
+    // absence means "every block is indexed".
+    put(&txn, &open(&txn, tables::META)?, tables::META_HISTORY_INDEXED, &indexed.to_be_bytes())?;
     txn.commit().op("commit blocks")?;
+    *slot = Some(backlog);
     Ok(())
 }
 
-/// Plain state, bytecode and change sets of block `number` (the history indexes follow in
-/// batches, [`index_history`]).
-fn write_plain_state(txn: &Rw<'_>, number: u64, bundle: &BundleState) -> Result<(), StorageError> {
+/// Plain state, bytecode and change sets of block `number`; returns the block's history index
+/// keys (written later, [`Backlog`]).
+fn write_plain_state(
+    txn: &Rw<'_>,
+    number: u64,
+    bundle: &BundleState,
+) -> Result<BlockKeys, StorageError> {
+    let mut history = BlockKeys::default();
     let plain_accounts = open(txn, tables::PLAIN_ACCOUNTS)?;
     let plain_storage_table = open(txn, tables::PLAIN_STORAGE)?;
     let mut plain_storage = Writer::new(txn, tables::PLAIN_STORAGE)?;
@@ -382,6 +394,7 @@ fn write_plain_state(txn: &Rw<'_>, number: u64, bundle: &BundleState) -> Result<
                 &tables::account_change_key(number, address),
                 &codec::encode_account_change(old.as_ref()),
             )?;
+            history.accounts.push(tables::account_history_key(address, number));
         }
         match &new {
             Some(account) if old.as_ref() != Some(account) => {
@@ -395,6 +408,7 @@ fn write_plain_state(txn: &Rw<'_>, number: u64, bundle: &BundleState) -> Result<
                 &tables::storage_change_key(number, address, &slot),
                 &old_value.to_be_bytes::<32>(),
             )?;
+            history.slots.push(tables::storage_history_key(address, &slot, number));
         }
     }
 
@@ -404,37 +418,7 @@ fn write_plain_state(txn: &Rw<'_>, number: u64, bundle: &BundleState) -> Result<
             put(txn, &bytecodes, code_hash.as_slice(), &code.original_bytes())?;
         }
     }
-    Ok(())
-}
-
-/// Adds the changes of blocks `after + 1 ..= last` to the history indexes, from their change
-/// sets, in key order: a batch of blocks dirties each index page once, where writing every
-/// block's entries as it is committed dirtied a page per changed key per block.
-fn index_history(txn: &Rw<'_>, after: u64, last: u64) -> Result<(), StorageError> {
-    let from = tables::number_key(after + 1);
-    let mut accounts = Vec::new();
-    for (key, _) in entries_from(txn, &open(txn, tables::ACCOUNT_CHANGE_SETS)?, &from)? {
-        let (number, address) = tables::parse_account_change_key(&key)
-            .ok_or_else(|| corrupt(tables::ACCOUNT_CHANGE_SETS, &key, "malformed key"))?;
-        accounts.push(tables::account_history_key(&address, number));
-    }
-    let mut slots = Vec::new();
-    for (key, _) in entries_from(txn, &open(txn, tables::STORAGE_CHANGE_SETS)?, &from)? {
-        let (number, address, slot) = tables::parse_storage_change_key(&key)
-            .ok_or_else(|| corrupt(tables::STORAGE_CHANGE_SETS, &key, "malformed key"))?;
-        slots.push(tables::storage_history_key(&address, &slot, number));
-    }
-    accounts.sort_unstable();
-    slots.sort_unstable();
-    let mut account_history = Writer::new(txn, tables::ACCOUNT_HISTORY)?;
-    for key in &accounts {
-        account_history.put(key, &[])?;
-    }
-    let mut storage_history = Writer::new(txn, tables::STORAGE_HISTORY)?;
-    for key in &slots {
-        storage_history.put(key, &[])?;
-    }
-    put(txn, &open(txn, tables::META)?, tables::META_HISTORY_INDEXED, &last.to_be_bytes())
+    Ok(history)
 }
 
 /// See [`super::Database::unwind_to`].
@@ -577,7 +561,7 @@ pub(super) fn post_state_before<K: TransactionKind>(
 }
 
 /// Every entry with key `>= from`, in key order.
-fn entries_from<K: TransactionKind>(
+pub(super) fn entries_from<K: TransactionKind>(
     txn: &Transaction<'_, K, NoWriteMap>,
     table: &Table<'_>,
     from: &[u8],
