@@ -15,10 +15,18 @@
 //! maxLeverage⌉` per market. A position in a market without any mark yet (no fresh oracle ever
 //! reached an end-of-block step) is valued at its entry notional.
 //!
-//! Admission ([`PerpSettlement`]) assumes the order pays the taker fee on its full size at its
-//! limit (a market order at its slippage bound). The part of an order that reduces the current
-//! position needs no margin, and an order that only reduces is admitted even when the account is
-//! under-margined: it can only lower the account's risk.
+//! Admission ([`PerpSettlement`]) assumes the order fills in full at its limit (a market order at
+//! its slippage bound): it pays the taker fee on its full size, and it loses at once what its
+//! limit is worse than the mark (a buy above it, a sell below it). The part of an order that
+//! reduces the position — net of the account's resting orders on the same side, which may reduce
+//! it first — needs no margin; the rest needs the initial margin of its notional at the larger of
+//! limit and mark. An order that only reduces is admitted even when the account is
+//! under-margined, as long as it does not take the account below zero by trading worse than the
+//! mark: it can only lower the account's risk.
+//!
+//! An account that ends a trade with cash below zero and no position left (it reduced at a loss,
+//! or paid the fee from an empty account) stays in the open set, so the end-of-block step finds
+//! it and the backstop absorbs the debt, with a `BadDebt` event.
 //!
 //! The end-of-block step judges every account at the marks of the start of the step (cancelling
 //! a liquidated account's orders moves the book). It pays funding and checks maintenance in one
@@ -27,12 +35,15 @@
 //!
 //! Slot layout (`a` is the market where it applies):
 //! - `Ns::PerpAccount (owner) field 0`: `pack(open-set index, cash)`; the index is 1-based, 0 when
-//!   the account has no position; cash is signed ([`from_signed`]).
+//!   the account is not in the open set; cash is signed ([`from_signed`]).
 //! - `Ns::PerpAccount (owner) field 1`: bitmap of the markets the account has a position in.
 //! - `Ns::PerpAccount (owner) field 2`: bitmap of the markets it has resting orders in.
 //! - `Ns::Position (owner, a) field 0`: `pack(size (signed), entry notional)`.
-//! - `Ns::Position (owner, a) field 1`: notional of the owner's resting orders in the market.
-//! - `Ns::OpenAccounts (0x0) field 0`: number of accounts with a position;
+//! - `Ns::Position (owner, a) field 1`: `pack(bid lots ‖ ask lots, open notional)`: the sizes of
+//!   the owner's resting orders in the market, in lots, one side in each 64-bit half of the upper
+//!   half, and their notional.
+//! - `Ns::OpenAccounts (0x0) field 0`: number of accounts in the open set (accounts with a
+//!   position, or with cash below zero);
 //!   `Ns::OpenAccounts (0x0, i) field 1`: the `i`-th of them (1-based, swap-remove on close).
 //! - `Ns::PerpMarket (0x0, a) field 0` is the oracle's last mark ([`oracle::LAST_MARK_FIELD`]);
 //!   the clearinghouse keeps no per-market slot (bad debt is counted globally).
@@ -319,7 +330,35 @@ fn open_remove<S: Store>(ctx: &mut Ctx<'_, S>, index: u128) -> L1Result<()> {
     Ok(())
 }
 
-/// The accounts with an open position, in set order.
+/// Puts `owner`, at open-set index `index` (0: not in it), into the open set or takes it out;
+/// returns its index after.
+fn set_open<S: Store>(
+    ctx: &mut Ctx<'_, S>,
+    owner: Address,
+    index: u128,
+    member: bool,
+) -> L1Result<u128> {
+    match (index != 0, member) {
+        (false, true) => open_insert(ctx, owner),
+        (true, false) => open_remove(ctx, index).map(|()| 0),
+        _ => Ok(index),
+    }
+}
+
+/// Stores `owner`'s `cash`, keeping it in the open set exactly while it has a position or its
+/// cash is below zero.
+fn store_cash_synced<S: Store>(
+    ctx: &mut Ctx<'_, S>,
+    owner: Address,
+    index: u128,
+    cash: i128,
+) -> L1Result<()> {
+    let member = cash < 0 || !ctx.store.load(account_key(owner, POSITIONS_FIELD))?.is_zero();
+    let index = set_open(ctx, owner, index, member)?;
+    store_cash(ctx, owner, index, cash)
+}
+
+/// The accounts in the open set (with a position, or with cash below zero), in set order.
 pub fn open_accounts<S: Store>(ctx: &mut Ctx<'_, S>) -> L1Result<Vec<Address>> {
     let count = ctx.store.load(open_key(0, OPEN_COUNT_FIELD))?.saturating_to::<u64>();
     let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
@@ -365,34 +404,58 @@ fn trade<S: Store>(
         position_key(owner, market, POSITION_FIELD),
         pack(from_signed(new_size), new_entry),
     )?;
-    if (size == 0) != (new_size == 0) {
-        let positions_key = account_key(owner, POSITIONS_FIELD);
+    let positions_key = account_key(owner, POSITIONS_FIELD);
+    let has_positions = if (size == 0) != (new_size == 0) {
         let before = ctx.store.load(positions_key)?;
         let after = if new_size == 0 { before & !bit(market) } else { before | bit(market) };
         ctx.store.store(positions_key, after)?;
-        if before.is_zero() && !after.is_zero() {
-            index = open_insert(ctx, owner)?;
-        } else if !before.is_zero() && after.is_zero() {
-            open_remove(ctx, index)?;
-            index = 0;
-        }
-    }
+        !after.is_zero()
+    } else {
+        new_size != 0 || !ctx.store.load(positions_key)?.is_zero()
+    };
+    // Negative cash without a position keeps the account in the open set: the end-of-block
+    // step must find it and have the backstop absorb the debt.
+    index = set_open(ctx, owner, index, has_positions || cash < 0)?;
     store_cash(ctx, owner, index, cash)
 }
 
-/// Adds (`add`) or removes `notional` of resting orders of `owner` in `market`.
-fn change_open_notional<S: Store>(
+/// Sizes of `owner`'s resting orders in `market`: (bids, asks), in size units.
+pub(super) fn resting_sizes<S: Store>(
     ctx: &mut Ctx<'_, S>,
     owner: Address,
     market: u32,
+) -> L1Result<(u128, u128)> {
+    let lot = ctx.config.market(market)?.lot_size;
+    let (lots, _) = unpack(ctx.store.load(position_key(owner, market, OPEN_NOTIONAL_FIELD))?);
+    let size = |lots: u128| lots.checked_mul(lot).ok_or(L1Error::Overflow);
+    Ok((size(lots >> 64)?, size(lots & u128::from(u64::MAX))?))
+}
+
+/// Adds (`add`) or removes `size` (worth `notional`) of `owner`'s resting `side` orders in
+/// `market`.
+fn change_open<S: Store>(
+    ctx: &mut Ctx<'_, S>,
+    owner: Address,
+    market: u32,
+    side: Side,
+    size: u128,
     notional: u128,
     add: bool,
 ) -> L1Result<()> {
+    let lot = ctx.config.market(market)?.lot_size;
     let k = position_key(owner, market, OPEN_NOTIONAL_FIELD);
-    let (_, open) = unpack(ctx.store.load(k)?);
+    let (lots, open) = unpack(ctx.store.load(k)?);
     let new = if add { open.checked_add(notional) } else { open.checked_sub(notional) }
         .ok_or(L1Error::Overflow)?;
-    ctx.store.store(k, pack(0, new))?;
+    // Sizes are whole lots (checked at placement); 64 bits of lots per side.
+    let shift = if side.is_buy() { 64 } else { 0 };
+    let side_lots = (lots >> shift) & u128::from(u64::MAX);
+    let delta = size / lot;
+    let side_lots = if add { side_lots.checked_add(delta) } else { side_lots.checked_sub(delta) }
+        .filter(|l| *l <= u128::from(u64::MAX))
+        .ok_or(L1Error::Overflow)?;
+    let lots = (lots & !(u128::from(u64::MAX) << shift)) | (side_lots << shift);
+    ctx.store.store(k, pack(lots, new))?;
     if (open == 0) != (new == 0) {
         let orders_key = account_key(owner, ORDERS_FIELD);
         let map = ctx.store.load(orders_key)?;
@@ -411,27 +474,49 @@ impl<S: Store> Settlement<S> for PerpSettlement {
         price: u128,
     ) -> L1Result<()> {
         let market = request.market;
-        let (lev, _) = risk_params(ctx.config, market)?;
+        let config = ctx.config;
+        let (lev, _) = risk_params(config, market)?;
         let oracle = oracle::oracle_price(ctx, market)?.ok_or(L1Error::NoOraclePrice(market))?;
+        let mark = oracle::mark_with_oracle(ctx, market, oracle)?;
+        let reference = mark.unwrap_or(oracle);
         let (size, _) = load_position(ctx, owner, market)?;
+        // Resting orders on the same side may reduce the position first: only what they leave
+        // can be reduced without margin, or stacked orders would open positions unmargined.
+        let (bids, asks) = resting_sizes(ctx, owner, market)?;
         let reducing = match request.side {
-            Side::Bid if size < 0 => size.unsigned_abs().min(request.size),
-            Side::Ask if size > 0 => size.unsigned_abs().min(request.size),
+            Side::Bid if size < 0 => size.unsigned_abs().saturating_sub(bids).min(request.size),
+            Side::Ask if size > 0 => size.unsigned_abs().saturating_sub(asks).min(request.size),
             _ => 0,
         };
         let rest = request.size - reducing;
-        // An order that only reduces lowers the account's risk: admitted even when under-margined.
-        if rest == 0 {
+        // Filling at a limit worse than the mark loses the difference at once.
+        let worse = match request.side {
+            Side::Bid => price.saturating_sub(reference),
+            Side::Ask => reference.saturating_sub(price),
+        };
+        let loss = config.notional(market, worse, request.size)?;
+        // An order that only reduces, at no loss against the mark, lowers the account's risk:
+        // admitted even when under-margined.
+        if rest == 0 && loss == 0 {
             return Ok(());
         }
-        let fee =
-            ctx.config.taker_fee(market, ctx.config.notional(market, price, request.size)?)?;
-        let order_margin = initial_margin(ctx.config.notional(market, price, rest)?, lev);
-        let mut marks = Marks::new(ctx.config);
-        marks.set(market, oracle::mark_with_oracle(ctx, market, oracle)?);
+        let fee = config.taker_fee(market, config.notional(market, price, request.size)?)?;
+        let mut marks = Marks::new(config);
+        marks.set(market, mark);
         let r = risk(ctx, owner, &mut marks)?;
-        let needed = sum(sum(r.position_margin, r.order_margin)?, order_margin)?;
-        let available = r.value.checked_sub(signed(fee)?).ok_or(L1Error::Overflow)?;
+        let available = r
+            .value
+            .checked_sub(signed(fee)?)
+            .and_then(|v| v.checked_sub(signed(loss).ok()?))
+            .ok_or(L1Error::Overflow)?;
+        let needed = if rest == 0 {
+            // Reducing at a loss: only as far as the account stays above zero.
+            0
+        } else {
+            let order_margin =
+                initial_margin(config.notional(market, price.max(reference), rest)?, lev);
+            sum(sum(r.position_margin, r.order_margin)?, order_margin)?
+        };
         if available < signed(needed)? {
             return Err(L1Error::InsufficientMargin { needed, available });
         }
@@ -440,12 +525,12 @@ impl<S: Store> Settlement<S> for PerpSettlement {
 
     fn reserve(&mut self, ctx: &mut Ctx<'_, S>, order: &Resting) -> L1Result<()> {
         let notional = ctx.config.notional(order.market, order.price, order.remaining)?;
-        change_open_notional(ctx, order.owner, order.market, notional, true)
+        change_open(ctx, order.owner, order.market, order.side, order.remaining, notional, true)
     }
 
     fn release(&mut self, ctx: &mut Ctx<'_, S>, order: &Resting, size: u128) -> L1Result<()> {
         let notional = ctx.config.notional(order.market, order.price, size)?;
-        change_open_notional(ctx, order.owner, order.market, notional, false)
+        change_open(ctx, order.owner, order.market, order.side, size, notional, false)
     }
 
     fn settle(&mut self, ctx: &mut Ctx<'_, S>, fill: &Fill) -> L1Result<u128> {
@@ -457,7 +542,8 @@ impl<S: Store> Settlement<S> for PerpSettlement {
         let taker_delta = if fill.taker_side.is_buy() { size } else { -size };
         trade(ctx, fill.taker, market, taker_delta, notional, fee)?;
         trade(ctx, fill.maker, market, -taker_delta, notional, 0)?;
-        change_open_notional(ctx, fill.maker, market, notional, false)?;
+        let maker_side = fill.taker_side.opposite();
+        change_open(ctx, fill.maker, market, maker_side, fill.size, notional, false)?;
         if fee != 0 {
             spot::credit(ctx, ctx.config.fee_recipient, collateral, fee)?;
         }
@@ -476,7 +562,8 @@ pub fn transfer<S: Store>(ctx: &mut Ctx<'_, S>, owner: Address, amount: i128) ->
     let (index, cash) = load_cash(ctx, owner)?;
     if amount > 0 {
         spot::debit(ctx, owner, collateral, abs)?;
-        store_cash(ctx, owner, index, add(cash, amount)?)?;
+        // Paying off negative cash may take a position-less account out of the open set.
+        store_cash_synced(ctx, owner, index, add(cash, amount)?)?;
     } else {
         let r = risk(ctx, owner, &mut Marks::new(ctx.config))?;
         let margin = sum(r.position_margin, r.order_margin)?;
@@ -639,9 +726,11 @@ fn liquidate<S: Store>(
     }
     let (index, cash) = load_cash(ctx, owner)?;
     if cash < 0 {
-        let (backstop_index, backstop_cash) = load_cash(ctx, backstop)?;
-        store_cash(ctx, backstop, backstop_index, add(backstop_cash, cash)?)?;
+        // No position and no debt left: out of the open set.
+        let index = set_open(ctx, owner, index, false)?;
         store_cash(ctx, owner, index, 0)?;
+        let (backstop_index, backstop_cash) = load_cash(ctx, backstop)?;
+        store_cash_synced(ctx, backstop, backstop_index, add(backstop_cash, cash)?)?;
         let debt = cash.unsigned_abs();
         let total = sum(bad_debt(ctx)?, debt)?;
         ctx.store.store(globals_key(BAD_DEBT_FIELD), pack(0, total))?;
@@ -952,8 +1041,108 @@ mod tests {
         ));
         assert!(matches!(sell(&mut c, 2 * COIN), Err(L1Error::InsufficientMargin { .. })));
         // Selling (part of) the position is admitted.
-        assert_eq!(sell(&mut c, COIN).unwrap().resting, COIN);
-        assert_eq!(sell(&mut c, LOT).unwrap().resting, LOT);
+        assert_eq!(sell(&mut c, COIN / 2).unwrap().resting, COIN / 2);
+        assert_eq!(sell(&mut c, COIN / 2).unwrap().resting, COIN / 2);
+        // The resting asks already close the position: one more would open a short.
+        assert!(matches!(sell(&mut c, LOT), Err(L1Error::InsufficientMargin { .. })));
+        // Selling below the mark loses at once; only as far as the account stays above zero.
+        matching::cancel_all(&mut c.ctx(), &mut PerpSettlement, alice(), Some(BTC)).unwrap();
+        assert!(matches!(
+            c.place(alice(), Side::Ask, 47_000 * USD, COIN, TimeInForce::Gtc),
+            Err(L1Error::InsufficientMargin { needed: 0, .. })
+        ));
+        assert_eq!(
+            c.place(alice(), Side::Ask, 47_500 * USD, COIN, TimeInForce::Gtc).unwrap().resting,
+            COIN
+        );
+    }
+
+    #[test]
+    fn stacked_resting_orders_cannot_open_an_unmargined_position() {
+        let mut c = long_alice(3_000 * USD);
+        c.fund(carol(), 1_000_000 * USD);
+        // Alice is long 1 BTC with 2975 of value: room for about 0.1 BTC more of initial margin.
+        let ask = |c: &mut Chain, price| c.place(alice(), Side::Ask, price, COIN, TimeInForce::Gtc);
+        assert_eq!(ask(&mut c, 50_100 * USD).unwrap().resting, COIN);
+        // A second 1 BTC ask would only ever open a 1 BTC short: it needs margin for it.
+        assert!(matches!(ask(&mut c, 50_200 * USD), Err(L1Error::InsufficientMargin { .. })));
+        // Bids are the other side: the ask does not reduce anything for them.
+        assert!(matches!(
+            c.place(alice(), Side::Bid, 40_000 * USD, COIN, TimeInForce::Gtc),
+            Err(L1Error::InsufficientMargin { .. })
+        ));
+        // Both asks fill in the worst case only when both were margined: carol lifts the one.
+        c.place(carol(), Side::Bid, 50_100 * USD, COIN, TimeInForce::Ioc).unwrap();
+        assert_eq!(c.position(alice()).size, 0);
+        assert_eq!(resting_sizes(&mut c.ctx(), alice(), BTC).unwrap(), (0, 0));
+        // Flat now with 3075 of cash, a 1 BTC ask needs its full initial margin (2510).
+        assert_eq!(ask(&mut c, 50_200 * USD).unwrap().resting, COIN);
+        assert_eq!(resting_sizes(&mut c.ctx(), alice(), BTC).unwrap(), (0, COIN));
+        assert!(matches!(ask(&mut c, 50_300 * USD), Err(L1Error::InsufficientMargin { .. })));
+    }
+
+    #[test]
+    fn buying_far_above_the_mark_needs_margin_for_the_loss() {
+        let mut c = Chain::new();
+        c.oracle(50_000 * USD);
+        c.fund(alice(), 5_000 * USD);
+        c.fund(bob(), 1_000_000 * USD);
+        // Bob's ask at twice the oracle; the mark stays within 1 % of the oracle.
+        c.place(bob(), Side::Ask, 100_000 * USD, COIN / 10, TimeInForce::Gtc).unwrap();
+        assert_eq!(oracle::mark_price(&mut c.ctx(), BTC).unwrap(), Some(50_000 * USD));
+        // 0.1 BTC at 100000 needs only 500 of margin at the limit, but loses 5000 at once.
+        assert!(matches!(
+            c.place(alice(), Side::Bid, 100_000 * USD, COIN / 10, TimeInForce::Ioc),
+            Err(L1Error::InsufficientMargin { .. })
+        ));
+        // At the mark the same size is admitted.
+        c.place(bob(), Side::Ask, 50_000 * USD, COIN / 10, TimeInForce::Gtc).unwrap();
+        assert_eq!(
+            c.place(alice(), Side::Bid, 50_000 * USD, COIN / 10, TimeInForce::Ioc).unwrap().filled,
+            COIN / 10
+        );
+    }
+
+    #[test]
+    fn negative_cash_without_a_position_is_absorbed_at_the_end_of_the_block() {
+        let mut c = long_alice(3_000 * USD);
+        // Alice's value is 2975; she sells the whole coin at 47100, inside the 3000 she can
+        // lose, to carol, paying the fee on 47100: 2975 - 2900 - 23.55 = 51.45 left.
+        c.fund(carol(), 1_000_000 * USD);
+        c.oracle(50_000 * USD);
+        c.place(carol(), Side::Bid, 47_100 * USD, COIN, TimeInForce::Gtc).unwrap();
+        c.place(alice(), Side::Ask, 47_100 * USD, COIN, TimeInForce::Ioc).unwrap();
+        assert_eq!(c.position(alice()).size, 0);
+        assert!(c.cash(alice()) > 0);
+        assert!(!c.open().contains(&alice()));
+
+        // Dave goes long with exactly enough, then the oracle falls 2 %: he closes at the new
+        // mark and his cash ends below zero with no position left.
+        let dave = user(0xa4);
+        c.fund(dave, 2_600 * USD);
+        c.place(carol(), Side::Ask, 50_000 * USD, COIN, TimeInForce::Gtc).unwrap();
+        c.place(dave, Side::Bid, 50_000 * USD, COIN, TimeInForce::Ioc).unwrap();
+        c.block = 2;
+        c.oracle(47_400 * USD);
+        c.place(carol(), Side::Bid, 47_400 * USD, COIN, TimeInForce::Gtc).unwrap();
+        // 2600 - 25 - 2600 (the loss) - 23.70 fee.
+        c.place(dave, Side::Ask, 47_400 * USD, COIN, TimeInForce::Ioc).unwrap();
+        let debt = 25 * USD + 23_700_000;
+        assert_eq!(c.position(dave).size, 0);
+        assert_eq!(c.cash(dave), -(debt as i128));
+        // Still in the open set, so the end-of-block step finds it.
+        assert!(c.open().contains(&dave));
+        let backstop_before = c.cash(backstop());
+        c.end_block();
+        assert_eq!(c.cash(dave), 0);
+        assert!(!c.open().contains(&dave));
+        assert_eq!(c.cash(backstop()), backstop_before - debt as i128);
+        let logged = c.logs::<BadDebt>();
+        assert_eq!(logged.len(), 1);
+        assert_eq!((logged[0].user, logged[0].amount), (dave, U256::from(debt)));
+        assert_eq!(bad_debt(&mut c.ctx()).unwrap(), debt);
+        // The backstop's cash is negative with no position: it is in the open set too.
+        assert!(c.open().contains(&backstop()));
     }
 
     #[test]
@@ -1213,7 +1402,8 @@ mod tests {
         assert_eq!(debt.len(), 1);
         assert_eq!((debt[0].user, debt[0].amount), (alice(), U256::from(25 * USD)));
         assert_eq!(bad_debt(&mut c.ctx()).unwrap(), 25 * USD);
-        assert_eq!(c.open(), vec![bob(), backstop()]);
+        // Alice left the set last (after the backstop joined it): swap-remove order.
+        assert_eq!(c.open(), vec![backstop(), bob()]);
         // The stored mark serves once the oracle is stale.
         c.block = 30;
         assert_eq!(oracle::mark_price(&mut c.ctx(), BTC).unwrap(), Some(47_000 * USD));

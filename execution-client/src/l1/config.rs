@@ -11,7 +11,7 @@
 //!       "lotSize": "10000", "takerFeeBps": 5, "maxLeverage": 20, "maintenanceMarginBps": 250 } ],
 //!   "collateral": 1,
 //!   "oraclePublishers": [ "0x…" ],
-//!   "oracleStalenessBlocks": 30, "fundingIntervalBlocks": 60,
+//!   "oracleStalenessBlocks": 30, "fundingIntervalBlocks": 60, "markBandBps": 100,
 //!   "feeRecipient": "0x…", "backstop": "0x…"
 //! }
 //! ```
@@ -123,6 +123,10 @@ pub struct L1Config {
     /// How far past the best opposite price a market order may fill, in basis points.
     #[serde(default = "default_slippage")]
     pub market_slippage_bps: u32,
+    /// How far the mark price may sit from the oracle price, in basis points: the book moves the
+    /// mark only within this band, so a few thin orders cannot set it.
+    #[serde(default = "default_mark_band")]
+    pub mark_band_bps: u32,
     /// Receives trading fees and funding rounding.
     pub fee_recipient: Address,
     /// Takes over liquidated positions and absorbs bad debt.
@@ -140,6 +144,9 @@ const fn default_max_funding() -> u32 {
 }
 const fn default_slippage() -> u32 {
     500
+}
+const fn default_mark_band() -> u32 {
+    100
 }
 
 /// An integer given as a JSON number or a decimal string.
@@ -214,11 +221,20 @@ impl L1Config {
         if self.oracle_staleness_blocks == 0 || self.funding_interval_blocks == 0 {
             return Err(err(String::new(), "block intervals must be at least 1"));
         }
-        if self.market_slippage_bps >= 10_000 || self.max_funding_rate_ppm > 1_000_000 {
+        if self.market_slippage_bps >= 10_000
+            || self.mark_band_bps >= 10_000
+            || self.max_funding_rate_ppm > 1_000_000
+        {
             return Err(err(
                 String::new(),
-                "slippage below 10000 bps, funding cap at most 1e6 ppm",
+                "slippage and mark band below 10000 bps, funding cap at most 1e6 ppm",
             ));
+        }
+        for (i, p) in self.oracle_publishers.iter().enumerate() {
+            // A publisher listed twice would count twice in the median.
+            if self.oracle_publishers[..i].contains(p) {
+                return Err(err(format!(".oraclePublishers[{i}]"), "publisher listed twice"));
+            }
         }
         for (i, m) in self.markets.iter().enumerate() {
             let at = |field: &str| format!(".markets[{i}].{field}");
@@ -455,6 +471,15 @@ mod tests {
 
         let mut v = serde_json::to_value(test_config()).unwrap();
         v["oraclePublishers"] = serde_json::json!([]);
+        assert!(L1Config::from_value(&v).is_err());
+
+        let mut v = serde_json::to_value(test_config()).unwrap();
+        v["oraclePublishers"][2] = v["oraclePublishers"][0].clone();
+        let e = L1Config::from_value(&v).unwrap_err();
+        assert_eq!(e.path, ".oraclePublishers[2]", "{e}");
+
+        let mut v = serde_json::to_value(test_config()).unwrap();
+        v["markBandBps"] = serde_json::json!(10_000);
         assert!(L1Config::from_value(&v).is_err());
 
         let mut v = serde_json::to_value(test_config()).unwrap();

@@ -4,8 +4,9 @@
 //! A publisher's price is fresh while `block - posted_block <= oracle_staleness_blocks`. The
 //! oracle price is the median of the fresh prices (publishers in genesis order; an even count
 //! takes the floor of the mean of the two middle prices), floored to the tick. The mark price is
-//! the median of (oracle, best bid, best ask), an empty book side replaced by the oracle; without
-//! a fresh oracle price it is the mark the last end-of-block step stored.
+//! the median of (oracle, best bid, best ask), an empty book side replaced by the oracle, clamped
+//! to `markBandBps` around the oracle; without a fresh oracle price it is the mark the last
+//! end-of-block step stored.
 //!
 //! Slot layout:
 //! - `Ns::Oracle (publisher, market, 0) field 0`: `pack(price, posted_block)`.
@@ -81,7 +82,7 @@ pub fn oracle_price<S: Store>(ctx: &mut Ctx<'_, S>, market: u32) -> L1Result<Opt
 }
 
 /// The mark price of perp `market`: median of (oracle, best bid, best ask) with a missing side
-/// replaced by the oracle, floored to the tick; without a fresh oracle the last stored mark.
+/// replaced by the oracle, clamped to the band around the oracle, floored to the tick; without a fresh oracle the last stored mark.
 pub fn mark_price<S: Store>(ctx: &mut Ctx<'_, S>, market: u32) -> L1Result<Option<u128>> {
     match oracle_price(ctx, market)? {
         Some(oracle) => mark_with_oracle(ctx, market, oracle),
@@ -98,7 +99,14 @@ pub fn mark_with_oracle<S: Store>(
     let tick = ctx.config.perp_market(market)?.tick_size;
     let bid = book::best_price(ctx, market, Side::Bid)?.unwrap_or(oracle);
     let ask = book::best_price(ctx, market, Side::Ask)?.unwrap_or(oracle);
-    let median = median3(oracle, bid, ask);
+    // Clamped to the band around the oracle: two dust orders on a thin book must not be able
+    // to move the price liquidations and funding use.
+    // The bounds are on the tick grid inside the band; the oracle, floored to the tick, lies
+    // between them.
+    let band = oracle.saturating_mul(u128::from(ctx.config.mark_band_bps)) / 10_000;
+    let low = (oracle - band).div_ceil(tick).saturating_mul(tick);
+    let high = oracle.saturating_add(band) / tick * tick;
+    let median = median3(oracle, bid, ask).clamp(low.min(oracle), high.max(oracle));
     Ok(nonzero(median - median % tick))
 }
 
@@ -225,7 +233,9 @@ mod tests {
 
     #[test]
     fn mark_is_the_median_with_the_book_and_falls_back_to_the_stored_mark() {
-        let config = test_config();
+        // A 10 % band, so the book moves the mark freely here; the band is tested below.
+        let mut config = test_config();
+        config.mark_band_bps = 1_000;
         let mut mem = MemStore::default();
         assert_eq!(mark_at(&mut mem, &config, 1), None);
         post_at(&mut mem, &config, 1, 1, 100 * USD);
@@ -253,5 +263,30 @@ mod tests {
             mark_price(&mut Ctx::new(&mut mem, &config, 13), 0),
             Err(L1Error::NotPerpMarket(0))
         );
+    }
+
+    #[test]
+    fn the_book_moves_the_mark_only_within_the_band() {
+        let config = test_config();
+        assert_eq!(config.mark_band_bps, 100);
+        let mut mem = MemStore::default();
+        post_at(&mut mem, &config, 1, 1, 1_000 * USD);
+        // Dust bid and ask far above the oracle: the median (the bid) is clamped to +1 %.
+        rest(&mut mem, &config, 1, Side::Bid, 1_500 * USD);
+        rest(&mut mem, &config, 2, Side::Ask, 1_600 * USD);
+        assert_eq!(mark_at(&mut mem, &config, 1), Some(1_010 * USD));
+        // Inside the band the book decides.
+        let mut mem = MemStore::default();
+        post_at(&mut mem, &config, 1, 1, 1_000 * USD);
+        rest(&mut mem, &config, 1, Side::Bid, 1_004 * USD);
+        rest(&mut mem, &config, 2, Side::Ask, 1_006 * USD);
+        assert_eq!(mark_at(&mut mem, &config, 1), Some(1_004 * USD));
+        // Far below: clamped to -1 %, rounded up onto the tick grid (oracle 999: band 9.99,
+        // bound 989.01 -> 990).
+        let mut mem = MemStore::default();
+        post_at(&mut mem, &config, 1, 1, 999 * USD);
+        rest(&mut mem, &config, 1, Side::Bid, 500 * USD);
+        rest(&mut mem, &config, 2, Side::Ask, 600 * USD);
+        assert_eq!(mark_at(&mut mem, &config, 1), Some(990 * USD));
     }
 }

@@ -5,8 +5,9 @@
 //! After every action: each asset is conserved (spot totals, plus perp cash for the collateral,
 //! equal deposits minus withdrawals), holds match resting orders and never exceed totals, the
 //! books are consistent, perp positions net to zero, the open-accounts set is exactly the
-//! accounts with a position, order margins match resting perp orders, and a refused action
-//! changed nothing.
+//! accounts with a position or negative cash, order margins and resting sizes per side match
+//! resting perp orders, and a refused action changed nothing. After every end-of-block step no
+//! account but the backstop has negative cash without a position.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -245,11 +246,12 @@ fn decode_all<E: SolEvent>(mem: &MemStore) -> Vec<E> {
 }
 
 /// Every invariant of the whole engine; panics on the first violation.
-fn check_invariants(w: &mut World) {
+fn check_invariants(w: &mut World, after_end_of_block: bool) {
     let config = w.config.clone();
     // Scan all slots: funds anywhere count, whoever holds them.
     let mut spot_sum: BTreeMap<u32, u128> = BTreeMap::new();
     let mut cash_sum: i128 = 0;
+    let mut cash_of: BTreeMap<Address, i128> = BTreeMap::new();
     let mut sizes: BTreeMap<(Address, u32), i128> = BTreeMap::new();
     let mut holders = BTreeSet::new();
     for (k, v) in &w.mem.slots {
@@ -263,6 +265,7 @@ fn check_invariants(w: &mut World) {
             holders.insert(addr);
         } else if k[0] == Ns::PerpAccount as u8 && field == 0 {
             cash_sum += to_signed(unpack(*v).1);
+            cash_of.insert(addr, to_signed(unpack(*v).1));
             holders.insert(addr);
         } else if k[0] == Ns::Position as u8 && field == 0 {
             let size = to_signed(unpack(*v).0);
@@ -310,6 +313,14 @@ fn check_invariants(w: &mut World) {
         assert_eq!(spot::balance(&mut ctx, *who, ETH).unwrap().1, spot_base, "ETH hold of {who}");
         assert_eq!(spot::balance(&mut ctx, *who, USD).unwrap().1, spot_quote, "USD hold of {who}");
         let perp_open: u128 = mine.iter().filter(|o| o.market == PERP).map(notional).sum();
+        let side_size = |side| -> u128 {
+            mine.iter().filter(|o| o.market == PERP && o.side == side).map(|o| o.remaining).sum()
+        };
+        assert_eq!(
+            clearinghouse::resting_sizes(&mut ctx, *who, PERP).unwrap(),
+            (side_size(Side::Bid), side_size(Side::Ask)),
+            "resting perp sizes of {who}"
+        );
         let account = clearinghouse::account(&mut ctx, *who).unwrap();
         assert_eq!(account.order_margin, perp_open.div_ceil(20), "order margin of {who}");
         let listed: Vec<(u32, i128)> =
@@ -319,14 +330,26 @@ fn check_invariants(w: &mut World) {
         assert_eq!(listed, want, "positions of {who}");
     }
 
-    // Positions net to zero; the open set is exactly the accounts with one.
+    // Positions net to zero; the open set is exactly the accounts with one or with debt.
     let net: i128 = sizes.values().sum();
     assert_eq!(net, 0, "perp positions do not net to zero");
     let open = clearinghouse::open_accounts(&mut ctx).unwrap();
     let open_set: BTreeSet<Address> = open.iter().copied().collect();
     assert_eq!(open.len(), open_set.len(), "duplicate in the open set");
     let with_positions: BTreeSet<Address> = sizes.keys().map(|(a, _)| *a).collect();
-    assert_eq!(open_set, with_positions, "open set");
+    let in_debt: BTreeSet<Address> =
+        cash_of.iter().filter(|(_, c)| **c < 0).map(|(a, _)| *a).collect();
+    assert_eq!(open_set, &with_positions | &in_debt, "open set");
+    if after_end_of_block {
+        let unnoticed: Vec<&Address> = in_debt
+            .iter()
+            .filter(|a| !with_positions.contains(*a) && **a != config.backstop)
+            .collect();
+        assert!(
+            unnoticed.is_empty(),
+            "negative cash without a position after the step: {unnoticed:?}"
+        );
+    }
 }
 
 proptest! {
@@ -341,7 +364,7 @@ proptest! {
                 prop_assert_eq!(&w.mem.slots, &before.slots, "refused {:?} ({}) changed state", op, e);
                 prop_assert_eq!(&w.mem.logs, &before.logs);
             }
-            check_invariants(&mut w);
+            check_invariants(&mut w, matches!(op, Op::EndOfBlocks { .. }));
         }
         let fills = decode_all::<events::Fill>(&w.mem).iter().filter(|f| f.market == PERP).count();
         let liquidations = decode_all::<events::Liquidation>(&w.mem).len();
