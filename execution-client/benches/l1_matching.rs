@@ -415,7 +415,7 @@ impl TrieStore<'_> {
             return Ok(*value);
         }
         self.db_reads += 1;
-        self.state.storage(L1_WRITE_ADDRESS, key).map_err(|e| StoreError(e.to_string()))
+        self.state.storage(L1_WRITE_ADDRESS, key).map_err(|e| StoreError::Backend(e.to_string()))
     }
 }
 

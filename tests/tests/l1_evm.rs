@@ -1537,6 +1537,23 @@ async fn check_core_guard(node: &mut Node, user: Address) {
     assert_eq!(node.spot(probe, ASSET_ETH).await, (0, 0));
 }
 
+/// A core action stops at its gas limit: an out-of-gas halt (no revert data, all gas of the
+/// frame used, nothing changed), not a node error; with the gas it needs it completes.
+async fn check_core_gas_limit(node: &Node) {
+    let buy = order(SPOT, true, 3_000 * USD, 100 * MILLI_ETH, IOC, 0).abi_encode();
+    // `used` counts the probe's own overhead (about 2,300) beside the call's gas.
+    let (ok, _, used) = raw(node, false, L1_WRITE, buy.clone(), 1_000_000).await;
+    assert!(ok, "the probe's IOC buy of 0.1 ETH fills with ample gas");
+    // Enough for the write contract's forwarding, not for the fill the core does.
+    for gas in [used - 4_000, used / 2] {
+        let (ok, ret, spent) = raw(node, false, L1_WRITE, buy.clone(), gas).await;
+        assert!(!ok && ret.is_empty(), "{gas} gas: out of gas, no revert data");
+        assert!(spent >= gas, "{gas} gas: the halt used all the gas given ({spent})");
+    }
+    // Only calls: the book is as it was.
+    assert_eq!(node.best(SPOT).await, (0, 3_000 * USD));
+}
+
 /// The probe as an L1 account (every write action), read gas, the core guard, two transactions
 /// of one sender in one block, and the L1Vault example.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1645,6 +1662,7 @@ async fn probe_gas_core_guard_same_block_and_vault() {
     assert_eq!(node.spot(a, ASSET_TUSD).await, (21_500 * USD, 0));
     assert_eq!(node.spot(fee, ASSET_TUSD).await, (750_000, 0));
     assert_eq!(node.best(SPOT).await, (0, 3_000 * USD));
+    check_core_gas_limit(&node).await;
     node.reverts_with(
         keeper,
         probe,

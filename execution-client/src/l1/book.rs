@@ -97,7 +97,7 @@ const fn better(side: Side, a: u128, b: u128) -> bool {
 }
 
 fn corrupt(what: &str) -> L1Error {
-    L1Error::Store(StoreError(format!("corrupt order book: {what}")))
+    L1Error::Store(StoreError::Backend(format!("corrupt order book: {what}")))
 }
 
 fn order_key(id: u64, field: u8) -> B256 {

@@ -338,6 +338,46 @@ mod tests {
     }
 
     #[test]
+    fn a_gas_limit_stops_a_sweep_before_the_unpaid_work() {
+        use crate::l1::store::{GasSchedule, Metered, StoreError};
+        let schedule =
+            GasSchedule { base: 5_000, read: 100, create: 20_000, update: 2_900, log: 1_000 };
+        let mut ex = Ex::new();
+        let (maker, taker) = (ex.rich(1), ex.rich(2));
+        for cents in 0..200 {
+            ex.sell(maker, 300_000 + cents, 1, GTC);
+        }
+        let sweep = OrderRequest {
+            market: 0,
+            side: Side::Bid,
+            price: px(400_000),
+            size: 200 * LOT,
+            tif: IOC,
+            cloid: 0,
+        };
+        // The full sweep, unlimited, on a copy: what the work costs.
+        let mut full = ex.mem.clone();
+        let mut metered = Metered::new(&mut full);
+        let outcome =
+            place(&mut Ctx::new(&mut metered, &ex.config, 1), &mut SpotSettlement, taker, &sweep);
+        assert_eq!(outcome.map(|o| o.filled), Ok(200 * LOT));
+        let full_reads = metered.reads;
+        let full_gas = metered.gas(&schedule);
+        // A tenth of that gas: refused as out of gas after about a tenth of the reads.
+        let mut limited = ex.mem.clone();
+        let mut metered = Metered::with_limit(&mut limited, schedule, full_gas / 10);
+        let outcome =
+            place(&mut Ctx::new(&mut metered, &ex.config, 1), &mut SpotSettlement, taker, &sweep);
+        assert_eq!(outcome, Err(L1Error::Store(StoreError::OutOfGas)));
+        assert!(metered.gas(&schedule) <= full_gas / 10 + schedule.create);
+        assert!(
+            metered.reads < full_reads / 5,
+            "stopped after {} of {full_reads} reads",
+            metered.reads
+        );
+    }
+
+    #[test]
     fn price_time_priority() {
         let mut ex = Ex::new();
         let (a, b, c, d, t) = (ex.rich(1), ex.rich(2), ex.rich(3), ex.rich(4), ex.rich(5));

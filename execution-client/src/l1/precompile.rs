@@ -3,7 +3,9 @@
 //!
 //! Reads cost `2000 + 65 × (input + output bytes)`; bad input reverts with a reason and consumes
 //! all gas of the frame. Core actions cost [`CORE_BASE_GAS`] plus a price per slot read, slot
-//! written and log, counted while the action runs, so state growth is paid like `SSTORE`.
+//! written and log, counted while the action runs, so state growth is paid like `SSTORE`; the
+//! action halts out of gas as soon as the count passes its gas limit, so a sweep of a deep book
+//! stops where its gas ends rather than running to the end unpaid.
 //! A failed action reverts with the engine's reason and the journal undoes its writes. A state
 //! read that fails (database) is fatal to the block, never a revert, so no node can disagree
 //! because of its own disk.
@@ -32,7 +34,7 @@ use super::{
     oracle,
     order::{OrderRequest, Side, TimeInForce},
     spot,
-    store::{Metered, Store, StoreError},
+    store::{GasSchedule, Metered, Store, StoreError},
 };
 
 /// Fixed gas of a read precompile call.
@@ -49,6 +51,15 @@ pub const CORE_CREATE_GAS: u64 = 20_000;
 pub const CORE_UPDATE_GAS: u64 = 2_900;
 /// Gas per log a core action emits.
 pub const CORE_LOG_GAS: u64 = 1_000;
+
+/// The prices a core action's work is metered at.
+const CORE_GAS: GasSchedule = GasSchedule {
+    base: CORE_BASE_GAS,
+    read: CORE_READ_GAS,
+    create: CORE_CREATE_GAS,
+    update: CORE_UPDATE_GAS,
+    log: CORE_LOG_GAS,
+};
 
 /// The standard precompiles of the block's fork plus, when the chain enables it, the L1's.
 pub fn install(map: &mut PrecompilesMap, config: &Arc<L1Config>) {
@@ -92,7 +103,7 @@ struct JournalStore<'a, 'b> {
 impl<'a, 'b> JournalStore<'a, 'b> {
     fn new(internals: &'a mut EvmInternals<'b>) -> Result<Self, StoreError> {
         // The journal reads storage only of loaded accounts.
-        internals.load_account(L1_WRITE_ADDRESS).map_err(|e| StoreError(e.to_string()))?;
+        internals.load_account(L1_WRITE_ADDRESS).map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(Self { internals })
     }
 }
@@ -102,14 +113,14 @@ impl Store for JournalStore<'_, '_> {
         self.internals
             .sload(L1_WRITE_ADDRESS, key.into())
             .map(|loaded| loaded.data)
-            .map_err(|e| StoreError(e.to_string()))
+            .map_err(|e| StoreError::Backend(e.to_string()))
     }
 
     fn store(&mut self, key: B256, value: U256) -> Result<(), StoreError> {
         self.internals
             .sstore(L1_WRITE_ADDRESS, key.into(), value)
             .map(|_| ())
-            .map_err(|e| StoreError(e.to_string()))
+            .map_err(|e| StoreError::Backend(e.to_string()))
     }
 
     fn emit(&mut self, log: LogData) {
@@ -126,7 +137,7 @@ impl<S: Store> Store for ReadOnly<S> {
     }
 
     fn store(&mut self, key: B256, _value: U256) -> Result<(), StoreError> {
-        Err(StoreError(format!("read path wrote slot {key}")))
+        Err(StoreError::Backend(format!("read path wrote slot {key}")))
     }
 
     fn emit(&mut self, _log: LogData) {}
@@ -146,6 +157,9 @@ fn revert(reason: impl Into<String>, gas: u64, reservoir: u64) -> PrecompileResu
 /// An engine error as a precompile result: a reason revert, or fatal when the state is unreadable.
 fn engine_error(err: L1Error, gas: u64, reservoir: u64) -> PrecompileResult {
     match err {
+        L1Error::Store(StoreError::OutOfGas) => {
+            Ok(PrecompileOutput::halt(PrecompileHalt::OutOfGas, reservoir))
+        }
         L1Error::Store(e) => Err(PrecompileError::Fatal(e.to_string())),
         other => revert(other.to_string(), gas, reservoir),
     }
@@ -355,16 +369,17 @@ fn core_precompile(config: &L1Config, mut input: PrecompileInput<'_>) -> Precomp
         Err(e) => return Err(PrecompileError::Fatal(e.to_string())),
     };
     let block = block_number(journal.internals);
-    let mut metered = Metered::new(&mut journal);
+    // The system step is the protocol's own work, not a transaction's: it is not metered. An
+    // action stops at its gas limit, before the work it has not paid for (a long sweep of the
+    // book), and the frame's journal undoes what it did.
+    let mut metered = if system_step {
+        Metered::new(&mut journal)
+    } else {
+        Metered::with_limit(&mut journal, CORE_GAS, gas_limit)
+    };
     let mut ctx = Ctx::new(&mut metered, config, block);
     let result = dispatch(&mut ctx, call);
-    let gas = CORE_BASE_GAS
-        .saturating_add(metered.reads.saturating_mul(CORE_READ_GAS))
-        .saturating_add(metered.creates.saturating_mul(CORE_CREATE_GAS))
-        .saturating_add(metered.updates.saturating_mul(CORE_UPDATE_GAS))
-        .saturating_add(metered.logs.saturating_mul(CORE_LOG_GAS));
-    // The system step is the protocol's own work, not a transaction's: it is not metered.
-    let gas = if system_step { 0 } else { gas };
+    let gas = if system_step { 0 } else { metered.gas(&CORE_GAS) };
     match result {
         Ok(_) if gas > gas_limit => Ok(PrecompileOutput::halt(PrecompileHalt::OutOfGas, reservoir)),
         Ok(output) => Ok(PrecompileOutput::new(gas, output.into(), reservoir)),

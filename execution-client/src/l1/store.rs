@@ -9,10 +9,16 @@ use std::collections::HashMap;
 
 use alloy_primitives::{Address, B256, LogData, U256};
 
-/// A state read or write that failed below the engine (database, journal).
+/// A state read or write that could not be done.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("L1 state access failed: {0}")]
-pub struct StoreError(pub String);
+pub enum StoreError {
+    /// Failed below the engine (database, journal): not the caller's fault.
+    #[error("L1 state access failed: {0}")]
+    Backend(String),
+    /// The action's gas limit is spent: it stops before doing more work.
+    #[error("out of gas")]
+    OutOfGas,
+}
 
 /// Storage slots and a log sink: what the engine needs from its host.
 pub trait Store {
@@ -129,6 +135,21 @@ impl Store for MemStore {
     }
 }
 
+/// Gas prices of what a core action does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GasSchedule {
+    /// Fixed cost of an action.
+    pub base: u64,
+    /// Per slot read.
+    pub read: u64,
+    /// Per slot set from zero (new state).
+    pub create: u64,
+    /// Per other slot write.
+    pub update: u64,
+    /// Per log.
+    pub log: u64,
+}
+
 /// Counts what an operation read and wrote, for the write contract's gas.
 #[derive(Debug)]
 pub struct Metered<'a, S> {
@@ -141,18 +162,44 @@ pub struct Metered<'a, S> {
     pub updates: u64,
     /// Logs emitted.
     pub logs: u64,
+    /// Prices and gas limit: access fails once the gas counted so far is above the limit.
+    limit: Option<(GasSchedule, u64)>,
 }
 
 impl<'a, S: Store> Metered<'a, S> {
-    /// Meters access to `inner`.
+    /// Meters access to `inner`, without a limit.
     pub fn new(inner: &'a mut S) -> Self {
-        Self { inner, reads: 0, creates: 0, updates: 0, logs: 0 }
+        Self { inner, reads: 0, creates: 0, updates: 0, logs: 0, limit: None }
+    }
+
+    /// Meters access to `inner`; fails with [`StoreError::OutOfGas`] as soon as the work done
+    /// costs more than `limit` at `schedule`, so an action cannot do unpaid work.
+    pub fn with_limit(inner: &'a mut S, schedule: GasSchedule, limit: u64) -> Self {
+        Self { limit: Some((schedule, limit)), ..Self::new(inner) }
+    }
+
+    /// Gas of everything counted so far at `schedule`.
+    pub fn gas(&self, schedule: &GasSchedule) -> u64 {
+        schedule
+            .base
+            .saturating_add(self.reads.saturating_mul(schedule.read))
+            .saturating_add(self.creates.saturating_mul(schedule.create))
+            .saturating_add(self.updates.saturating_mul(schedule.update))
+            .saturating_add(self.logs.saturating_mul(schedule.log))
+    }
+
+    fn charge(&self) -> Result<(), StoreError> {
+        match &self.limit {
+            Some((schedule, limit)) if self.gas(schedule) > *limit => Err(StoreError::OutOfGas),
+            _ => Ok(()),
+        }
     }
 }
 
 impl<S: Store> Store for Metered<'_, S> {
     fn load(&mut self, key: B256) -> Result<U256, StoreError> {
         self.reads += 1;
+        self.charge()?;
         self.inner.load(key)
     }
 
@@ -163,6 +210,7 @@ impl<S: Store> Store for Metered<'_, S> {
         } else {
             self.updates += 1;
         }
+        self.charge()?;
         self.inner.store(key, value)
     }
 
@@ -213,5 +261,27 @@ mod tests {
         }
         mem.store(k, U256::ZERO).unwrap();
         assert!(mem.slots.is_empty());
+    }
+
+    #[test]
+    fn a_metering_limit_stops_the_work_once_spent() {
+        let schedule = GasSchedule { base: 100, read: 10, create: 1_000, update: 50, log: 7 };
+        let mut mem = MemStore::default();
+        let k = |i| key(Ns::Globals, Address::ZERO, i, 0, 0);
+        // 100 + 1000 = 1100: the first create fits a limit of 1100 exactly, the next read not.
+        let mut m = Metered::with_limit(&mut mem, schedule, 1_100);
+        m.store(k(1), U256::from(1)).unwrap();
+        assert_eq!(m.gas(&schedule), 1_100);
+        assert_eq!(m.load(k(1)), Err(StoreError::OutOfGas));
+        // A write that does not fit is not made.
+        let mut m = Metered::with_limit(&mut mem, schedule, 1_099);
+        assert_eq!(m.store(k(2), U256::from(2)), Err(StoreError::OutOfGas));
+        assert_eq!(mem.load(k(2)).unwrap(), U256::ZERO);
+        // Without a limit everything is counted and nothing refused.
+        let mut m = Metered::new(&mut mem);
+        for i in 0..1_000 {
+            m.load(k(i)).unwrap();
+        }
+        assert_eq!(m.gas(&schedule), 100 + 10 * 1_000);
     }
 }

@@ -35,11 +35,13 @@ where
     DB::Error: std::fmt::Display,
 {
     fn load(&mut self, key: B256) -> Result<U256, StoreError> {
-        self.db.storage_ref(L1_WRITE_ADDRESS, key.into()).map_err(|e| StoreError(e.to_string()))
+        self.db
+            .storage_ref(L1_WRITE_ADDRESS, key.into())
+            .map_err(|e| StoreError::Backend(e.to_string()))
     }
 
     fn store(&mut self, key: B256, _value: U256) -> Result<(), StoreError> {
-        Err(StoreError(format!("read path wrote slot {key}")))
+        Err(StoreError::Backend(format!("read path wrote slot {key}")))
     }
 
     fn emit(&mut self, _log: LogData) {}
