@@ -42,6 +42,9 @@ mod abi {
             event OrderCanceled(address indexed user, uint32 indexed market, uint64 orderId, uint128 remaining);
             event Fill(uint32 indexed market, address indexed taker, address indexed maker, uint64 takerOrderId, uint64 makerOrderId, bool takerIsBuy, uint128 price, uint128 size, uint128 fee);
             event OraclePrice(uint32 indexed market, address indexed publisher, uint128 price);
+            event Funding(uint32 indexed market, int64 ratePpm, uint128 oraclePrice, uint128 markPrice);
+            event Liquidation(address indexed user, uint32 indexed market, int128 size, uint128 markPrice);
+            event BadDebt(address indexed user, uint256 amount);
 
             function depositEth() external payable;
             function deposit(address token, uint256 amount) external;
@@ -1356,6 +1359,97 @@ async fn perps_oracle_transfers_and_margin() {
     }
     assert_eq!(v["markPrice"], (60_000 * USD).to_string());
     node.assert_rpc_book(ETH_PERP).await;
+
+    check_liquidation_events(&mut node).await;
+}
+
+/// A liquidation with bad debt through the chain: C buys 1 BTC with 3,200 TUSD of collateral,
+/// the publishers post 56,000, and the end-of-block step hands the position to the backstop,
+/// which absorbs the 830 TUSD C's account is short. `l1_blockEvents` serves the step's events,
+/// which no receipt carries.
+async fn check_liquidation_events(node: &mut Node) {
+    let (c, d) = (dev(2), dev(4));
+    let [p7, p8, p9] = PUBLISHERS.map(dev);
+    let backstop = dev(BACKSTOP);
+    let btc = 100 * CENTI_BTC;
+    let mut setup = Vec::new();
+    for (who, amount, perps) in [(c, 10_000 * USD, 3_200 * USD), (d, 100_000 * USD, 50_000 * USD)] {
+        setup.push(tx(who, TUSD, &IERC20::approveCall { spender: L1_WRITE, amount: U256::MAX }));
+        setup.push(tx(who, L1_WRITE, &IL1Write::depositCall { token: TUSD, amount: u(amount) }));
+        setup.push(tx(who, L1_WRITE, &IL1Write::perpTransferCall { amount: i(perps as i128) }));
+    }
+    setup.push(tx(d, L1_WRITE, &order(BTC_PERP, false, 60_000 * USD, btc, GTC, 0)));
+    setup.push(tx(c, L1_WRITE, &order(BTC_PERP, true, 60_000 * USD, btc, IOC, 0)));
+    node.ok(setup).await;
+    // Cash 3,200 - 60,000 - 30 (fee); worth 3,170 at 60,000, maintenance 1,500.
+    assert_eq!(
+        node.account(c).await,
+        (3_170 * USD as i128, -(56_830 * USD as i128), 3_000 * USD, 1_500 * USD)
+    );
+    let before = node.provider.get_block_number().await.unwrap();
+    let quiet = node.rpc("l1_blockEvents", serde_json::json!([format!("{before:#x}")])).await;
+    assert_eq!(quiet, serde_json::json!([]), "no funding, liquidation or bad debt yet");
+
+    let post = |price| IL1Write::postOraclePriceCall { market: BTC_PERP, price };
+    let r = node
+        .ok(vec![
+            tx(p7, L1_WRITE, &post(56_000 * USD)),
+            tx(p8, L1_WRITE, &post(56_000 * USD)),
+            tx(p9, L1_WRITE, &post(56_000 * USD)),
+        ])
+        .await;
+    assert!(r.iter().all(|x| {
+        x.inner.logs().iter().all(|l| l.topic0() != Some(&IL1Write::Liquidation::SIGNATURE_HASH))
+    }));
+    // The step of the block where the second post landed liquidated C.
+    let first = r[0].block_number.unwrap();
+    let last = node.provider.get_block_number().await.unwrap();
+    let mut seen = Vec::new();
+    for n in first..=last {
+        let events = node.rpc("l1_blockEvents", serde_json::json!([format!("{n:#x}")])).await;
+        for e in events.as_array().unwrap() {
+            seen.push((n, e.clone()));
+        }
+    }
+    assert_eq!(seen.len(), 2, "one liquidation and one bad debt: {seen:?}");
+    let (at, liq) = &seen[0];
+    assert_eq!(*at, r[1].block_number.unwrap(), "liquidated at the second post's block");
+    assert_eq!(liq["event"], "Liquidation");
+    assert_eq!(liq["user"], format!("{c:#x}"));
+    assert_eq!(liq["market"], BTC_PERP);
+    assert_eq!(liq["size"], btc.to_string());
+    assert_eq!(liq["markPrice"], (56_000 * USD).to_string());
+    let decoded = IL1Write::Liquidation::decode_raw_log(
+        serde_json::from_value::<Vec<B256>>(liq["topics"].clone()).unwrap(),
+        &serde_json::from_value::<Bytes>(liq["data"].clone()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!((decoded.user, decoded.size), (c, btc as i128));
+    let (at_debt, debt) = &seen[1];
+    assert_eq!(at_debt, at);
+    assert_eq!(debt["event"], "BadDebt");
+    assert_eq!(debt["user"], format!("{c:#x}"));
+    assert_eq!(debt["amount"], (830 * USD).to_string());
+
+    assert_eq!(node.account(c).await, (0, 0, 0, 0));
+    assert_eq!(node.position(c, BTC_PERP).await, (0, 0, 0, 0));
+    assert_eq!(node.position(backstop, BTC_PERP).await.0, btc as i128);
+    node.assert_accounting(&[dev(0), dev(1), c, d, node.probe, p7, p8, p9]).await;
+
+    // A block the node does not have; a malformed block parameter.
+    let future = format!("{:#x}", last + 1_000);
+    let err = node
+        .provider
+        .raw_request::<_, Value>("l1_blockEvents".into(), serde_json::json!([future]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not found"), "{err}");
+    let err = node
+        .provider
+        .raw_request::<_, Value>("l1_blockEvents".into(), serde_json::json!(["yesterday"]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("nvalid"), "{err}");
 }
 
 /// `probe.rawStaticCall` / `probe.rawCall` of `target` (as `eth_call`): (ok, ret, gasUsed).

@@ -41,7 +41,7 @@ use alloy_evm::{
         EthBlockExecutionCtx, EthBlockExecutor, EthEvmBuilder, receipt_builder::AlloyReceiptBuilder,
     },
 };
-use alloy_primitives::{Address, B256, Bloom, KECCAK256_EMPTY, U256};
+use alloy_primitives::{Address, B256, Bloom, KECCAK256_EMPTY, Log, U256};
 use rayon::prelude::*;
 use revm::{
     Database, DatabaseRef,
@@ -76,6 +76,9 @@ pub struct BlockExecutionOutput {
     pub blob_gas_used: u64,
     /// EIP-7685 requests (empty before Prague).
     pub requests: Requests,
+    /// Logs of the end-of-block system step (the L1's funding, liquidations, bad debt): no
+    /// receipt carries them.
+    pub system_logs: Vec<Log>,
 }
 
 /// Executes blocks of one chain: its spec, its EIP-7610 collision candidates and, when the chain
@@ -135,14 +138,15 @@ impl Executor {
         map
     }
 
-    /// Runs the chain's end-of-block steps after the transactions (the L1 exchange's, if any).
-    pub fn end_of_block<E>(&self, evm: &mut E) -> Result<(), BlockErrorKind>
+    /// Runs the chain's end-of-block steps after the transactions (the L1 exchange's, if any);
+    /// returns their logs.
+    pub fn end_of_block<E>(&self, evm: &mut E) -> Result<Vec<Log>, BlockErrorKind>
     where
         E: alloy_evm::Evm,
         E::DB: revm::DatabaseCommit,
     {
         if self.l1.is_none() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         crate::l1::precompile::run_end_of_block(evm).map_err(|e| match e {
             EndOfBlockError::Internal(msg) => BlockErrorKind::Internal(msg),
@@ -200,7 +204,7 @@ impl Executor {
                 .execute_transaction(Recovered::new_unchecked(tx, *sender))
                 .map_err(classify)?;
         }
-        self.end_of_block(executor.evm_mut())?;
+        let system_logs = self.end_of_block(executor.evm_mut())?;
         if self.chain.is_active(Fork::Prague, header.timestamp) {
             // EIP-7002 / EIP-7251: a block whose request contracts have no code is invalid.
             for address in
@@ -225,6 +229,7 @@ impl Executor {
             gas_used: result.gas_used,
             blob_gas_used: result.blob_gas_used,
             requests: result.requests,
+            system_logs,
         })
     }
 }

@@ -1,6 +1,8 @@
 //! The EVM logs the engine emits from [`super::L1_WRITE_ADDRESS`], so indexers and `eth_getLogs`
 //! see deposits, orders, fills and oracle updates. `contracts/l1/L1Write.sol` declares the same
-//! events.
+//! events. `Funding`, `Liquidation` and `BadDebt` come from the end-of-block system step, which
+//! has no transaction and so no receipt: `eth_getLogs` does not see them, the `l1_blockEvents`
+//! RPC method serves them (and the node logs liquidations and bad debt).
 
 use alloy_sol_types::{SolEvent, sol};
 

@@ -462,8 +462,9 @@ pub enum EndOfBlockError {
 }
 
 /// Runs the L1 end-of-block step (funding, liquidations, marks) as a system call after the
-/// block's transactions, as EIP-7002's post-block call runs, and commits its state changes.
-pub fn run_end_of_block<E>(evm: &mut E) -> Result<(), EndOfBlockError>
+/// block's transactions, as EIP-7002's post-block call runs, and commits its state changes;
+/// returns the step's logs (`Funding`, `Liquidation`, `BadDebt`), which no receipt carries.
+pub fn run_end_of_block<E>(evm: &mut E) -> Result<Vec<Log>, EndOfBlockError>
 where
     E: alloy_evm::Evm,
     E::DB: revm::DatabaseCommit,
@@ -479,8 +480,10 @@ where
             .unwrap_or_else(|| format!("{:?}", outcome.result));
         return Err(EndOfBlockError::Failed(reason));
     }
-    // A system call has no receipt, so its liquidations and bad debt go to the node's log.
-    for log in outcome.result.logs() {
+    // A system call has no receipt: its liquidations and bad debt also go to the node's log,
+    // and `l1_blockEvents` serves its logs by executing the block again.
+    let logs = outcome.result.logs().to_vec();
+    for log in &logs {
         if let Ok(event) = super::events::Liquidation::decode_log_data(&log.data) {
             tracing::info!(
                 user = %event.user, market = event.market, size = event.size,
@@ -494,7 +497,7 @@ where
         }
     }
     revm::DatabaseCommit::commit(evm.db_mut(), outcome.state);
-    Ok(())
+    Ok(logs)
 }
 
 #[cfg(test)]

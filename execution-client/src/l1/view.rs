@@ -147,6 +147,89 @@ pub struct AccountSummary {
     pub orders: Vec<OrderView>,
 }
 
+/// One event of a block's end-of-block step, decoded, with the log it was emitted as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemEventView {
+    /// `Funding`, `Liquidation` or `BadDebt` (as declared in `IL1Write.sol`).
+    pub event: &'static str,
+    /// The account (liquidation, bad debt).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<Address>,
+    /// The perp market (funding, liquidation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub market: Option<u32>,
+    /// Size taken over by the backstop, signed (liquidation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// Debt the backstop absorbed (bad debt).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount: Option<String>,
+    /// Funding rate of the interval in ppm, positive when longs pay (funding).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_ppm: Option<i64>,
+    /// Oracle price (funding).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oracle_price: Option<String>,
+    /// Mark price (funding, liquidation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mark_price: Option<String>,
+    /// The log's topics.
+    pub topics: Vec<B256>,
+    /// The log's data.
+    pub data: alloy_primitives::Bytes,
+}
+
+/// The end-of-block step's `log` decoded (`None` for a log the step does not emit).
+pub fn system_event(log: &alloy_primitives::Log) -> Option<SystemEventView> {
+    use alloy_sol_types::SolEvent;
+
+    use super::events::{BadDebt, Funding, Liquidation};
+    if log.address != L1_WRITE_ADDRESS {
+        return None;
+    }
+    let blank = SystemEventView {
+        event: "",
+        user: None,
+        market: None,
+        size: None,
+        amount: None,
+        rate_ppm: None,
+        oracle_price: None,
+        mark_price: None,
+        topics: log.data.topics().to_vec(),
+        data: log.data.data.clone(),
+    };
+    if let Ok(e) = Funding::decode_log_data(&log.data) {
+        Some(SystemEventView {
+            event: "Funding",
+            market: Some(e.market),
+            rate_ppm: Some(e.ratePpm),
+            oracle_price: Some(e.oraclePrice.to_string()),
+            mark_price: Some(e.markPrice.to_string()),
+            ..blank
+        })
+    } else if let Ok(e) = Liquidation::decode_log_data(&log.data) {
+        Some(SystemEventView {
+            event: "Liquidation",
+            user: Some(e.user),
+            market: Some(e.market),
+            size: Some(e.size.to_string()),
+            mark_price: Some(e.markPrice.to_string()),
+            ..blank
+        })
+    } else if let Ok(e) = BadDebt::decode_log_data(&log.data) {
+        Some(SystemEventView {
+            event: "BadDebt",
+            user: Some(e.user),
+            amount: Some(e.amount.to_string()),
+            ..blank
+        })
+    } else {
+        None
+    }
+}
+
 fn order_view(order: &super::order::Resting) -> OrderView {
     OrderView {
         id: order.id,
@@ -233,4 +316,49 @@ pub fn account<S: Store>(ctx: &mut Ctx<'_, S>, user: Address) -> L1Result<Accoun
 /// A resting order by id.
 pub fn order<S: Store>(ctx: &mut Ctx<'_, S>, id: u64) -> L1Result<Option<OrderView>> {
     Ok(book::get(ctx, id)?.map(|o| order_view(&o)))
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy_primitives::Log;
+    use alloy_sol_types::SolEvent;
+
+    use super::*;
+    use crate::l1::events::{BadDebt, Fill, Funding};
+
+    #[test]
+    fn system_events_decode_and_other_logs_do_not() {
+        let funding = Funding { market: 2, ratePpm: -150, oraclePrice: 3_000, markPrice: 2_999 };
+        let log = Log { address: L1_WRITE_ADDRESS, data: funding.encode_log_data() };
+        let view = system_event(&log).unwrap();
+        assert_eq!((view.event, view.market, view.rate_ppm), ("Funding", Some(2), Some(-150)));
+        assert_eq!(view.oracle_price.as_deref(), Some("3000"));
+        assert_eq!(view.mark_price.as_deref(), Some("2999"));
+        assert_eq!(view.user, None);
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["ratePpm"], -150);
+        assert!(json.get("user").is_none(), "{json}");
+
+        let debt = BadDebt { user: Address::repeat_byte(3), amount: U256::from(7) };
+        let view = system_event(&Log { address: L1_WRITE_ADDRESS, data: debt.encode_log_data() });
+        assert_eq!(view.map(|v| (v.event, v.amount)), Some(("BadDebt", Some("7".to_string()))));
+        // Another contract's log of the same shape, and a fill, are not step events.
+        let elsewhere = Log { address: Address::repeat_byte(9), data: debt.encode_log_data() };
+        assert_eq!(system_event(&elsewhere), None);
+        let fill = Fill {
+            market: 0,
+            taker: Address::ZERO,
+            maker: Address::ZERO,
+            takerOrderId: 1,
+            makerOrderId: 2,
+            takerIsBuy: true,
+            price: 1,
+            size: 1,
+            fee: 0,
+        };
+        assert_eq!(
+            system_event(&Log { address: L1_WRITE_ADDRESS, data: fill.encode_log_data() }),
+            None
+        );
+    }
 }

@@ -218,6 +218,7 @@ pub fn build_payload(
             Err(other) => return Err(exec_err(other)),
         }
     }
+    // The step's logs have no receipt; `l1_blockEvents` recomputes them from the block.
     executor
         .end_of_block(block_executor.evm_mut())
         .map_err(|e| BuildError::Execution { parent: parent_hash, msg: e.to_string() })?;

@@ -73,12 +73,40 @@ pub(crate) fn register(
         let block: Option<BlockId> = seq.optional_next()?;
         at_block(&c, block, |l1| view::account(l1, user))
     })?;
-    let c = ctx;
+    let c = ctx.clone();
     module.register_method("l1_order", move |p: Params<'_>, _, _| {
         let mut seq = p.sequence();
         let id: u64 = seq.next()?;
         let block: Option<BlockId> = seq.optional_next()?;
         at_block(&c, block, |l1| view::order(l1, id))
     })?;
+    let c = ctx;
+    module.register_blocking_method("l1_blockEvents", move |p: Params<'_>, _, _| {
+        let block: Option<BlockId> = p.sequence().optional_next()?;
+        block_events(&c, block.unwrap_or_default())
+    })?;
     Ok(())
+}
+
+/// `l1_blockEvents`: the funding, liquidations and bad debt of a block's end-of-block step. A
+/// system call has no receipt, so the block is executed again on its parent's state.
+fn block_events(ctx: &RpcContext, block: BlockId) -> MethodResult<Vec<view::SystemEventView>> {
+    if ctx.executor.l1_config().is_none() {
+        return Err(
+            RpcError::Execution("the L1 exchange is not enabled on this chain".into()).into()
+        );
+    }
+    let view = ctx.snapshot();
+    let number = ctx.resolve_id(&view, block)?.ok_or(RpcError::HeaderNotFound)?;
+    if number == 0 {
+        // Genesis runs no step.
+        return Ok(Vec::new());
+    }
+    let data = ctx.block_by_number(&view, number)?.ok_or(RpcError::HeaderNotFound)?;
+    let state = view.state_at(&ctx.db, number - 1).map_err(RpcError::from)?;
+    let output = ctx
+        .executor
+        .execute(data.block.inner(), &data.senders, &state)
+        .map_err(|e| RpcError::Internal(format!("executing block {number} again: {e}")))?;
+    Ok(output.system_logs.iter().filter_map(view::system_event).collect())
 }

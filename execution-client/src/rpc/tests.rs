@@ -663,6 +663,9 @@ async fn l1_methods_read_the_exchange_at_a_block_and_refuse_bad_input() {
     assert_eq!(book["bids"], json!([]));
     let id: u64 = serde_json::from_value::<u64>(account["orders"][0]["id"].clone()).unwrap();
     assert_eq!(h.ok("l1_order", json!([id])).await["price"], "3000000000");
+    // No perps traded: the end-of-block steps so far emitted nothing (genesis runs none).
+    assert_eq!(h.ok("l1_blockEvents", json!([])).await, json!([]));
+    assert_eq!(h.ok("l1_blockEvents", json!(["earliest"])).await, json!([]));
 
     // Reads at the genesis block see nothing; a block is a block.
     let genesis = h.ok("l1_account", json!([alice, "earliest"])).await;
@@ -696,9 +699,12 @@ async fn l1_methods_read_the_exchange_at_a_block_and_refuse_bad_input() {
 #[tokio::test]
 async fn l1_methods_say_the_exchange_is_off_on_a_plain_chain() {
     let h = Harness::new(TreeConfig::default(), RpcConfig::default());
-    for (method, params) in
-        [("l1_config", json!([])), ("l1_book", json!([0])), ("l1_order", json!([1]))]
-    {
+    for (method, params) in [
+        ("l1_config", json!([])),
+        ("l1_book", json!([0])),
+        ("l1_order", json!([1])),
+        ("l1_blockEvents", json!(["latest"])),
+    ] {
         let err = h.err(method, params).await;
         assert!(err["message"].as_str().unwrap().contains("not enabled"), "{method}: {err}");
     }
