@@ -1,8 +1,10 @@
 //! The native L1 exchange on a real four-validator devnet (`tandem-cl testnet --l1`): a seeded
 //! random sequence of deposits, spot and perp orders, cancels, withdrawals and oracle posts, sent
 //! by wallets through different nodes, while one validator is killed with SIGKILL and restarted
-//! mid-sequence. Every node must end with the same L1 state: the same storage root of the write
-//! contract (the L1 state), the same state root, and the same `l1_account` answers.
+//! mid-sequence. Halfway, while that validator is down, the oracle falls 12 % and the end-of-block
+//! step liquidates a leveraged account into bad debt, so the restarted node replays a liquidation.
+//! Every node must end with the same L1 state: the same storage root of the write contract (the
+//! L1 state), the same state root, the same `l1_account` answers and the same `l1_blockEvents`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -33,6 +35,11 @@ const TUSD: Address = address!("0x7e57000000000000000000000000000000005d00");
 const TRADERS: u32 = 5;
 const PUBLISHERS: [u32; 3] = [7, 8, 9];
 const ROUNDS: usize = 12;
+/// The round in which the oracle falls 12 % (validator 3 is down from round 4 to 8).
+const CRASH_ROUND: usize = 6;
+/// The leveraged trader: 1 BTC long on 3,500 TUSD of collateral (liquidated below a fall of
+/// about 3.4 %, in bad debt below about 5.8 %).
+const VICTIM: usize = 4;
 /// Spot ETH/TUSD mid: 3,000 TUSD (6 decimals) per ETH; tick 0.01, lot 0.001 ETH.
 const SPOT_MID: u128 = 3_000_000_000;
 /// BTC-PERP mid: 60,000 TUSD per BTC; tick 1 TUSD, lot 0.001 BTC.
@@ -183,6 +190,31 @@ async fn four_nodes_agree_on_the_l1_state_after_random_actions_and_a_kill_9() {
     let mut last_block = wait_receipts(&urls[0], &hashes).await;
     wait_all(&urls, "latest", last_block, 60).await.unwrap();
 
+    // The victim keeps 3,500 TUSD in perps and buys 1 BTC at the mid from trader 3's ask.
+    let btc_lot = 100_000_000u128;
+    let keep = alloy_primitives::I256::try_from(-196_500_000_000i64).unwrap();
+    let out = perpTransferCall { amount: keep }.abi_encode();
+    let ask =
+        placeOrderCall { market: 1, isBuy: false, price: BTC_MID, size: btc_lot, tif: 0, cloid: 0 };
+    let hashes = vec![
+        send(&net, &alive, &mut traders[VICTIM], L1_WRITE, out, U256::ZERO).await,
+        send(&net, &alive, &mut traders[3], L1_WRITE, ask.abi_encode(), U256::ZERO).await,
+    ];
+    wait_receipts(&urls[0], &hashes).await;
+    let buy =
+        placeOrderCall { market: 1, isBuy: true, price: BTC_MID, size: btc_lot, tif: 1, cloid: 0 };
+    let hash =
+        send(&net, &alive, &mut traders[VICTIM], L1_WRITE, buy.abi_encode(), U256::ZERO).await;
+    last_block = wait_receipts(&urls[0], &[hash]).await;
+    let victim = tandem_e2e::loadgen::signing::dev_key(VICTIM as u32).unwrap().address();
+    let account = rpc(&urls[0], "l1_account", json!([victim])).await.unwrap();
+    assert_eq!(
+        account["positions"][0]["size"],
+        btc_lot.to_string(),
+        "the victim's long: {account}"
+    );
+    let mut crash_blocks = 0..0;
+
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     let mut btc = BTC_MID;
     for round in 0..ROUNDS {
@@ -222,6 +254,10 @@ async fn four_nodes_agree_on_the_l1_state_after_random_actions_and_a_kill_9() {
             sent.push((t.node, hash));
         }
         btc = (btc as i128 + i128::from(rng.signed(3)) * 100_000_000) as u128;
+        if round == CRASH_ROUND {
+            btc = btc * 88 / 100;
+            crash_blocks.start = last_block + 1;
+        }
         for p in &mut publishers {
             if !alive[p.node] {
                 p.node = 0;
@@ -233,6 +269,9 @@ async fn four_nodes_agree_on_the_l1_state_after_random_actions_and_a_kill_9() {
         }
         for (node, hash) in &sent {
             last_block = last_block.max(wait_receipts(&urls[*node], &[*hash]).await);
+        }
+        if round == CRASH_ROUND {
+            crash_blocks.end = last_block + 1;
         }
         let live: Vec<String> = (0..4).filter(|i| alive[*i]).map(|i| urls[i].clone()).collect();
         wait_all(&live, "latest", last_block, 60).await.unwrap();
@@ -269,6 +308,29 @@ async fn four_nodes_agree_on_the_l1_state_after_random_actions_and_a_kill_9() {
             assert_eq!(got.as_ref(), Some(&expected), "l1_account of {who} on {u}");
         }
     }
+
+    // The crash liquidated the victim into bad debt; every node serves the same step events.
+    let mut events = Vec::new();
+    for n in crash_blocks.clone() {
+        let at = format!("{n:#x}");
+        let here = rpc(&urls[0], "l1_blockEvents", json!([at])).await.unwrap();
+        for u in &urls[1..] {
+            assert_eq!(
+                rpc(u, "l1_blockEvents", json!([at])).await,
+                Some(here.clone()),
+                "{u} at {n}"
+            );
+        }
+        events.extend(here.as_array().cloned().unwrap_or_default());
+    }
+    let victim_hex = format!("{victim:#x}");
+    let of_victim = |kind: &str| {
+        events.iter().filter(|e| e["event"] == kind && e["user"] == victim_hex.as_str()).count()
+    };
+    assert_eq!(of_victim("Liquidation"), 1, "blocks {crash_blocks:?}: {events:?}");
+    assert_eq!(of_victim("BadDebt"), 1, "blocks {crash_blocks:?}: {events:?}");
+    let account = rpc(&urls[0], "l1_account", json!([victim, block])).await.unwrap();
+    assert_eq!(account["cash"], "0", "the backstop took the victim's debt: {account}");
 
     // The sequence must have exercised the engine: fills happened and positions exist.
     let logs = rpc(
