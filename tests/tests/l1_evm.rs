@@ -1372,6 +1372,14 @@ async fn check_liquidation_events(node: &mut Node) {
     let [p7, p8, p9] = PUBLISHERS.map(dev);
     let backstop = dev(BACKSTOP);
     let btc = 100 * CENTI_BTC;
+    let post = |price| IL1Write::postOraclePriceCall { market: BTC_PERP, price };
+    // Fresh prices at 60,000 whatever the test's length so far (they go stale after 30 blocks).
+    node.ok(vec![
+        tx(p7, L1_WRITE, &post(60_000 * USD)),
+        tx(p8, L1_WRITE, &post(60_000 * USD)),
+        tx(p9, L1_WRITE, &post(60_000 * USD)),
+    ])
+    .await;
     let mut setup = Vec::new();
     for (who, amount, perps) in [(c, 10_000 * USD, 3_200 * USD), (d, 100_000 * USD, 50_000 * USD)] {
         setup.push(tx(who, TUSD, &IERC20::approveCall { spender: L1_WRITE, amount: U256::MAX }));
@@ -1386,11 +1394,11 @@ async fn check_liquidation_events(node: &mut Node) {
         node.account(c).await,
         (3_170 * USD as i128, -(56_830 * USD as i128), 3_000 * USD, 1_500 * USD)
     );
+    // No liquidation or bad debt yet (a block on the funding interval would carry `Funding`).
     let before = node.provider.get_block_number().await.unwrap();
     let quiet = node.rpc("l1_blockEvents", serde_json::json!([format!("{before:#x}")])).await;
-    assert_eq!(quiet, serde_json::json!([]), "no funding, liquidation or bad debt yet");
+    assert!(quiet.as_array().unwrap().iter().all(|e| e["event"] == "Funding"), "{quiet}");
 
-    let post = |price| IL1Write::postOraclePriceCall { market: BTC_PERP, price };
     let r = node
         .ok(vec![
             tx(p7, L1_WRITE, &post(56_000 * USD)),
@@ -1407,13 +1415,18 @@ async fn check_liquidation_events(node: &mut Node) {
     let mut seen = Vec::new();
     for n in first..=last {
         let events = node.rpc("l1_blockEvents", serde_json::json!([format!("{n:#x}")])).await;
+        // Funding events of an interval block may come too; C's are the point here.
         for e in events.as_array().unwrap() {
-            seen.push((n, e.clone()));
+            if e["user"] == format!("{c:#x}") {
+                seen.push((n, e.clone()));
+            }
         }
     }
     assert_eq!(seen.len(), 2, "one liquidation and one bad debt: {seen:?}");
     let (at, liq) = &seen[0];
-    assert_eq!(*at, r[1].block_number.unwrap(), "liquidated at the second post's block");
+    let mut posted: Vec<u64> = r.iter().map(|x| x.block_number.unwrap()).collect();
+    posted.sort_unstable();
+    assert_eq!(*at, posted[1], "liquidated in the block where a second publisher's post landed");
     assert_eq!(liq["event"], "Liquidation");
     assert_eq!(liq["user"], format!("{c:#x}"));
     assert_eq!(liq["market"], BTC_PERP);
@@ -1631,8 +1644,9 @@ async fn check_core_guard(node: &mut Node, user: Address) {
     assert_eq!(node.spot(probe, ASSET_ETH).await, (0, 0));
 }
 
-/// A core action stops at its gas limit: an out-of-gas halt (no revert data, all gas of the
-/// frame used, nothing changed), not a node error; with the gas it needs it completes.
+/// A core action that runs out of gas is an out-of-gas halt (no revert data, all gas of the
+/// frame used), not a node error; with the gas it needs it completes. (That it stops where its
+/// gas ends, not after the work, is the matching unit test's.)
 async fn check_core_gas_limit(node: &Node) {
     let buy = order(SPOT, true, 3_000 * USD, 100 * MILLI_ETH, IOC, 0).abi_encode();
     // `used` counts the probe's own overhead (about 2,300) beside the call's gas.

@@ -52,6 +52,42 @@ fn build_execute_and_make_canonical() {
 }
 
 #[test]
+fn a_view_taken_before_a_persist_reads_each_block_at_its_own_height() {
+    use revm::DatabaseRef;
+    let mut kit = Kit::new(TreeConfig { persistence_threshold: 64, ..TreeConfig::default() });
+    let mut parent = kit.tree.head().hash;
+    // Block i pays 1 wei to an address of its own, so each block's state differs from the next.
+    let payee = |i: u64| Address::repeat_byte(0xc0 + i as u8);
+    for i in 0..5u64 {
+        kit.submit(kit.transfer(0, i, payee(i), 1));
+        let block = kit.build_on(parent, Address::ZERO).block.block.clone();
+        assert_eq!(status(&kit.tree.new_payload(block.clone()).unwrap()), "VALID");
+        valid_head(kit.fcu(block.hash(), B256::ZERO));
+        let ctx = kit.pool.read().context();
+        let sender = kit.keys[0].address();
+        kit.pool.write().on_new_head(ctx, [(sender, i + 1, U256::from(10u128.pow(24)))]);
+        parent = block.hash();
+    }
+    let old = kit.tree.view_handle().read().clone();
+    assert_eq!((old.persisted.number, old.canonical.len()), (0, 5));
+    // The tree persists everything; a reader still holds the view from before.
+    kit.tree.persist_all().unwrap();
+    assert_eq!(kit.tree.db().canonical_tip().unwrap().0, 5);
+    let paid = |view: &ChainView, number: u64, i: u64| {
+        let state = view.state_at(kit.tree.db(), number).unwrap();
+        state.basic_ref(payee(i)).unwrap().map_or(U256::ZERO, |a| a.balance)
+    };
+    let new = kit.tree.view_handle().read().clone();
+    for number in 0..=5u64 {
+        for i in 0..5u64 {
+            let want = U256::from(u64::from(i < number));
+            assert_eq!(paid(&old, number, i), want, "old view, block {number}, payee {i}");
+            assert_eq!(paid(&new, number, i), want, "new view, block {number}, payee {i}");
+        }
+    }
+}
+
+#[test]
 fn reorg_between_in_memory_branches() {
     let mut kit = Kit::new(TreeConfig::default());
     let genesis = kit.tree.head().hash;

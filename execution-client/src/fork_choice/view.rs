@@ -46,17 +46,34 @@ impl ChainView {
     }
 
     /// State after canonical block `number`: in memory, persisted tip, or history.
+    ///
+    /// The split is made at the tip the database reader sees, not at this view's persisted
+    /// block: the tree may have persisted more blocks since the view was taken, and a block at
+    /// or below the new tip must be read from history, not from the newer tip with this view's
+    /// layers on top.
     pub fn state_at<'db>(
         &self,
         db: &'db Database,
         number: u64,
     ) -> Result<OverlayState<'db>, StorageError> {
-        if number >= self.persisted.number {
-            let layers =
-                self.canonical.iter().rev().filter(|b| b.number() <= number).cloned().collect();
-            Ok(OverlayState::new(db.latest()?, layers))
-        } else {
-            Ok(OverlayState::new(db.at_block(number)?, Vec::new()))
+        let latest = db.latest()?;
+        let tip = latest.block_number();
+        if number < tip {
+            // One read snapshot at a time.
+            drop(latest);
+            return Ok(OverlayState::new(db.at_block(number)?, Vec::new()));
         }
+        let layers: Vec<_> = self
+            .canonical
+            .iter()
+            .rev()
+            .filter(|b| b.number() > tip && b.number() <= number)
+            .cloned()
+            .collect();
+        if layers.len() as u64 != number - tip {
+            // The database went below this view's blocks (an unwind since): not servable.
+            return Err(StorageError::UnknownBlock { number, tip });
+        }
+        Ok(OverlayState::new(latest, layers))
     }
 }

@@ -485,6 +485,33 @@ pub fn best_order<S: Store>(
     }
 }
 
+/// How deep a taker would reach taking `size` from `side` of `market` at prices no worse than
+/// `limit`, walking the levels best first: the price of the last level it crosses (`None`: the
+/// best level is past the limit) and whether the crossed levels hold `size`.
+pub fn sweep<S: Store>(
+    ctx: &mut Ctx<'_, S>,
+    market: u32,
+    side: Side,
+    limit: u128,
+    size: u128,
+) -> L1Result<(Option<u128>, bool)> {
+    let (mut price, _) = load_pair(ctx, book_key(market, side))?;
+    let mut held: u128 = 0;
+    let mut last = None;
+    // `side` holds the makers: a buyer crosses asks at or below its limit, a seller bids at or
+    // above it.
+    while price != 0 && if side == Side::Ask { price <= limit } else { price >= limit } {
+        let (level, _) = load_pair(ctx, level_key(market, side, price, LEVEL_SIZE))?;
+        last = Some(price);
+        held = held.saturating_add(level);
+        if held >= size {
+            return Ok((last, true));
+        }
+        (_, price) = load_pair(ctx, level_key(market, side, price, LEVEL_LINKS))?;
+    }
+    Ok((last, false))
+}
+
 /// Up to `levels` price levels of `side` of `market`, best first.
 pub fn depth<S: Store>(
     ctx: &mut Ctx<'_, S>,

@@ -15,12 +15,14 @@
 //! maxLeverage⌉` per market. A position in a market without any mark yet (no fresh oracle ever
 //! reached an end-of-block step) is valued at its entry notional.
 //!
-//! Admission ([`PerpSettlement`]) assumes the order fills in full at its limit (a market order at
-//! its slippage bound): it pays the taker fee on its full size, and it loses at once what its
-//! limit is worse than the mark (a buy above it, a sell below it). The part of an order that
+//! Admission ([`PerpSettlement`]) assumes the order pays the taker fee on its full size at its
+//! limit (a market order at its slippage bound), and that all of it trades at the worst price it
+//! can reach: the deepest book level it crosses now, or its limit when a remainder may rest. It
+//! loses at once what that price is worse than the mark (a buy above it, a sell below it), so a
+//! market order on a book at the mark loses nothing. The part of an order that
 //! reduces the position — net of the account's resting orders on the same side, which may reduce
 //! it first — needs no margin; the rest needs the initial margin of its notional at the larger of
-//! limit and mark. An order that only reduces is admitted even when the account is
+//! that price and the mark. An order that only reduces is admitted even when the account is
 //! under-margined, as long as it does not take the account below zero by trading worse than the
 //! mark: it can only lower the account's risk.
 //!
@@ -53,12 +55,12 @@
 use alloy_primitives::{Address, B256, I256, U256};
 
 use super::{
-    Ctx,
+    Ctx, book,
     config::L1Config,
     error::{L1Error, L1Result},
     events::{self, BadDebt, Funding, Liquidation, PerpTransfer},
     matching, oracle,
-    order::{Fill, OrderRequest, Resting, Settlement, Side},
+    order::{Fill, OrderRequest, Resting, Settlement, Side, TimeInForce},
     spot,
     store::{Ns, Store, address_value, from_signed, key, pack, to_signed, unpack, value_address},
 };
@@ -489,10 +491,21 @@ impl<S: Store> Settlement<S> for PerpSettlement {
             _ => 0,
         };
         let rest = request.size - reducing;
-        // Filling at a limit worse than the mark loses the difference at once.
+        // The worst price the order can trade at: the deepest level it reaches in the book now,
+        // or its limit when a remainder may rest (and fill there later). The account's own
+        // orders on the other side are cancelled, not filled, as the order reaches them: the
+        // walk covers them too, so they cannot hide how deep the order really goes.
+        let own = if request.side == Side::Bid { asks } else { bids };
+        let reach = request.size.checked_add(own).ok_or(L1Error::Overflow)?;
+        let (last, covered) = book::sweep(ctx, market, request.side.opposite(), price, reach)?;
+        let rests = matches!(request.tif, TimeInForce::Gtc | TimeInForce::PostOnly);
+        let worst = if covered || !rests { last } else { Some(price) };
+        // An immediate-or-cancel order that reaches nothing trades nothing.
+        let Some(worst) = worst else { return Ok(()) };
+        // Trading worse than the mark loses the difference at once.
         let worse = match request.side {
-            Side::Bid => price.saturating_sub(reference),
-            Side::Ask => reference.saturating_sub(price),
+            Side::Bid => worst.saturating_sub(reference),
+            Side::Ask => reference.saturating_sub(worst),
         };
         let loss = config.notional(market, worse, request.size)?;
         // An order that only reduces, at no loss against the mark, lowers the account's risk:
@@ -514,7 +527,7 @@ impl<S: Store> Settlement<S> for PerpSettlement {
             0
         } else {
             let order_margin =
-                initial_margin(config.notional(market, price.max(reference), rest)?, lev);
+                initial_margin(config.notional(market, worst.max(reference), rest)?, lev);
             sum(sum(r.position_margin, r.order_margin)?, order_margin)?
         };
         if available < signed(needed)? {
@@ -814,9 +827,8 @@ mod tests {
 
     use super::*;
     use crate::l1::{
-        book,
         config::test_config,
-        order::{PlaceOutcome, TimeInForce},
+        order::PlaceOutcome,
         store::{MemStore, Metered},
     };
 
@@ -1101,6 +1113,50 @@ mod tests {
             c.place(alice(), Side::Bid, 50_000 * USD, COIN / 10, TimeInForce::Ioc).unwrap().filled,
             COIN / 10
         );
+    }
+
+    #[test]
+    fn a_market_order_closes_a_leveraged_position_on_a_book_at_the_mark() {
+        let mut c = long_alice(3_000 * USD);
+        // At 49,000 alice's value is 1,975 (4 % of the notional): under the initial margin and
+        // under the market order's 5 % slippage bound, above maintenance.
+        c.oracle(49_000 * USD);
+        c.place(bob(), Side::Bid, 49_000 * USD, COIN, TimeInForce::Gtc).unwrap();
+        assert_eq!(c.account(alice()).account_value, 1_975 * USD as i128);
+        // The bound (46,550) is not where it trades: the bid at the mark fills it all.
+        let out = c.place(alice(), Side::Ask, 0, COIN, TimeInForce::Market).unwrap();
+        assert_eq!(out.filled, COIN);
+        assert_eq!(c.position(alice()).size, 0);
+        // 3,000 - 25 - 1,000 lost - 24.50 fee on 49,000.
+        assert_eq!(c.cash(alice()), 1_950_500_000);
+
+        // A market buy opening at 20x needs no more than its margin when the ask is at the mark.
+        c.fund(carol(), 2_600 * USD);
+        c.place(bob(), Side::Ask, 49_000 * USD, COIN, TimeInForce::Gtc).unwrap();
+        let out = c.place(carol(), Side::Bid, 0, COIN, TimeInForce::Market).unwrap();
+        assert_eq!(out.filled, COIN);
+    }
+
+    #[test]
+    fn own_orders_cannot_hide_how_deep_an_order_trades() {
+        let mut c = Chain::new();
+        c.oracle(50_000 * USD);
+        c.fund(alice(), 600 * USD);
+        c.fund(bob(), 1_000_000 * USD);
+        // Alice's own ask at the mark, bob's 10 % above it.
+        c.place(alice(), Side::Ask, 50_000 * USD, COIN / 10, TimeInForce::Gtc).unwrap();
+        c.place(bob(), Side::Ask, 55_000 * USD, COIN / 10, TimeInForce::Gtc).unwrap();
+        // Her IOC buy cancels her own ask and takes bob's at 55,000: 500 lost at once, which
+        // her 600 cannot carry beside 275 + 250 of margin.
+        assert!(matches!(
+            c.place(alice(), Side::Bid, 55_000 * USD, COIN / 10, TimeInForce::Ioc),
+            Err(L1Error::InsufficientMargin { .. })
+        ));
+        // Without bob's ask the same order only meets her own, which is cancelled: no loss.
+        matching::cancel_all(&mut c.ctx(), &mut PerpSettlement, bob(), Some(BTC)).unwrap();
+        let out = c.place(alice(), Side::Bid, 55_000 * USD, COIN / 10, TimeInForce::Ioc).unwrap();
+        assert_eq!(out.filled, 0);
+        assert!(book::orders_of(&mut c.ctx(), alice()).unwrap().is_empty());
     }
 
     #[test]

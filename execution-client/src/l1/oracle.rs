@@ -82,7 +82,8 @@ pub fn oracle_price<S: Store>(ctx: &mut Ctx<'_, S>, market: u32) -> L1Result<Opt
 }
 
 /// The mark price of perp `market`: median of (oracle, best bid, best ask) with a missing side
-/// replaced by the oracle, clamped to the band around the oracle, floored to the tick; without a fresh oracle the last stored mark.
+/// replaced by the oracle, clamped to the band around the oracle, floored to the tick; without a
+/// fresh oracle the last stored mark.
 pub fn mark_price<S: Store>(ctx: &mut Ctx<'_, S>, market: u32) -> L1Result<Option<u128>> {
     match oracle_price(ctx, market)? {
         Some(oracle) => mark_with_oracle(ctx, market, oracle),
