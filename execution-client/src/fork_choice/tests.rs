@@ -23,6 +23,19 @@ fn valid_head(outcome: ForkchoiceOutcome) -> (BlockRef, CanonicalChange) {
     }
 }
 
+/// Builds on `parent` a block with key 0's transfer of 1 wei (nonce `nonce`) to `to`, imports it
+/// and makes it the head; returns its hash.
+fn extend_with_transfer(kit: &mut Kit, parent: B256, nonce: u64, to: Address) -> B256 {
+    kit.submit(kit.transfer(0, nonce, to, 1));
+    let block = kit.build_on(parent, Address::ZERO).block.block.clone();
+    assert_eq!(status(&kit.tree.new_payload(block.clone()).unwrap()), "VALID");
+    valid_head(kit.fcu(block.hash(), B256::ZERO));
+    let ctx = kit.pool.read().context();
+    let sender = kit.keys[0].address();
+    kit.pool.write().on_new_head(ctx, [(sender, nonce + 1, U256::from(10u128.pow(24)))]);
+    block.hash()
+}
+
 #[test]
 fn build_execute_and_make_canonical() {
     let mut kit = Kit::new(TreeConfig::default());
@@ -59,14 +72,7 @@ fn a_view_taken_before_a_persist_reads_each_block_at_its_own_height() {
     // Block i pays 1 wei to an address of its own, so each block's state differs from the next.
     let payee = |i: u64| Address::repeat_byte(0xc0 + i as u8);
     for i in 0..5u64 {
-        kit.submit(kit.transfer(0, i, payee(i), 1));
-        let block = kit.build_on(parent, Address::ZERO).block.block.clone();
-        assert_eq!(status(&kit.tree.new_payload(block.clone()).unwrap()), "VALID");
-        valid_head(kit.fcu(block.hash(), B256::ZERO));
-        let ctx = kit.pool.read().context();
-        let sender = kit.keys[0].address();
-        kit.pool.write().on_new_head(ctx, [(sender, i + 1, U256::from(10u128.pow(24)))]);
-        parent = block.hash();
+        parent = extend_with_transfer(&mut kit, parent, i, payee(i));
     }
     let old = kit.tree.view_handle().read().clone();
     assert_eq!((old.persisted.number, old.canonical.len()), (0, 5));
@@ -113,19 +119,8 @@ fn reorg_between_in_memory_branches() {
 #[test]
 fn persistence_follows_threshold_and_finality() {
     let mut kit = Kit::new(TreeConfig { persistence_threshold: 2, ..TreeConfig::default() });
-    let mut parent = kit.tree.head().hash;
-    let mut hashes = vec![parent];
-    for i in 0..5u64 {
-        kit.submit(kit.transfer(0, i, Address::repeat_byte(0xb0), 1));
-        let block = kit.build_on(parent, Address::ZERO).block.block.clone();
-        assert_eq!(status(&kit.tree.new_payload(block.clone()).unwrap()), "VALID");
-        valid_head(kit.fcu(block.hash(), B256::ZERO));
-        let ctx = kit.pool.read().context();
-        let sender = kit.keys[0].address();
-        kit.pool.write().on_new_head(ctx, [(sender, i + 1, U256::from(10u128.pow(24)))]);
-        parent = block.hash();
-        hashes.push(parent);
-    }
+    let hashes = transfer_chain(&mut kit, 5);
+    let parent = hashes[5];
     // Head 5, threshold 2: blocks up to 3 are persisted.
     assert_eq!(kit.tree.persisted().number, 3);
     assert_eq!(kit.tree.db().canonical_tip().unwrap().0, 3);
@@ -285,14 +280,8 @@ fn too_deep_reorg_is_refused() {
 fn transfer_chain(kit: &mut Kit, n: u64) -> Vec<B256> {
     let mut hashes = vec![kit.tree.head().hash];
     for i in 0..n {
-        kit.submit(kit.transfer(0, i, Address::repeat_byte(0xb0), 1));
-        let block = kit.build_on(*hashes.last().unwrap(), Address::ZERO).block.block.clone();
-        assert_eq!(status(&kit.tree.new_payload(block.clone()).unwrap()), "VALID");
-        valid_head(kit.fcu(block.hash(), B256::ZERO));
-        let ctx = kit.pool.read().context();
-        let sender = kit.keys[0].address();
-        kit.pool.write().on_new_head(ctx, [(sender, i + 1, U256::from(10u128.pow(24)))]);
-        hashes.push(block.hash());
+        let parent = *hashes.last().unwrap();
+        hashes.push(extend_with_transfer(kit, parent, i, Address::repeat_byte(0xb0)));
     }
     hashes
 }
