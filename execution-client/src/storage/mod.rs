@@ -772,7 +772,6 @@ fn get_b256<K: libmdbx::TransactionKind>(
     }
 }
 
-/// Number and hash of the canonical tip: the last `CanonicalHashes` entry.
 /// Blocks whose keys go into the history indexes together: a complete batch is written over the
 /// next batch's commits, so at most `2 × HISTORY_INDEX_BATCH − 1` blocks are past the indexed
 /// ones, and reads of those look in their change sets.
@@ -793,6 +792,7 @@ fn read_history_indexed<K: libmdbx::TransactionKind>(
     }
 }
 
+/// Number and hash of the canonical tip: the last `CanonicalHashes` entry.
 fn read_tip<K: libmdbx::TransactionKind>(
     txn: &Transaction<'_, K, NoWriteMap>,
 ) -> Result<(u64, B256), StorageError> {
