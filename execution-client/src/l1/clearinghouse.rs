@@ -421,6 +421,20 @@ fn trade<S: Store>(
     store_cash(ctx, owner, index, cash)
 }
 
+/// The (bid, ask) lot counts in the upper half of the open-notional slot, 64 bits each.
+fn split_lots(packed: u128) -> [u128; 2] {
+    [packed >> 64, packed & u128::from(u64::MAX)]
+}
+
+/// [`split_lots`] reversed; a count past 64 bits is an overflow.
+fn join_lots([bids, asks]: [u128; 2]) -> L1Result<u128> {
+    let max = u128::from(u64::MAX);
+    if bids > max || asks > max {
+        return Err(L1Error::Overflow);
+    }
+    Ok((bids << 64) | asks)
+}
+
 /// Sizes of `owner`'s resting orders in `market`: (bids, asks), in size units.
 pub(super) fn resting_sizes<S: Store>(
     ctx: &mut Ctx<'_, S>,
@@ -429,8 +443,8 @@ pub(super) fn resting_sizes<S: Store>(
 ) -> L1Result<(u128, u128)> {
     let lot = ctx.config.market(market)?.lot_size;
     let (lots, _) = unpack(ctx.store.load(position_key(owner, market, OPEN_NOTIONAL_FIELD))?);
-    let size = |lots: u128| lots.checked_mul(lot).ok_or(L1Error::Overflow);
-    Ok((size(lots >> 64)?, size(lots & u128::from(u64::MAX))?))
+    let [bids, asks] = split_lots(lots).map(|n| n.checked_mul(lot).ok_or(L1Error::Overflow));
+    Ok((bids?, asks?))
 }
 
 /// Adds (`add`) or removes `size` (worth `notional`) of `owner`'s resting `side` orders in
@@ -449,15 +463,13 @@ fn change_open<S: Store>(
     let (lots, open) = unpack(ctx.store.load(k)?);
     let new = if add { open.checked_add(notional) } else { open.checked_sub(notional) }
         .ok_or(L1Error::Overflow)?;
-    // Sizes are whole lots (checked at placement); 64 bits of lots per side.
-    let shift = if side.is_buy() { 64 } else { 0 };
-    let side_lots = (lots >> shift) & u128::from(u64::MAX);
+    // Sizes are whole lots (checked at placement).
+    let mut sides = split_lots(lots);
+    let count = &mut sides[usize::from(!side.is_buy())];
     let delta = size / lot;
-    let side_lots = if add { side_lots.checked_add(delta) } else { side_lots.checked_sub(delta) }
-        .filter(|l| *l <= u128::from(u64::MAX))
+    *count = if add { count.checked_add(delta) } else { count.checked_sub(delta) }
         .ok_or(L1Error::Overflow)?;
-    let lots = (lots & !(u128::from(u64::MAX) << shift)) | (side_lots << shift);
-    ctx.store.store(k, pack(lots, new))?;
+    ctx.store.store(k, pack(join_lots(sides)?, new))?;
     if (open == 0) != (new == 0) {
         let orders_key = account_key(owner, ORDERS_FIELD);
         let map = ctx.store.load(orders_key)?;
