@@ -149,35 +149,50 @@ pub struct AccountSummary {
 
 /// One event of a block's end-of-block step, decoded, with the log it was emitted as.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct SystemEventView {
-    /// `Funding`, `Liquidation` or `BadDebt` (as declared in `IL1Write.sol`).
-    pub event: &'static str,
-    /// The account (liquidation, bad debt).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user: Option<Address>,
-    /// The perp market (funding, liquidation).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub market: Option<u32>,
-    /// Size taken over by the backstop, signed (liquidation).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub size: Option<String>,
-    /// Debt the backstop absorbed (bad debt).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub amount: Option<String>,
-    /// Funding rate of the interval in ppm, positive when longs pay (funding).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rate_ppm: Option<i64>,
-    /// Oracle price (funding).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub oracle_price: Option<String>,
-    /// Mark price (funding, liquidation).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mark_price: Option<String>,
+    /// The event's fields, and its name as `event`.
+    #[serde(flatten)]
+    pub event: SystemEvent,
     /// The log's topics.
     pub topics: Vec<B256>,
     /// The log's data.
     pub data: alloy_primitives::Bytes,
+}
+
+/// The events of the end-of-block step (as declared in `IL1Write.sol`), amounts as decimal
+/// strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all_fields = "camelCase")]
+pub enum SystemEvent {
+    /// Funding paid for an interval; a positive rate means longs pay.
+    Funding {
+        /// The perp market.
+        market: u32,
+        /// Rate of the interval in ppm.
+        rate_ppm: i64,
+        /// Oracle price.
+        oracle_price: String,
+        /// Mark price.
+        mark_price: String,
+    },
+    /// A position taken over by the backstop at the mark.
+    Liquidation {
+        /// The liquidated account.
+        user: Address,
+        /// The perp market.
+        market: u32,
+        /// Size taken over, signed.
+        size: String,
+        /// Mark price.
+        mark_price: String,
+    },
+    /// A liquidated account's debt absorbed by the backstop.
+    BadDebt {
+        /// The account.
+        user: Address,
+        /// Debt absorbed.
+        amount: String,
+    },
 }
 
 /// The end-of-block step's `log` decoded (`None` for a log the step does not emit).
@@ -188,46 +203,26 @@ pub fn system_event(log: &alloy_primitives::Log) -> Option<SystemEventView> {
     if log.address != L1_WRITE_ADDRESS {
         return None;
     }
-    let blank = SystemEventView {
-        event: "",
-        user: None,
-        market: None,
-        size: None,
-        amount: None,
-        rate_ppm: None,
-        oracle_price: None,
-        mark_price: None,
-        topics: log.data.topics().to_vec(),
-        data: log.data.data.clone(),
-    };
-    if let Ok(e) = Funding::decode_log_data(&log.data) {
-        Some(SystemEventView {
-            event: "Funding",
-            market: Some(e.market),
-            rate_ppm: Some(e.ratePpm),
-            oracle_price: Some(e.oraclePrice.to_string()),
-            mark_price: Some(e.markPrice.to_string()),
-            ..blank
-        })
+    let event = if let Ok(e) = Funding::decode_log_data(&log.data) {
+        SystemEvent::Funding {
+            market: e.market,
+            rate_ppm: e.ratePpm,
+            oracle_price: e.oraclePrice.to_string(),
+            mark_price: e.markPrice.to_string(),
+        }
     } else if let Ok(e) = Liquidation::decode_log_data(&log.data) {
-        Some(SystemEventView {
-            event: "Liquidation",
-            user: Some(e.user),
-            market: Some(e.market),
-            size: Some(e.size.to_string()),
-            mark_price: Some(e.markPrice.to_string()),
-            ..blank
-        })
+        SystemEvent::Liquidation {
+            user: e.user,
+            market: e.market,
+            size: e.size.to_string(),
+            mark_price: e.markPrice.to_string(),
+        }
     } else if let Ok(e) = BadDebt::decode_log_data(&log.data) {
-        Some(SystemEventView {
-            event: "BadDebt",
-            user: Some(e.user),
-            amount: Some(e.amount.to_string()),
-            ..blank
-        })
+        SystemEvent::BadDebt { user: e.user, amount: e.amount.to_string() }
     } else {
-        None
-    }
+        return None;
+    };
+    Some(SystemEventView { event, topics: log.data.topics().to_vec(), data: log.data.data.clone() })
 }
 
 fn order_view(order: &super::order::Resting) -> OrderView {
@@ -331,17 +326,24 @@ mod tests {
         let funding = Funding { market: 2, ratePpm: -150, oraclePrice: 3_000, markPrice: 2_999 };
         let log = Log { address: L1_WRITE_ADDRESS, data: funding.encode_log_data() };
         let view = system_event(&log).unwrap();
-        assert_eq!((view.event, view.market, view.rate_ppm), ("Funding", Some(2), Some(-150)));
-        assert_eq!(view.oracle_price.as_deref(), Some("3000"));
-        assert_eq!(view.mark_price.as_deref(), Some("2999"));
-        assert_eq!(view.user, None);
+        let want = SystemEvent::Funding {
+            market: 2,
+            rate_ppm: -150,
+            oracle_price: "3000".into(),
+            mark_price: "2999".into(),
+        };
+        assert_eq!(view.event, want);
         let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["event"], "Funding");
         assert_eq!(json["ratePpm"], -150);
+        assert_eq!(json["markPrice"], "2999");
         assert!(json.get("user").is_none(), "{json}");
+        assert_eq!(json["data"], format!("{}", log.data.data));
 
         let debt = BadDebt { user: Address::repeat_byte(3), amount: U256::from(7) };
         let view = system_event(&Log { address: L1_WRITE_ADDRESS, data: debt.encode_log_data() });
-        assert_eq!(view.map(|v| (v.event, v.amount)), Some(("BadDebt", Some("7".to_string()))));
+        let want = SystemEvent::BadDebt { user: Address::repeat_byte(3), amount: "7".into() };
+        assert_eq!(view.map(|v| v.event), Some(want));
         // Another contract's log of the same shape, and a fill, are not step events.
         let elsewhere = Log { address: Address::repeat_byte(9), data: debt.encode_log_data() };
         assert_eq!(system_event(&elsewhere), None);
