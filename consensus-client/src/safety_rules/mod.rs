@@ -10,7 +10,7 @@
 //!   `one_chain_round`, and `r` directly follows that QC or the carried TC. Signing a timeout
 //!   raises `last_voted_round` to r, so no vote for r can follow it (the TC safety argument).
 //! - **proposal** for round r only if no proposal for a round ≥ r was signed before.
-//! - On every QC observed: `one_chain_round = max(QC round)`, `preferred_round = max(round of
+//! - On every QC observed, including the QC of a block it votes for: `one_chain_round = max(QC round)`, `preferred_round = max(round of
 //!   the certified block's parent)` (the two-chain round; the "lock").
 //!
 //! Persistence: the core emits `Action::Persist(PersistOp::Safety(..))` with the new data
@@ -233,6 +233,10 @@ impl SafetyRules {
         me: ValidatorIndex,
         signer: &dyn Signer,
     ) -> Result<Vote, SafetyError> {
+        // The QC a vote extends is a QC this validator has seen, whether or not the caller
+        // processed it first (as Aptos' `construct_and_sign_vote_two_chain` does): a later
+        // timeout must then carry at least this QC.
+        self.observe_qc(&block.qc, None);
         let round = block.round;
         if round <= self.data.last_voted_round {
             return Err(SafetyError::AlreadyVoted {

@@ -154,3 +154,18 @@ fn safety_data_round_trips_and_rejects_unknown_versions() {
     ));
     assert!(SafetyData::decode(&bytes[..bytes.len() - 1]).is_err());
 }
+
+/// A vote records the QC of the block it votes for, so a later timeout cannot carry an older
+/// high QC even if the caller never passed that QC to `observe_qc`.
+#[test]
+fn a_vote_records_its_blocks_qc() {
+    let (mut sr, s) = rules();
+    let b = block(6, 5, 0);
+    sr.vote(&b, b.id(), Some(&tc(5, &[4, 5, 3])), 0, &s).unwrap();
+    assert_eq!((sr.data().one_chain_round, sr.data().high_qc.round), (5, 5));
+    assert_eq!(
+        sr.timeout(7, &qc(4), Some(&tc(6, &[4, 4, 4])), 0, &s),
+        Err(SafetyError::StaleTimeoutQc { round: 7, qc_round: 4, one_chain_round: 5 })
+    );
+    assert!(sr.timeout(7, &qc(5), Some(&tc(6, &[5, 4, 4])), 0, &s).is_ok());
+}
