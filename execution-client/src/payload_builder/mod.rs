@@ -39,6 +39,16 @@ use crate::{
 /// Extra data Tandem puts in the blocks it builds.
 pub const DEFAULT_EXTRA_DATA: &[u8] = b"tandem";
 
+/// Most bytes of encoded transactions a built block carries.
+///
+/// A consensus proposal carries the payload as Engine API JSON, where every transaction byte
+/// becomes two hex characters; consensus messages are capped at 10 MiB (gossip and direct
+/// frames). 4 MiB of transactions (well under EIP-7934's 8 MiB RLP block limit) keeps the
+/// proposal under that cap with room for the header and certificates. Without a cap, about
+/// 5.7 MB of calldata fits a 60M-gas block: its proposal cannot be sent, the transactions stay
+/// in every pool and every later leader builds the same block.
+pub const MAX_BLOCK_TRANSACTIONS_BYTES: usize = 4 * 1024 * 1024;
+
 /// What a payload builds on.
 #[derive(Debug, Clone)]
 pub struct BuildTarget {
@@ -140,7 +150,7 @@ fn next_header(
 }
 
 /// Builds a block on `target` from `transactions` in the order given, skipping those that do
-/// not fit or fail.
+/// not fit (gas, or [`MAX_BLOCK_TRANSACTIONS_BYTES`]) or fail.
 pub fn build_payload(
     executor: &Executor,
     db: &Database,
@@ -148,6 +158,27 @@ pub fn build_payload(
     attributes: &PayloadAttributes,
     transactions: impl IntoIterator<Item = Arc<PooledTx>>,
     extra_data: Bytes,
+) -> Result<BuiltPayload, BuildError> {
+    build_payload_within(
+        executor,
+        db,
+        target,
+        attributes,
+        transactions,
+        extra_data,
+        MAX_BLOCK_TRANSACTIONS_BYTES,
+    )
+}
+
+/// [`build_payload`] with at most `max_transactions_bytes` of encoded transactions.
+pub fn build_payload_within(
+    executor: &Executor,
+    db: &Database,
+    target: &BuildTarget,
+    attributes: &PayloadAttributes,
+    transactions: impl IntoIterator<Item = Arc<PooledTx>>,
+    extra_data: Bytes,
+    max_transactions_bytes: usize,
 ) -> Result<BuiltPayload, BuildError> {
     let chain = executor.chain();
     let (parent, parent_hash, layers) = (&target.parent, target.parent_hash, &target.layers);
@@ -187,13 +218,17 @@ pub fn build_payload(
     let mut senders: Vec<Address> = Vec::new();
     let mut invalid = Vec::new();
     let mut gas_used = 0u64;
+    let mut tx_bytes = 0usize;
     let mut fees = U256::ZERO;
     let mut skipped_senders = std::collections::HashSet::new();
     for pooled in transactions {
         if skipped_senders.contains(&pooled.sender) {
             continue;
         }
-        if gas_used + alloy_consensus::Transaction::gas_limit(&pooled.tx) > header.gas_limit {
+        let size = alloy_eips::eip2718::Encodable2718::encode_2718_len(&pooled.tx);
+        if gas_used + alloy_consensus::Transaction::gas_limit(&pooled.tx) > header.gas_limit
+            || tx_bytes + size > max_transactions_bytes
+        {
             // Does not fit; its sender's later nonces cannot go either.
             skipped_senders.insert(pooled.sender);
             continue;
@@ -205,6 +240,7 @@ pub fn build_payload(
                 gas_used += used;
                 let tip = pooled.effective_tip(base_fee).unwrap_or_default();
                 fees += U256::from(tip) * U256::from(used);
+                tx_bytes += size;
                 included.push(pooled.tx.clone());
                 senders.push(pooled.sender);
             }

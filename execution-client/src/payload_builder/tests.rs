@@ -35,6 +35,42 @@ fn empty_and_full_blocks_validate_on_reexecution() {
     assert!(status.status.is_valid(), "{status:?}");
 }
 
+/// Blocks are capped by the bytes of their transactions, not only by gas, so a proposal always
+/// fits a consensus message; what does not fit stays in the pool for the next block.
+#[test]
+fn blocks_are_capped_by_transaction_bytes() {
+    let mut kit = Kit::new(TreeConfig::default());
+    let genesis = kit.tree.head().hash;
+    let txs: Vec<_> = (0..20).map(|n| kit.transfer(2, n, Address::repeat_byte(0xb0), 1)).collect();
+    let size = alloy_eips::eip2718::Encodable2718::encode_2718_len(&txs[0]);
+    for tx in &txs {
+        kit.submit(tx.clone());
+    }
+    let target = BuildTarget {
+        parent: kit.tree.header(genesis).unwrap().unwrap(),
+        parent_hash: genesis,
+        layers: Vec::new(),
+    };
+    let attrs = kit.attributes(Address::ZERO);
+    let best = kit.pool.read().best_transactions();
+    let capped = build_payload_within(
+        &kit.executor,
+        kit.tree.db(),
+        &target,
+        &attrs,
+        best,
+        Bytes::new(),
+        size * 7 + size / 2,
+    )
+    .unwrap();
+    let block = capped.block.block.clone();
+    assert_eq!(block.body.transactions.len(), 7, "gas would allow all 20");
+    assert!(capped.invalid.is_empty(), "what does not fit is not invalid");
+    assert!(kit.tree.new_payload(block).unwrap().status.is_valid());
+    // The default cap is far above 20 transfers.
+    assert_eq!(kit.build_on(genesis, Address::ZERO).block.block.body.transactions.len(), 20);
+}
+
 #[test]
 fn failing_transactions_are_skipped_and_reported() {
     let mut kit = Kit::new(TreeConfig::default());
