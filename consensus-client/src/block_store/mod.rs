@@ -8,6 +8,7 @@
 //! history in memory so lagging peers can fetch it; older history stays on disk, served by range
 //! sync ([`crate::sync`]), not by the core.
 
+use crate::types::codec::Codec as _;
 use crate::types::{Block, BlockId, Height, QuorumCert, Round};
 use std::collections::HashMap;
 
@@ -154,12 +155,18 @@ impl BlockStore {
         }
     }
 
-    /// Up to `count` blocks starting at `id` and following parents (newest first).
-    pub fn chain_from(&self, id: BlockId, count: usize) -> Vec<Block> {
+    /// Up to `count` blocks starting at `id` and following parents (newest first), no more than
+    /// `max_bytes` of encoding unless the first block alone is larger.
+    pub fn chain_from(&self, id: BlockId, count: usize, max_bytes: usize) -> Vec<Block> {
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         let mut cur = id;
         while out.len() < count {
             let Some(b) = self.blocks.get(&cur) else { break };
+            bytes += b.encoded_len();
+            if !out.is_empty() && bytes > max_bytes {
+                break;
+            }
             out.push(b.clone());
             if b.round == 0 {
                 break;
@@ -229,8 +236,12 @@ mod tests {
             s.walk_to_committed(fork[1].0),
             ChainWalk::Conflicts { block_id: c[0].0, round: 1 }
         );
-        assert_eq!(s.chain_from(c[2].0, 10).len(), 4);
-        assert_eq!(s.chain_from(c[2].0, 2).len(), 2);
+        assert_eq!(s.chain_from(c[2].0, 10, usize::MAX).len(), 4);
+        assert_eq!(s.chain_from(c[2].0, 2, usize::MAX).len(), 2);
+        // A byte budget stops the walk, but the asked-for block always goes.
+        let one = s.get(&c[2].0).unwrap().encoded_len();
+        assert_eq!(s.chain_from(c[2].0, 10, 1).len(), 1);
+        assert_eq!(s.chain_from(c[2].0, 10, one * 2).len(), 2);
     }
 
     #[test]

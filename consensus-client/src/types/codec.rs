@@ -213,6 +213,10 @@ pub trait Codec: Sized {
         self.write(&mut w);
         w.finish()
     }
+    /// The length of [`Codec::encode`]'s output.
+    fn encoded_len(&self) -> usize {
+        self.encode().len()
+    }
     /// Decodes exactly one value from `bytes` (no trailing bytes).
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);

@@ -6,6 +6,10 @@ use super::{Block, BlockId, Proposal, QuorumCert, Timeout, TimeoutCert, Vote};
 
 /// Most blocks asked for (and answered) in one block request.
 pub const MAX_BLOCKS_PER_REQUEST: u16 = 32;
+/// Most bytes of encoded blocks in one block response (the asked-for block always goes, so a
+/// single block may exceed it): with the envelope it stays under the 10 MiB message limit of
+/// the transport, however large the blocks are.
+pub const MAX_BLOCK_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 
 /// A consensus message.
 #[derive(Clone, Debug, PartialEq, Eq)]
