@@ -45,6 +45,7 @@
 //! current round instead of signing anything new.
 
 pub mod commit;
+pub mod doppelganger;
 pub mod pacemaker;
 pub mod round_state;
 pub mod voting;
@@ -53,13 +54,14 @@ use crate::block_store::{BlockStore, ChainWalk};
 use crate::crypto::{Signer, Verifier};
 use crate::leader::LeaderElection;
 use crate::safety_rules::{SafetyData, SafetyError, SafetyRules};
-use crate::types::message::MAX_BLOCKS_PER_REQUEST;
+use crate::types::message::{MAX_BLOCK_RESPONSE_BYTES, MAX_BLOCKS_PER_REQUEST};
 use crate::types::payload::derive_prev_randao;
 use crate::types::{
     Block, BlockId, CommittedBlock, Height, Message, Payload, PayloadAttributes, Proposal,
     QuorumCert, Round, Signature, Timeout, TimeoutCert, ValidatorIndex, ValidatorSet, Vote,
 };
 use alloy_primitives::B256;
+use doppelganger::{Doppelganger, StartData};
 use pacemaker::Pacemaker;
 use round_state::{TimeoutAggregator, TimeoutOutcome, VoteAggregator, VoteOutcome};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -95,6 +97,12 @@ pub struct CoreConfig {
     pub future_refill_per_sec: u32,
     /// Rounds of committed history kept in memory for peers' block fetches.
     pub retained_committed_rounds: Round,
+    /// Abstain from signing while the safety data may be stale ([`doppelganger`]).
+    pub doppelganger_protection: bool,
+    /// Whether blocks beyond genesis are known outside the consensus data at start (the
+    /// execution client's chain): with no safety data, the consensus data dir was wiped on a
+    /// running chain, not started on a new one.
+    pub chain_has_run: bool,
 }
 
 impl Default for CoreConfig {
@@ -108,6 +116,8 @@ impl Default for CoreConfig {
             future_budget: 64,
             future_refill_per_sec: 32,
             retained_committed_rounds: crate::block_store::RETAINED_COMMITTED_ROUNDS,
+            doppelganger_protection: true,
+            chain_has_run: false,
         }
     }
 }
@@ -153,6 +163,8 @@ pub enum Event {
         /// Whether it is valid (`newPayload` → `VALID`).
         valid: bool,
     },
+    /// A validator's peer (re)connected: it may have missed our timeout and certificates.
+    PeerConnected(ValidatorIndex),
     /// Committed blocks fetched by range sync, already verified by [`crate::sync::verify`]
     /// (quorum QCs, hash links, contiguous heights, two-chain commit proof), oldest first, each
     /// with its id. Blocks at or below the committed height are skipped; the rest must extend
@@ -563,6 +575,8 @@ pub struct CoreStats {
     pub qcs_formed: u64,
     /// TCs formed from own aggregation.
     pub tcs_formed: u64,
+    /// Votes, timeouts and proposals not signed because the safety data may be stale.
+    pub abstained: u64,
 }
 
 #[derive(Debug)]
@@ -597,6 +611,7 @@ pub struct Core {
     genesis_id: BlockId,
     pacemaker: Pacemaker,
     safety: SafetyRules,
+    doppelganger: Doppelganger,
     store: BlockStore,
     round: Round,
     now_ms: u64,
@@ -639,6 +654,11 @@ impl Core {
         }
         let genesis_id = genesis.id();
         let mut store = BlockStore::with_retention(genesis, config.retained_committed_rounds);
+        let start = match (&recovery, config.chain_has_run) {
+            (Some(_), _) => StartData::Stored,
+            (None, false) => StartData::Missing,
+            (None, true) => StartData::MissingOnRunningChain,
+        };
         let safety_data = match recovery {
             None => SafetyData::new(QuorumCert::genesis(genesis_id)),
             Some(rec) => {
@@ -666,6 +686,7 @@ impl Core {
             max_ms: config.round_timeout_max_ms,
         };
         let chain_id = config.chain_id;
+        let doppelganger = Doppelganger::new(config.doppelganger_protection, start);
         Ok(Self {
             cfg: config,
             me,
@@ -676,6 +697,7 @@ impl Core {
             genesis_id,
             pacemaker,
             safety: SafetyRules::new(safety_data, chain_id),
+            doppelganger,
             store,
             round,
             now_ms: 0,
@@ -707,6 +729,10 @@ impl Core {
     /// The genesis block id.
     pub fn genesis_id(&self) -> BlockId {
         self.genesis_id
+    }
+    /// The last round of a doppelganger abstention in force, if any.
+    pub fn abstaining_through(&self) -> Option<Round> {
+        self.doppelganger.abstaining_through()
     }
     /// The safety data (as last handed to `Persist`).
     pub fn safety_data(&self) -> &SafetyData {
@@ -756,6 +782,10 @@ impl Core {
                 self.on_payload_validated(block_id, valid, &mut out)
             }
             Event::Synced { blocks } => self.on_synced(blocks, &mut out),
+            Event::PeerConnected(validator) => {
+                self.on_peer_connected(validator, &mut out);
+                Ok(())
+            }
         };
         self.last_reject = match result {
             Ok(()) => None,
@@ -806,8 +836,19 @@ impl Core {
     }
 
     fn arm_round_timer(&self, out: &mut Vec<Action>) {
-        let d = self.pacemaker.round_duration_ms(self.round, self.safety.data().high_qc.round);
-        out.push(Action::SetTimer { timer: Timer::Round(self.round), at_ms: self.now_ms + d });
+        let high_qc = &self.safety.data().high_qc;
+        let d = self.pacemaker.round_duration_ms(self.round, high_qc.round);
+        // The round's block cannot be built before its timestamp may follow the parent's
+        // (up to `max_future_secs` ahead of our clock): the round lasts that much longer, so a
+        // leader whose clock runs ahead cannot make the next honest leader's round time out.
+        let wait = self.store.get(&high_qc.block_id).map_or(0, |parent| {
+            let min_ts = parent.payload.timestamp + u64::from(!self.cfg.sub_second_blocks);
+            min_ts.saturating_mul(1000).saturating_sub(self.now_ms)
+        });
+        out.push(Action::SetTimer {
+            timer: Timer::Round(self.round),
+            at_ms: self.now_ms.saturating_add(wait).saturating_add(d),
+        });
     }
 
     fn take_token(&mut self, from: ValidatorIndex) -> bool {
@@ -862,7 +903,7 @@ impl Core {
             }
             Message::BlockRequest { id, count } => {
                 let count = usize::from(count.clamp(1, MAX_BLOCKS_PER_REQUEST));
-                let blocks = self.store.chain_from(id, count);
+                let blocks = self.store.chain_from(id, count, MAX_BLOCK_RESPONSE_BYTES);
                 if blocks.is_empty() {
                     return Err(Reject::UselessBlocks { kind: "request", from });
                 }
@@ -927,6 +968,9 @@ impl Core {
         if qc.round == 0 {
             return;
         }
+        // Before the round moves on, so a proposal of the next round is decided with it.
+        let ours = qc.signatures.iter().any(|(i, _)| *i == self.me);
+        self.observe_certificate(qc.round, ours);
         if self.store.insert_qc(qc) {
             out.push(Action::Persist(PersistOp::Qc(qc.clone())));
         }
@@ -944,12 +988,58 @@ impl Core {
         }
     }
 
+    /// Feeds a verified certificate to the doppelganger protection (before the round moves on
+    /// to the one after it).
+    fn observe_certificate(&mut self, round: Round, ours: bool) {
+        let last = self.safety.data().last_voted_round;
+        let entering = self.round.max(round.saturating_add(1));
+        if let Some(reason) = self.doppelganger.observe(round, ours, last, entering) {
+            warn!(me = self.me, round = self.round, %reason,
+                "safety data may be stale: signing nothing until the network passes this round");
+        }
+    }
+
+    /// Whether a new vote or timeout for the current round is allowed (doppelganger
+    /// protection).
+    fn may_sign(&mut self) -> bool {
+        self.allowed_to_sign(false)
+    }
+
+    /// Whether a new proposal for the current round is allowed (doppelganger protection).
+    fn may_propose(&mut self) -> bool {
+        self.allowed_to_sign(true)
+    }
+
+    fn allowed_to_sign(&mut self, proposal: bool) -> bool {
+        let mut resumed = None;
+        let ok = if proposal {
+            self.doppelganger.may_propose(self.round, &mut resumed)
+        } else {
+            self.doppelganger.may_sign(self.round, &mut resumed)
+        };
+        if let Some(through) = resumed {
+            warn!(
+                me = self.me,
+                round = self.round,
+                through,
+                "the network passed the rounds our \
+                safety data may have missed: signing again"
+            );
+        }
+        if !ok {
+            self.stats.abstained += 1;
+        }
+        ok
+    }
+
     fn process_tc(
         &mut self,
         tc: &TimeoutCert,
         from: Option<ValidatorIndex>,
         out: &mut Vec<Action>,
     ) {
+        let ours = tc.signatures.iter().any(|(i, _, _)| *i == self.me);
+        self.observe_certificate(tc.round, ours);
         if self.safety.observe_tc(tc) {
             self.persist_safety(out);
         }
@@ -1343,14 +1433,21 @@ impl Core {
             out.push(Action::Persist(PersistOp::Block(block.clone())));
         }
         self.wants.remove(&id);
-        if round == self.round {
-            let vote = self.safety.vote(&block, id, tc.as_ref(), self.me, &*self.signer)?;
-            self.stats.votes += 1;
-            self.persist_safety(out);
-            self.send_vote(vote, out);
+        let mut refused = None;
+        if round == self.round && self.may_sign() {
+            match self.safety.vote(&block, id, tc.as_ref(), self.me, &*self.signer) {
+                Ok(vote) => {
+                    self.stats.votes += 1;
+                    self.persist_safety(out);
+                    self.send_vote(vote, out);
+                }
+                // The block is stored all the same: what waited for it (proposals, commit
+                // checks, our own proposal) must go on even though we do not vote for it.
+                Err(e) => refused = Some(e),
+            }
         }
         self.after_blocks_stored(None, out);
-        Ok(())
+        refused.map_or(Ok(()), |e| Err(e.into()))
     }
 
     fn send_vote(&mut self, vote: Vote, out: &mut Vec<Action>) {
@@ -1367,6 +1464,7 @@ impl Core {
         if self.leader(round) != self.me
             || self.building.as_ref().is_some_and(|b| b.round >= round)
             || self.safety.data().last_proposal.as_ref().is_some_and(|p| p.block.round >= round)
+            || !self.may_propose()
         {
             return;
         }
@@ -1418,6 +1516,10 @@ impl Core {
         }
         let block = Block { round, parent_id: b.qc.block_id, qc: b.qc, payload, proposer: self.me };
         let id = block.id();
+        // The protection may have started abstaining while the payload was built.
+        if !self.may_propose() {
+            return Ok(());
+        }
         let proposal = self.safety.propose(block, id, b.tc, &*self.signer)?;
         self.stats.proposals += 1;
         self.persist_safety(out);
@@ -1491,10 +1593,30 @@ impl Core {
         }
     }
 
+    /// Tells a validator that just (re)connected where we are: our timeout of the current
+    /// round (if any) and our highest QC/TC, so it catches up to the round without waiting for
+    /// a timer (after a partition its round timer may be at its 10 s cap).
+    fn on_peer_connected(&mut self, validator: ValidatorIndex, out: &mut Vec<Action>) {
+        if validator == self.me || self.validators.get(validator).is_none() {
+            return;
+        }
+        let data = self.safety.data();
+        if let Some(t) = data.last_timeout.as_ref().filter(|t| t.round == self.round) {
+            out.push(Action::Send { to: validator, message: Message::Timeout(t.clone()) });
+        }
+        let message =
+            Message::SyncInfo { high_qc: data.high_qc.clone(), high_tc: data.high_tc.clone() };
+        out.push(Action::Send { to: validator, message });
+    }
+
     fn local_timeout(&mut self, out: &mut Vec<Action>) {
+        let resend =
+            self.safety.data().last_timeout.as_ref().is_some_and(|t| t.round == self.round);
+        if !resend && !self.may_sign() {
+            return;
+        }
         let data = self.safety.data();
         let (hqc, htc) = (data.high_qc.clone(), data.high_tc.clone());
-        let resend = data.last_timeout.as_ref().is_some_and(|t| t.round == self.round);
         match self.safety.timeout(self.round, &hqc, htc.as_ref(), self.me, &*self.signer) {
             Ok(t) => {
                 if !resend {

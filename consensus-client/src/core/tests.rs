@@ -48,6 +48,10 @@ struct Net {
     commits: Vec<Vec<BlockId>>,
     sent: Vec<(ValidatorIndex, Message)>,
     timers: Vec<(usize, Timer)>,
+    /// Deadline of every timer set, in the node's own clock.
+    deadlines: Vec<(usize, Timer, u64)>,
+    /// How far each node's clock runs ahead of `now`, in milliseconds.
+    ahead_ms: Vec<u64>,
 }
 
 impl Net {
@@ -64,6 +68,8 @@ impl Net {
             commits: vec![Vec::new(); n],
             sent: Vec::new(),
             timers: Vec::new(),
+            deadlines: Vec::new(),
+            ahead_ms: vec![0; n],
         }
     }
 
@@ -82,7 +88,7 @@ impl Net {
             if steps > 5_000 {
                 return;
             }
-            let actions = self.cores[i].handle(self.now, ev);
+            let actions = self.cores[i].handle(self.now + self.ahead_ms[i], ev);
             self.perform(i, actions);
         }
     }
@@ -115,7 +121,10 @@ impl Net {
                         }
                     }
                 }
-                Action::SetTimer { timer, .. } => self.timers.push((i, timer)),
+                Action::SetTimer { timer, at_ms } => {
+                    self.timers.push((i, timer));
+                    self.deadlines.push((i, timer, at_ms));
+                }
                 Action::BuildPayload { round, attributes } => {
                     let payload = mock_payload(&attributes, vec![i as u8]);
                     self.queue
@@ -157,6 +166,23 @@ fn four_nodes_commit_the_same_chain_in_order() {
         assert_eq!(core.committed_height() as usize, net.commits[i].len());
         assert!(core.stats().votes > 0);
     }
+}
+
+/// A leader whose clock runs ahead (within `max_future_secs`) makes the next leader wait for
+/// a later timestamp: that round's timer covers the wait, so it does not time out first.
+#[test]
+fn a_round_lasts_long_enough_to_build_after_a_future_timestamp() {
+    let mut net = Net::new(4);
+    net.ahead_ms[1] = 3_900; // the leader of round 1
+    net.start();
+    let deadline =
+        |timer| net.deadlines.iter().rev().find(|(i, t, _)| *i == 2 && *t == timer).map(|d| d.2);
+    let propose_at = deadline(Timer::Propose(2)).expect("round 2's leader waits to build");
+    let round_end = deadline(Timer::Round(2)).expect("round 2's timer");
+    assert!(
+        round_end >= propose_at + config().round_timeout_base_ms,
+        "round 2 ends at {round_end}, before the leader may build at {propose_at} plus a round"
+    );
 }
 
 #[test]
@@ -499,4 +525,29 @@ fn forged_proposals_are_culpable_stale_ones_are_not() {
     assert_eq!(verdict(proposal(0, 0)), Some(("stale", false)));
     core.handle(0, Event::Timer(Timer::Propose(0)));
     assert!(core.last_rejection().is_none());
+}
+
+/// A validator that (re)connects is told our timeout of the current round and our highest
+/// certificates at once, instead of waiting for our next round timer.
+#[test]
+fn a_reconnected_validator_gets_our_timeout_and_certificates() {
+    let mut net = Net::new(4);
+    net.muted[1] = true; // round 1's leader is silent: everyone times out round 1
+    net.start();
+    net.queue.push_back((0, Event::Timer(Timer::Round(1))));
+    net.run();
+    let round = net.cores[0].round();
+    let actions = net.cores[0].handle(net.now, Event::PeerConnected(3));
+    let timeout = actions.iter().any(
+        |a| matches!(a, Action::Send { to: 3, message: Message::Timeout(t) } if t.round == round),
+    );
+    let sync = actions.iter().any(|a| {
+        matches!(a, Action::Send { to: 3, message: Message::SyncInfo { high_qc, .. } }
+            if *high_qc == net.cores[0].safety.data().high_qc)
+    });
+    assert!(timeout, "no timeout of round {round} sent: {actions:?}");
+    assert!(sync, "no sync info sent: {actions:?}");
+    // Our own index and unknown validators get nothing.
+    assert!(net.cores[0].handle(net.now, Event::PeerConnected(0)).is_empty());
+    assert!(net.cores[0].handle(net.now, Event::PeerConnected(77)).is_empty());
 }

@@ -62,6 +62,9 @@ use tracing::{debug, info, warn};
 
 /// Largest consensus message (a proposal with a full payload), in bytes.
 pub const MAX_MESSAGE_SIZE: usize = 10 * 1024 * 1024;
+// The core's block responses must fit a direct frame, envelope and certificates included.
+const _: () =
+    assert!(crate::types::message::MAX_BLOCK_RESPONSE_BYTES + 256 * 1024 <= MAX_MESSAGE_SIZE);
 /// Score at which a peer is disconnected.
 pub const BAN_SCORE: i32 = -100;
 /// How long a banned peer is ignored.
@@ -132,9 +135,22 @@ pub enum SyncFailure {
     Stopped,
 }
 
+/// What the network task hands to the node.
+#[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "almost every event is a message, moved once through a bounded channel"
+)]
+pub enum NetEvent {
+    /// A consensus message from an authenticated validator.
+    Message(Delivery),
+    /// A validator's peer connected (its first connection): it may have missed messages.
+    Connected(ValidatorIndex),
+}
+
 /// A consensus message from an authenticated validator.
 #[derive(Debug)]
-pub struct NetEvent {
+pub struct Delivery {
     /// The validator it came from (the gossip author, or the direct peer).
     pub from: ValidatorIndex,
     /// The message.
@@ -305,6 +321,8 @@ struct Task {
     redial: Vec<Redial>,
     validator_dial: (Instant, Duration),
     events: mpsc::Sender<NetEvent>,
+    /// (kind, reason) of publish failures already logged.
+    publish_failures_logged: HashSet<(&'static str, &'static str)>,
 }
 
 /// Gossipsub peer-score parameters for the consensus topics (see the module docs).
@@ -477,6 +495,7 @@ pub fn spawn(
         redial,
         validator_dial: (Instant::now(), Duration::from_secs(1)),
         events: events_tx,
+        publish_failures_logged: HashSet::new(),
     };
     tokio::spawn(task.run(rx, served_rx));
     Ok((handle, events_rx))
@@ -520,13 +539,31 @@ impl Task {
                     Message::Proposal(_) => self.proposal_topic.clone(),
                     _ => self.timeout_topic.clone(),
                 };
-                match self.swarm.behaviour_mut().gossipsub.publish(topic, message.encode()) {
-                    Ok(_) => {}
-                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
-                        debug!(kind = message.kind(), "published with no peers subscribed");
-                    }
-                    Err(gossipsub::PublishError::Duplicate) => {}
-                    Err(e) => warn!(kind = message.kind(), "gossip publish failed: {e}"),
+                let bytes = message.encode();
+                let kind = message.kind();
+                let reason =
+                    match self.swarm.behaviour_mut().gossipsub.publish(topic, bytes.clone()) {
+                        Ok(_) => return,
+                        // A re-send is byte-identical: gossipsub refuses it as a duplicate for
+                        // its cache time (60 s), though peers that were cut off never got it.
+                        Err(gossipsub::PublishError::Duplicate) => "duplicate",
+                        Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => "no_peers",
+                        Err(gossipsub::PublishError::MessageTooLarge) => "too_large",
+                        Err(_) => "other",
+                    };
+                metrics::counter!("tandem_cl_gossip_publish_failures_total",
+                    "kind" => kind, "reason" => reason)
+                .increment(1);
+                if self.publish_failures_logged.insert((kind, reason)) {
+                    warn!(
+                        kind,
+                        reason,
+                        "gossip publish failed; sending directly to connected \
+                        validators (logged once per kind and reason)"
+                    );
+                }
+                if reason != "too_large" {
+                    self.send_to_connected_validators(&bytes);
                 }
             }
             NetCommand::Sync { peer, request, reply } => {
@@ -565,6 +602,20 @@ impl Task {
         };
         if let Verdict::Reject(why) = verdict {
             self.penalize(deliverer, &format!("consensus refused its message: {why}"));
+        }
+    }
+
+    /// Sends an encoded message to every connected validator but us, request-response.
+    fn send_to_connected_validators(&mut self, bytes: &[u8]) {
+        let me = *self.swarm.local_peer_id();
+        let peers: Vec<PeerId> = self
+            .by_index
+            .iter()
+            .filter(|p| **p != me && self.connected.contains(p))
+            .copied()
+            .collect();
+        for peer in peers {
+            self.swarm.behaviour_mut().direct.send_request(&peer, bytes.to_vec());
         }
     }
 
@@ -636,14 +687,15 @@ impl Task {
 
     /// Hands a message to consensus; gossip that cannot be queued is ignored (not forwarded).
     fn deliver(&mut self, from: ValidatorIndex, message: Message, origin: Origin) {
-        if let Err(e) = self.events.try_send(NetEvent { from, message, origin }) {
+        if let Err(e) = self.events.try_send(NetEvent::Message(Delivery { from, message, origin }))
+        {
             debug!("consensus inbox full, dropping a message: {e}");
             let origin = match e {
-                mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev) => {
-                    ev.origin
-                }
+                mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev) => ev,
             };
-            if let Origin::Gossip { id, source } = origin {
+            if let NetEvent::Message(Delivery { origin: Origin::Gossip { id, source }, .. }) =
+                origin
+            {
                 self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
                     &id,
                     &source,
@@ -667,7 +719,13 @@ impl Task {
                     return;
                 }
                 if self.connected.insert(peer_id) {
-                    debug!(%peer_id, validator = ?self.validators.get(&peer_id), "peer connected");
+                    let validator = self.validators.get(&peer_id).copied();
+                    debug!(%peer_id, ?validator, "peer connected");
+                    if let Some(v) = validator
+                        && let Err(e) = self.events.try_send(NetEvent::Connected(v))
+                    {
+                        debug!("consensus inbox full, dropping a connection notice: {e}");
+                    }
                 }
                 if endpoint.is_dialer() {
                     self.swarm

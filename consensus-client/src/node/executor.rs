@@ -17,7 +17,7 @@ use crate::engine_client::{EngineClient, to_consensus};
 use crate::types::{Block, BlockId, Payload, PayloadAttributes, Round};
 use alloy_primitives::{Address, B256};
 use alloy_rpc_types_engine::{ForkchoiceState, PayloadStatusEnum};
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -27,8 +27,40 @@ use tracing::{info, instrument, warn};
 
 /// How long the EL may fill a payload before the leader takes it.
 pub const BUILD_WAIT: Duration = Duration::from_millis(100);
-/// How many recently validated payload hashes are remembered.
+/// How many recently validated payloads are remembered (by [`Payload::digest`]).
 const KNOWN: usize = 1024;
+
+/// Payloads the EL found VALID, so each is sent to `newPayload` once.
+///
+/// Keyed on [`Payload::digest`], never on the claimed `block_hash`: a byzantine leader may put a
+/// known hash (its parent's) over another body; trusting the hash would make replicas vote for a
+/// block no EL validated, and every later leader would fail to build on it.
+#[derive(Debug, Default)]
+pub struct ValidatedPayloads {
+    order: VecDeque<B256>,
+    set: HashSet<B256>,
+}
+
+impl ValidatedPayloads {
+    /// Whether exactly this payload was found valid before.
+    pub fn contains(&self, payload: &Payload) -> bool {
+        self.set.contains(&payload.digest())
+    }
+
+    /// Remembers a payload the EL found valid (forgetting the oldest beyond [`KNOWN`]).
+    pub fn insert(&mut self, payload: &Payload) {
+        let digest = payload.digest();
+        if !self.set.insert(digest) {
+            return;
+        }
+        self.order.push_back(digest);
+        if self.order.len() > KNOWN
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+    }
+}
 
 /// Work for the EL task.
 #[derive(Debug)]
@@ -87,7 +119,7 @@ struct Executor {
     events: mpsc::Sender<Event>,
     last_build: Option<Instant>,
     finalized: B256,
-    known: VecDeque<B256>,
+    known: ValidatedPayloads,
 }
 
 /// Spawns the EL task; requests go in on the returned sender, answers come out on `events`.
@@ -103,7 +135,7 @@ pub fn spawn(
         config,
         events,
         last_build: None,
-        known: VecDeque::new(),
+        known: ValidatedPayloads::default(),
     };
     tokio::spawn(async move {
         while let Some(req) = rx.recv().await {
@@ -118,13 +150,6 @@ fn now_secs() -> u64 {
 }
 
 impl Executor {
-    fn remember(&mut self, hash: B256) {
-        if self.known.len() >= KNOWN {
-            self.known.pop_front();
-        }
-        self.known.push_back(hash);
-    }
-
     async fn handle(&mut self, req: ElRequest) {
         match req {
             ElRequest::Build { round, attributes } => {
@@ -220,12 +245,12 @@ impl Executor {
     }
 
     async fn validate(&mut self, payload: &Payload) -> bool {
-        if self.known.contains(&payload.block_hash) {
+        if self.known.contains(payload) {
             return true;
         }
         match self.engine.new_payload(payload).await {
             Ok(status) if status.status == PayloadStatusEnum::Valid => {
-                self.remember(payload.block_hash);
+                self.known.insert(payload);
                 true
             }
             Ok(_) => false,
@@ -238,14 +263,14 @@ impl Executor {
 
     async fn commit(&mut self, block: &Block) {
         let payload = &block.payload;
-        if payload.number == 0 || self.known.contains(&payload.block_hash) {
+        if payload.number == 0 || self.known.contains(payload) {
             return;
         }
         // Retry: the EL must get every committed block, in order.
         for attempt in 0..20u32 {
             match self.engine.new_payload(payload).await {
                 Ok(s) if s.status == PayloadStatusEnum::Valid => {
-                    self.remember(payload.block_hash);
+                    self.known.insert(payload);
                     return;
                 }
                 Ok(s) => {

@@ -15,7 +15,7 @@ use super::service::{NodeConfig, NodeError, Status};
 use super::startup::{self, Base, Services};
 use crate::core::PersistOp;
 use crate::engine_client::EngineClient;
-use crate::network::Verdict;
+use crate::network::{NetEvent, Verdict};
 use crate::storage::{MdbxStorage, Storage};
 use crate::sync::{Anchor, SyncConfig, VerifiedRange};
 use crate::types::Message;
@@ -52,6 +52,7 @@ pub(super) async fn run<F: Future<Output = &'static str>>(
                 return Ok(());
             }
             Some(ev) = net_rx.recv() => {
+                let NetEvent::Message(ev) = ev else { continue };
                 if let Message::Proposal(p) = &ev.message {
                     syncer.hint(p.block.height());
                 }

@@ -25,7 +25,7 @@ use crate::core::{Action, Core, CoreConfig, CoreParams, Event, Evidence, Timer};
 use crate::crypto::Signer;
 use crate::engine_client::{EngineClient, EngineError};
 use crate::leader::RoundRobin;
-use crate::network::{self, NetworkHandle, Verdict};
+use crate::network::{self, NetEvent, NetworkHandle, Verdict};
 use crate::storage::{MdbxStorage, Storage};
 use crate::sync::{Anchor, SyncConfig};
 use crate::types::{Block, BlockId, Message, Payload, PayloadAttributes, Round, ValidatorIndex};
@@ -96,6 +96,9 @@ pub struct Status {
     pub recovered_blocks: usize,
     /// Peers banned for invalid messages right now.
     pub banned_peers: usize,
+    /// The last round this validator will not sign in because its safety data may be stale
+    /// (doppelganger protection), if it is abstaining.
+    pub abstaining_through_round: Option<Round>,
 }
 
 /// Why the node stopped with an error.
@@ -240,10 +243,30 @@ async fn run_validator<F: std::future::Future<Output = &'static str>>(
     } = services;
     let startup::Base { genesis, genesis_block, validators, verifier, mut storage, engine, .. } =
         base;
+    // Without safety data, an execution client (or a committed tip) beyond genesis means this
+    // consensus data dir was wiped on a running chain: doppelganger protection then abstains.
+    let chain_has_run = recovery.is_none()
+        && (tip.height() > 0
+            || match engine.latest_block().await {
+                Ok((number, _)) => number > 0,
+                Err(e) => {
+                    warn!(
+                        "cannot read the execution client's head ({e}); assuming the chain has run"
+                    );
+                    true
+                }
+            });
+    if chain_has_run {
+        warn!(
+            "no consensus safety data but the chain has run: this validator signs nothing until \
+            the network has passed the round it finds (doppelganger protection)"
+        );
+    }
     let mut core = Core::new(
         CoreParams {
             config: CoreConfig {
                 retained_committed_rounds: config.retained_rounds,
+                chain_has_run,
                 ..genesis.core_config()
             },
             me,
@@ -281,12 +304,18 @@ async fn run_validator<F: std::future::Future<Output = &'static str>>(
                 return Ok(());
             }
             Some(ev) = net_rx.recv() => {
-                if let Message::Proposal(p) = &ev.message {
-                    syncer.hint(p.block.height());
-                }
-                let actions =
-                    core.handle(now_ms(), Event::Message { from: ev.from, message: ev.message });
-                net.verdict(ev.origin, verdict(&core));
+                let actions = match ev {
+                    NetEvent::Message(ev) => {
+                        if let Message::Proposal(p) = &ev.message {
+                            syncer.hint(p.block.height());
+                        }
+                        let actions = core
+                            .handle(now_ms(), Event::Message { from: ev.from, message: ev.message });
+                        net.verdict(ev.origin, verdict(&core));
+                        actions
+                    }
+                    NetEvent::Connected(v) => core.handle(now_ms(), Event::PeerConnected(v)),
+                };
                 step(&core, actions, &mut storage, &mut fx)?;
                 update_status(&status, &core, &fx, &engine);
                 publish_anchor(&core, &anchor_tx);
@@ -412,6 +441,7 @@ fn update_status(status: &Mutex<Status>, core: &Core, fx: &NodeEffects, engine: 
         s.banned_peers = fx.net.banned_count();
         s.el = engine.el_state().as_str().to_string();
         s.synced = core.stats().synced;
+        s.abstaining_through_round = core.abstaining_through();
     }
     fx.metrics.round.set(core.round() as f64);
     fx.metrics.committed_height.set(core.committed_height() as f64);

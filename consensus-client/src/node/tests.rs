@@ -431,7 +431,10 @@ async fn a_wiped_validator_and_a_new_follower_far_behind_the_window_range_sync_t
     }
     let status = status_of(http).await.expect("status endpoint");
     let synced = status["synced"].as_u64().unwrap();
-    assert!(synced >= far - 2, "only {synced} blocks came from range sync: {status}");
+    // Block fetch reaches at most the peers' in-memory window (peers tell a connecting node
+    // their highest QC at once, so it may fetch the window's blocks before range sync gets
+    // there); everything below came from range sync.
+    assert!(synced >= far - WINDOW, "only {synced} blocks came from range sync: {status}");
     let status = status_of(follower_http).await.expect("follower status endpoint");
     assert!(status["validator"].is_null(), "{status}");
     // It takes part in the rounds again: the network goes on committing with it, and the
@@ -627,6 +630,7 @@ async fn forged_proposals_score_their_sender_down_until_banned_and_change_nothin
             "not banned everywhere: {banned:?} after {sent} forged proposals"
         );
         while let Ok(ev) = inbox.try_recv() {
+            let crate::network::NetEvent::Message(ev) = ev else { continue };
             match ev.message {
                 Message::Proposal(p) => {
                     max_round = max_round.max(p.block.round);

@@ -6,8 +6,12 @@
 //! 25th seed MDBX in a temporary directory), the network before GST (delay, loss, duplication,
 //! reordering, a partition that heals), per-validator clock skew of up to ±1.5 s, crashes and restarts from each node's own storage
 //! (some of them torn: the node dies part-way through performing one event's actions), and up
-//! to f byzantine validators: an equivocating leader, a twin that runs the same key twice, and a
-//! sender of malformed, mutated and replayed messages. Time is virtual; events are processed in
+//! to f byzantine validators: an equivocating leader, a twin that runs the same key twice, a
+//! sender of malformed, mutated and replayed messages, and a leader whose payload reuses its
+//! parent's block hash over another body. Each node's executor behaves like the real one
+//! (`node::executor`): it remembers validated payloads in the same [`ValidatedPayloads`] cache,
+//! and its mock EL knows each block hash at one height, so building on a hash the EL knows at
+//! another height fails as it would with a real EL. Time is virtual; events are processed in
 //! order of (time, sequence number), so a seed replays exactly.
 //!
 //! Checked after every step (every handled event): no two honest nodes commit different blocks
@@ -28,6 +32,7 @@ use crate::core::{Action, Core, CoreConfig, CoreParams, Event, PersistOp, Timer}
 use crate::crypto::test_scheme::{HashSigner, HashVerifier};
 use crate::crypto::{Ed25519Signer, Ed25519Verifier, Signer, Verifier};
 use crate::leader::RoundRobin;
+use crate::node::executor::ValidatedPayloads;
 use crate::storage::{ChainMeta, MdbxStorage, MemStorage, Storage};
 use crate::types::codec::Codec;
 use crate::types::{
@@ -152,11 +157,38 @@ impl Keys {
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum SimEvent {
-    Deliver { to: usize, from: ValidatorIndex, bytes: Vec<u8> },
-    Timer { inst: usize, incarnation: u64, timer: TimerKey },
-    Executor { inst: usize, incarnation: u64, reply: ExecReply },
-    Crash { inst: usize, torn_after: Option<usize> },
-    Restart { inst: usize },
+    Deliver {
+        to: usize,
+        from: ValidatorIndex,
+        bytes: Vec<u8>,
+    },
+    Timer {
+        inst: usize,
+        incarnation: u64,
+        timer: TimerKey,
+    },
+    Executor {
+        inst: usize,
+        incarnation: u64,
+        reply: ExecReply,
+    },
+    Crash {
+        inst: usize,
+        torn_after: Option<usize>,
+    },
+    /// A validator's connection reaches instance `to`.
+    Connected {
+        to: usize,
+        peer: ValidatorIndex,
+    },
+    /// Remember how much of its storage journal a node has written (for a stale restore).
+    Snapshot {
+        inst: usize,
+    },
+    Restart {
+        inst: usize,
+        stale: bool,
+    },
     Gst,
 }
 
@@ -180,6 +212,19 @@ struct Instance {
     torn_after: Option<usize>,
     /// Delivered (committed) blocks, like an EL's finalized chain: survives crashes.
     app: Vec<(BlockId, Block)>,
+    /// The executor's memory of validated payloads (lost when the node restarts).
+    validated: ValidatedPayloads,
+    /// Claimed block hashes the executor validated, for the mutation check of an executor
+    /// that trusts `block_hash` (see [`Sim::trust_block_hashes`]).
+    validated_hashes: std::collections::HashSet<B256>,
+    /// The mock EL's blocks: hash → number (survives crashes, like the EL's database).
+    el_blocks: HashMap<B256, Height>,
+    /// Every write applied to `storage`, in order (a stale restore replays a prefix).
+    journal: Vec<PersistOp>,
+    /// Journal length at the last snapshot.
+    snapshot: Option<usize>,
+    /// Restarted from a stale copy: its core may commit again what the app already has.
+    stale_restored: bool,
     dir: Option<tempfile::TempDir>,
 }
 
@@ -226,6 +271,11 @@ pub struct Sim {
     /// Fault injection for testing the checkers: every safety-data write after a node's first
     /// is silently dropped (a restarted node comes back with stale safety data).
     drop_safety_writes: bool,
+    /// Fault injection for testing the checkers: executors remember validated payloads by
+    /// their claimed `block_hash` (the old executor's bug) instead of the whole payload.
+    trust_block_hashes: bool,
+    /// Whether cores run doppelganger protection (off only to show what it prevents).
+    doppelganger_protection: bool,
 }
 
 impl Sim {
@@ -256,6 +306,8 @@ impl Sim {
             undecodable: 0,
             events: 0,
             drop_safety_writes: false,
+            trust_block_hashes: false,
+            doppelganger_protection: true,
             sc,
         };
         let mut owners: Vec<ValidatorIndex> = (0..sim.sc.n as ValidatorIndex).collect();
@@ -281,6 +333,15 @@ impl Sim {
                 incarnation: 0,
                 torn_after: None,
                 app: Vec::new(),
+                validated: ValidatedPayloads::default(),
+                validated_hashes: Default::default(),
+                el_blocks: HashMap::from([(
+                    sim.genesis.payload.block_hash,
+                    sim.genesis.payload.number,
+                )]),
+                journal: Vec::new(),
+                snapshot: None,
+                stale_restored: false,
                 dir,
             });
         }
@@ -296,20 +357,42 @@ impl Sim {
         !self.sc.byzantine.iter().any(|(i, _)| *i == index)
     }
 
-    fn config(&self) -> CoreConfig {
+    fn config(&self, inst: usize) -> CoreConfig {
+        let node = &self.instances[inst];
+        // What a real node reads from its EL at start: blocks beyond genesis.
+        let chain_has_run = !node.app.is_empty() || node.el_blocks.len() > 1;
         CoreConfig {
             chain_id: 7,
             sub_second_blocks: self.sc.sub_second,
             round_timeout_base_ms: self.sc.base_timeout_ms,
             round_timeout_max_ms: 10_000,
             max_future_secs: 4,
+            doppelganger_protection: self.doppelganger_protection,
+            chain_has_run,
             ..CoreConfig::default()
         }
+    }
+
+    /// Replaces the node's storage with the copy it had at its last snapshot (empty without
+    /// one: a wiped data dir).
+    fn restore_stale(&mut self, inst: usize) -> Result<(), String> {
+        let node = &mut self.instances[inst];
+        let len = node.snapshot.unwrap_or(0).min(node.journal.len());
+        node.journal.truncate(len);
+        let mut copy = MemStorage::new();
+        for op in &node.journal {
+            copy.apply(op).map_err(|e| format!("node {} stale copy: {e}", node.index))?;
+        }
+        node.storage = Box::new(copy);
+        node.dir = None;
+        node.stale_restored = true;
+        Ok(())
     }
 
     fn boot(&mut self, inst: usize) -> Result<(), String> {
         let index = self.instances[inst].index;
         if self.instances[inst].incarnation > 0
+            && !self.instances[inst].stale_restored
             && let Some(dir) = self.instances[inst].dir.as_ref().map(|d| d.path().to_path_buf())
         {
             // A restart reopens the MDBX environment from disk (close the old one first).
@@ -321,10 +404,10 @@ impl Sim {
         }
         let recovery = self.instances[inst]
             .storage
-            .load(self.config().retained_committed_rounds)
+            .load(self.config(inst).retained_committed_rounds)
             .map_err(|e| format!("node {index} cannot load its storage: {e}"))?;
         let params = CoreParams {
-            config: self.config(),
+            config: self.config(inst),
             me: index,
             validators: self.validators.clone(),
             signer: self.keys.signer(usize::from(index)),
@@ -338,6 +421,8 @@ impl Sim {
         let node = &mut self.instances[inst];
         node.incarnation += 1;
         node.core = Some(core);
+        node.validated = ValidatedPayloads::default();
+        node.validated_hashes.clear();
         let missing: Vec<(BlockId, Block)> = {
             let core = node.core.as_ref().expect("just set");
             let tip = core.committed_height();
@@ -362,7 +447,17 @@ impl Sim {
         for (id, b) in missing {
             self.deliver_commit(inst, id, b)?;
         }
-        self.step(inst, Event::Start)
+        self.step(inst, Event::Start)?;
+        // Its peers see the connection and tell it where they are.
+        if self.instances[inst].incarnation > 1 {
+            for other in 0..self.instances.len() {
+                if self.instances[other].index != index && self.instances[other].core.is_some() {
+                    let delay = self.rng.gen_range(1..50);
+                    self.schedule(self.now + delay, SimEvent::Connected { to: other, peer: index });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Runs the scenario to its end; `Err` describes the first violation.
@@ -374,10 +469,14 @@ impl Sim {
         for c in &sc.crashes {
             let torn_after = c.torn.then(|| self.rng.gen_range(0..4));
             for inst in self.routes[usize::from(c.node)].clone() {
+                if let Some(back) = c.stale_ms {
+                    let at = (T0_MS + c.at_ms).saturating_sub(back).max(T0_MS);
+                    self.schedule(at, SimEvent::Snapshot { inst });
+                }
                 self.schedule(T0_MS + c.at_ms, SimEvent::Crash { inst, torn_after });
                 self.schedule(
                     T0_MS + (c.at_ms + c.down_ms).min(sc.gst_ms),
-                    SimEvent::Restart { inst },
+                    SimEvent::Restart { inst, stale: c.stale_ms.is_some() },
                 );
             }
         }
@@ -471,10 +570,22 @@ impl Sim {
                 }
                 Ok(())
             }
-            SimEvent::Restart { inst } => {
+            SimEvent::Connected { to, peer } => self.step(to, Event::PeerConnected(peer)),
+            SimEvent::Snapshot { inst } => {
+                let node = &mut self.instances[inst];
+                node.snapshot = Some(node.journal.len());
+                Ok(())
+            }
+            SimEvent::Restart { inst, stale } => {
                 let node = &mut self.instances[inst];
                 node.torn_after = None;
-                if node.core.is_none() { self.boot(inst) } else { Ok(()) }
+                if node.core.is_some() {
+                    return Ok(());
+                }
+                if stale {
+                    self.restore_stale(inst)?;
+                }
+                self.boot(inst)
             }
             SimEvent::Gst => {
                 self.gst_reached = true;
@@ -524,6 +635,18 @@ impl Sim {
         let node = &mut self.instances[inst];
         let index = node.index;
         let height = block.height();
+        // A core restored from a stale copy commits again what the app (the EL) already has:
+        // the same blocks, or it is a safety violation.
+        if node.stale_restored && height <= node.app.len() as Height && height > 0 {
+            let (have, _) = &node.app[(height - 1) as usize];
+            if *have != id {
+                return Err(format!(
+                    "SAFETY: node {index} (restored from a stale copy) committed {id} at height \
+                     {height} over its earlier commit {have}"
+                ));
+            }
+            return Ok(());
+        }
         let expected = node.app.len() as Height + 1;
         if height != expected {
             return Err(format!(
@@ -619,10 +742,12 @@ impl Sim {
                 {
                     return Ok(());
                 }
-                self.instances[inst]
-                    .storage
+                let node = &mut self.instances[inst];
+                node.storage
                     .apply(&op)
-                    .map_err(|e| format!("node {index} storage write failed: {e}"))
+                    .map_err(|e| format!("node {index} storage write failed: {e}"))?;
+                node.journal.push(op);
+                Ok(())
             }
             Action::Send { to, message } => {
                 self.check_signed(index, &message)?;
@@ -633,11 +758,18 @@ impl Sim {
             }
             Action::Broadcast { message } => {
                 self.check_signed(index, &message)?;
-                if let Message::Proposal(p) = &message
-                    && self.byz(index) == Some(Byzantine::Equivocator)
-                {
-                    self.equivocate(index, p);
-                    return Ok(());
+                if let Message::Proposal(p) = &message {
+                    match self.byz(index) {
+                        Some(Byzantine::Equivocator) => {
+                            self.equivocate(index, p);
+                            return Ok(());
+                        }
+                        Some(Byzantine::HashReuse) => {
+                            self.reuse_parent_hash(index, p);
+                            return Ok(());
+                        }
+                        _ => {}
+                    }
                 }
                 let bytes = message.encode();
                 self.byzantine_extra(index, &bytes);
@@ -662,14 +794,40 @@ impl Sim {
             Action::BuildPayload { round, attributes } => {
                 let body: Vec<u8> = (0..8).map(|_| self.rng.r#gen()).collect();
                 let payload = mock_payload(&attributes, body);
+                let node = &mut self.instances[inst];
+                // An EL that knows the parent hash as a block of another height cannot build
+                // the requested number on it (what a certified hash-reusing block leads to).
+                let buildable = node
+                    .el_blocks
+                    .get(&attributes.parent_hash)
+                    .is_none_or(|n| n + 1 == attributes.number);
+                let payload = buildable.then(|| {
+                    // like the real executor, the leader validates what it built
+                    node.validated.insert(&payload);
+                    node.validated_hashes.insert(payload.block_hash);
+                    node.el_blocks.insert(payload.block_hash, payload.number);
+                    payload.encode()
+                });
                 let delay = self.rng.gen_range(1..5);
-                let reply = ExecReply::Built { round, payload: Some(payload.encode()) };
+                let reply = ExecReply::Built { round, payload };
                 self.schedule(self.now + delay, SimEvent::Executor { inst, incarnation, reply });
                 Ok(())
             }
             Action::ValidatePayload { block_id, payload } => {
-                let valid = mock_block_hash(&payload) == payload.block_hash
-                    && payload.withdrawals.is_empty();
+                let node = &mut self.instances[inst];
+                let cached = if self.trust_block_hashes {
+                    node.validated_hashes.contains(&payload.block_hash)
+                } else {
+                    node.validated.contains(&payload)
+                };
+                let valid = cached
+                    || (mock_block_hash(&payload) == payload.block_hash
+                        && payload.withdrawals.is_empty());
+                if valid && !cached {
+                    node.validated.insert(&payload);
+                    node.validated_hashes.insert(payload.block_hash);
+                    node.el_blocks.insert(payload.block_hash, payload.number);
+                }
                 let delay = self.rng.gen_range(1..5);
                 let reply = ExecReply::Validated { block_id, valid };
                 self.schedule(self.now + delay, SimEvent::Executor { inst, incarnation, reply });
@@ -682,7 +840,10 @@ impl Sim {
                     .app
                     .last()
                     .map_or(self.genesis.payload.block_hash, |(_, b)| b.payload.block_hash);
-                if finalized != tip {
+                let behind = node.stale_restored
+                    && (finalized == self.genesis.payload.block_hash
+                        || node.app.iter().any(|(_, b)| b.payload.block_hash == finalized));
+                if finalized != tip && !behind {
                     return Err(format!(
                         "node {index}: fork choice finalized {finalized} is not its last delivered block {tip}"
                     ));
@@ -712,6 +873,24 @@ impl Sim {
             if to != index {
                 let bytes = if self.rng.gen_bool(0.5) { a.clone() } else { b.clone() };
                 self.send(index, to, bytes);
+            }
+        }
+    }
+
+    /// A hash-reusing leader: the payload claims its parent's block hash over its own body, every
+    /// consensus field correct, correctly signed, sent to everyone.
+    fn reuse_parent_hash(&mut self, index: ValidatorIndex, p: &crate::types::Proposal) {
+        let mut block = p.block.clone();
+        block.payload.block_hash = block.payload.parent_hash;
+        let id = block.id();
+        let signer = self.keys.signer(usize::from(index));
+        let sig = signer.sign(&crate::types::Proposal::signing_bytes(7, &id));
+        let forged =
+            Message::Proposal(crate::types::Proposal { block, tc: p.tc.clone(), signature: sig })
+                .encode();
+        for to in 0..self.sc.n as ValidatorIndex {
+            if to != index {
+                self.send(index, to, forged.clone());
             }
         }
     }

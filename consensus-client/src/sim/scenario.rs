@@ -14,6 +14,10 @@ pub enum Byzantine {
     Twin,
     /// Sends mutated, truncated, replayed, random and forged messages besides honest ones.
     Garbage,
+    /// When leading, proposes a block whose payload claims its parent's `block_hash` over its
+    /// own body (correct consensus fields, correctly signed): only an executor that checks the
+    /// body refuses it.
+    HashReuse,
 }
 
 /// A crash of an honest node.
@@ -27,6 +31,9 @@ pub struct Crash {
     pub down_ms: u64,
     /// Whether it dies part-way through performing the actions of one event.
     pub torn: bool,
+    /// Whether it comes back from a stale copy of its storage (a backup restored, a wiped data
+    /// dir when the copy is empty), taken `stale_ms` before the crash.
+    pub stale_ms: Option<u64>,
 }
 
 /// Everything a seed decides.
@@ -94,12 +101,13 @@ impl Scenario {
         let mut byzantine = Vec::new();
         let mut twin = false;
         for &i in &chosen {
-            let b = match rng.gen_range(0..3) {
+            let b = match rng.gen_range(0..4) {
                 0 => Byzantine::Equivocator,
                 1 if !twin => {
                     twin = true;
                     Byzantine::Twin
                 }
+                2 => Byzantine::HashReuse,
                 _ => Byzantine::Garbage,
             };
             byzantine.push((i, b));
@@ -114,6 +122,7 @@ impl Scenario {
                     at_ms: rng.gen_range(0..gst_ms),
                     down_ms: rng.gen_range(100..3_000),
                     torn: rng.gen_bool(0.5),
+                    stale_ms: None,
                 });
             }
         }
@@ -129,6 +138,17 @@ impl Scenario {
         let skewed = rng.gen_bool(0.5);
         let clock_skew_ms =
             (0..n).map(|_| if skewed { rng.gen_range(-1_500..=1_500) } else { 0 }).collect();
+        // Drawn from a separate stream so adding it left every other choice of a seed as it was.
+        let mut stale_rng = StdRng::seed_from_u64(seed ^ 0x57a1_e000);
+        // Only a node without which the others still hold a quorum: a stale node abstains
+        // until the others pass the rounds it may have signed, which they cannot do without
+        // it if it holds more than a third of the power (the chain then halts, by design).
+        for c in &mut crashes {
+            let others = total - powers[usize::from(c.node)];
+            if others * 3 > total * 2 && stale_rng.gen_bool(0.3) {
+                c.stale_ms = Some(stale_rng.gen_range(0..5_000));
+            }
+        }
         Self {
             powers,
             clock_skew_ms,

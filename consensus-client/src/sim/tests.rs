@@ -109,11 +109,66 @@ fn losing_safety_data_is_caught() {
         }
         let mut sim = Sim::new(sc);
         sim.drop_safety_writes = true;
+        // Doppelganger protection would hide the forgetting in most seeds: the checker is what
+        // is tested here.
+        sim.doppelganger_protection = false;
         if let Err(e) = sim.run() {
             caught += u64::from(e.contains("SAFETY"));
         }
     }
     assert!(caught > 0, "no seed noticed a validator forgetting its votes");
+}
+
+/// Mutation check: executors that remember validated payloads by their claimed block hash
+/// (the bug of the first executor) let a hash-reusing leader halt the chain; the real cache
+/// keyed on the whole payload does not.
+#[test]
+fn a_hash_reusing_leader_halts_only_an_executor_that_trusts_block_hashes() {
+    let mut halted = 0;
+    let mut runs = 0;
+    for seed in 0..400 {
+        let sc = Scenario::from_seed(seed);
+        if !sc.byzantine.iter().any(|(_, b)| *b == Byzantine::HashReuse) {
+            continue;
+        }
+        runs += 1;
+        if let Err(e) = Sim::new(sc.clone()).run() {
+            panic!(
+                "seed {seed} with a hash-reusing leader failed: {e}\n  reproduce: {}",
+                repro(seed)
+            );
+        }
+        if runs <= 12 {
+            let mut sim = Sim::new(sc);
+            sim.trust_block_hashes = true;
+            halted += u64::from(sim.run().is_err_and(|e| e.contains("liveness")));
+        }
+    }
+    assert!(runs >= 12, "only {runs} seeds with a hash-reusing leader");
+    assert!(halted > 0, "no seed halted with an executor that trusts block hashes");
+}
+
+/// Nodes restarted from a stale copy of their storage (a restored backup, a wiped data dir)
+/// would sign twice without doppelganger protection; with it every such seed is safe.
+#[test]
+fn stale_restores_double_sign_only_without_doppelganger_protection() {
+    let mut caught = 0;
+    let mut stale = 0;
+    for seed in 0..1000 {
+        let sc = Scenario::from_seed(seed);
+        if !sc.crashes.iter().any(|c| c.stale_ms.is_some()) {
+            continue;
+        }
+        stale += 1;
+        if let Err(e) = Sim::new(sc.clone()).run() {
+            panic!("seed {seed} with a stale restore failed: {e}\n  reproduce: {}", repro(seed));
+        }
+        let mut sim = Sim::new(sc);
+        sim.doppelganger_protection = false;
+        caught += u64::from(sim.run().is_err_and(|e| e.contains("SAFETY")));
+    }
+    assert!(stale >= 50, "only {stale} seeds restore a stale copy");
+    assert!(caught > 0, "no stale restore signed twice without protection");
 }
 
 /// The byzantine behaviours really happen: equivocating leaders and twins are caught
@@ -168,7 +223,8 @@ fn seeds_cover_every_setting() {
     assert!(scs.iter().filter(|s| s.mdbx).count() >= 20);
     assert!(scs.iter().any(|s| s.partition.is_some()));
     assert!(scs.iter().any(|s| s.crashes.iter().any(|c| c.torn)));
-    for b in [Byzantine::Equivocator, Byzantine::Twin, Byzantine::Garbage] {
+    assert!(scs.iter().any(|s| s.crashes.iter().any(|c| c.stale_ms.is_some())));
+    for b in [Byzantine::Equivocator, Byzantine::Twin, Byzantine::Garbage, Byzantine::HashReuse] {
         assert!(
             scs.iter().filter(|s| s.byzantine.iter().any(|(_, x)| *x == b)).count() >= 50,
             "{b:?}"

@@ -91,4 +91,6 @@ pub mod domain {
     pub const TIMEOUT: &[u8] = b"tandem/v1/timeout";
     /// Derivation of `prevRandao`.
     pub const RANDAO: &[u8] = b"tandem/v1/randao";
+    /// Digest of a whole execution payload (what an executor validated).
+    pub const PAYLOAD: &[u8] = b"tandem/v1/payload";
 }

@@ -88,6 +88,19 @@ impl Codec for Payload {
     }
 }
 
+impl Payload {
+    /// SHA-256 of the whole payload (binding fields and body): what an executor's "already
+    /// validated" memory must be keyed on, since `block_hash` is only a claim until the EL has
+    /// checked it against the body.
+    pub fn digest(&self) -> B256 {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(super::domain::PAYLOAD);
+        h.update(self.encode());
+        B256::from_slice(&h.finalize())
+    }
+}
+
 /// What the leader asks the executor to build on (Engine API payload attributes plus the
 /// parent's execution hash).
 #[derive(Clone, Debug, PartialEq, Eq)]
