@@ -10,8 +10,8 @@
 //!   empty acknowledgement. The core answers a block request with its own `Send`.
 //! - Range sync ([`crate::sync`]) is a second request-response protocol
 //!   ([`SYNC_PROTOCOL`]) open to every peer, followers included: requests are answered by the
-//!   node's [`SyncServer`] on a blocking thread (at most [`MAX_CONCURRENT_SERVES`] at once, `Busy`
-//!   beyond), and [`NetworkHandle::sync`] sends one request and awaits the decoded answer (time
+//!   node's [`SyncServer`] on a blocking thread (at most [`MAX_CONCURRENT_SERVES`] at once and
+//!   [`MAX_CONCURRENT_SERVES_PER_PEER`] for one peer, `Busy` beyond), and [`NetworkHandle::sync`] sends one request and awaits the decoded answer (time
 //!   out after [`SYNC_REQUEST_TIMEOUT`]). Response sizes are bounded by the protocol's limits.
 //! - Identity: validator i is the peer id listed for it in the consensus genesis. Messages from
 //!   peers that are not validators are dropped (a follower's votes never count).
@@ -73,6 +73,8 @@ pub const BAN_SECS: u64 = 60;
 const INVALID_PENALTY: i32 = 20;
 /// Most sync requests served at once; more are answered `Busy`.
 pub const MAX_CONCURRENT_SERVES: usize = 4;
+/// Most sync requests of one peer served at once: one peer cannot take every serve slot.
+pub const MAX_CONCURRENT_SERVES_PER_PEER: usize = 1;
 /// How long a sync request may take before it fails.
 pub const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -301,6 +303,13 @@ struct Redial {
     delay: Duration,
 }
 
+/// A sync answer computed on a blocking thread, back to the swarm task.
+struct Served {
+    peer: PeerId,
+    channel: ResponseChannel<Vec<u8>>,
+    response: Vec<u8>,
+}
+
 struct Task {
     swarm: Swarm<Behaviour>,
     validators: HashMap<PeerId, ValidatorIndex>,
@@ -313,7 +322,9 @@ struct Task {
     sync_server: Option<SyncServer>,
     pending_sync: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, SyncFailure>>>,
     serving: Arc<AtomicUsize>,
-    served_tx: mpsc::UnboundedSender<(ResponseChannel<Vec<u8>>, Vec<u8>)>,
+    /// Sync requests being served, by peer.
+    serving_by_peer: HashMap<PeerId, usize>,
+    served_tx: mpsc::UnboundedSender<Served>,
     listen: Arc<std::sync::Mutex<Vec<Multiaddr>>>,
     scores: HashMap<PeerId, i32>,
     banned: HashMap<PeerId, Instant>,
@@ -487,6 +498,7 @@ pub fn spawn(
         sync_server: config.sync_server,
         pending_sync: HashMap::new(),
         serving: Arc::new(AtomicUsize::new(0)),
+        serving_by_peer: HashMap::new(),
         served_tx,
         listen: listen_addrs,
         scores: HashMap::new(),
@@ -505,7 +517,7 @@ impl Task {
     async fn run(
         mut self,
         mut commands: mpsc::UnboundedReceiver<NetCommand>,
-        mut served: mpsc::UnboundedReceiver<(ResponseChannel<Vec<u8>>, Vec<u8>)>,
+        mut served: mpsc::UnboundedReceiver<Served>,
     ) {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
@@ -514,7 +526,13 @@ impl Task {
                     Some(cmd) => self.command(cmd),
                     None => return,
                 },
-                Some((channel, response)) = served.recv() => {
+                Some(Served { peer, channel, response }) = served.recv() => {
+                    if let Some(n) = self.serving_by_peer.get_mut(&peer) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            self.serving_by_peer.remove(&peer);
+                        }
+                    }
                     let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
                 }
                 event = self.swarm.select_next_some() => self.swarm_event(event),
@@ -638,8 +656,14 @@ impl Task {
                 return;
             }
         };
+        let peer_serving = self.serving_by_peer.get(&peer).copied().unwrap_or(0);
         let server = match &self.sync_server {
-            Some(s) if self.serving.load(Ordering::Relaxed) < MAX_CONCURRENT_SERVES => s.clone(),
+            Some(s)
+                if self.serving.load(Ordering::Relaxed) < MAX_CONCURRENT_SERVES
+                    && peer_serving < MAX_CONCURRENT_SERVES_PER_PEER =>
+            {
+                s.clone()
+            }
             _ => {
                 debug!(%peer, "sync request answered busy");
                 let busy = SyncResponse::Busy.encode();
@@ -648,13 +672,14 @@ impl Task {
             }
         };
         self.serving.fetch_add(1, Ordering::Relaxed);
+        *self.serving_by_peer.entry(peer).or_default() += 1;
         let (serving, served) = (self.serving.clone(), self.served_tx.clone());
         tokio::spawn(async move {
             let response = tokio::task::spawn_blocking(move || server.serve(&request).encode())
                 .await
                 .unwrap_or_else(|_| SyncResponse::Busy.encode());
             serving.fetch_sub(1, Ordering::Relaxed);
-            let _ = served.send((channel, response));
+            let _ = served.send(Served { peer, channel, response });
         });
     }
 

@@ -11,9 +11,13 @@
 //!   with `newPayload` in order and `forkchoiceUpdated`), waits until the committed tip has moved
 //!   and the EL is at most one batch behind, and goes on until it is within one block of the
 //!   peers (the last block's commit needs its child; the core's own fetch covers the rest).
-//! - A peer whose answer fails verification is reported to the network (scored down, banned at
-//!   the threshold) and not asked again for a while; a peer that times out, is busy or has
-//!   nothing is skipped for [`SyncConfig::retry_after`], and another peer is tried.
+//! - Claimed heights are not trusted. A peer whose claim does not pan out (its answer fails
+//!   verification, times out, fails, or proves nothing) takes a strike: it is reported to the
+//!   network (scored down, banned at the threshold) and skipped for [`SyncConfig::retry_after`]
+//!   doubled per consecutive strike (up to [`MAX_AVOID`]); a verified range clears its strikes.
+//!   The next peer asked is the one ahead of us with the fewest strikes, then the highest
+//!   claim: two peers claiming a huge height and never answering cost one timeout each, not one
+//!   per batch. A busy peer is skipped for `retry_after` without a strike.
 //! - Progress is logged: height, target, blocks per second.
 
 use super::protocol::{MAX_SYNC_BLOCKS, SyncRequest, SyncResponse};
@@ -33,6 +37,8 @@ use tracing::{debug, info, instrument, warn};
 const IMPORT_WAIT: Duration = Duration::from_secs(10);
 /// How long a peer that sent an invalid range is not asked again.
 const INVALID_AVOID: Duration = Duration::from_secs(120);
+/// Longest a peer with strikes is skipped.
+pub const MAX_AVOID: Duration = Duration::from_secs(600);
 /// A sync session that starts more than this many blocks behind logs at info level (a
 /// follower closes gaps of a block or two all the time; those log at debug level).
 const LOUD_GAP: Height = 16;
@@ -106,6 +112,8 @@ struct PeerState {
     height: Height,
     polled: Option<Instant>,
     avoid_until: Option<Instant>,
+    /// Consecutive claims that did not pan out.
+    strikes: u32,
 }
 
 #[derive(Debug)]
@@ -236,17 +244,21 @@ impl Syncer {
         // Once syncing, go on until within one block (the tip's commit needs its child).
         let gap = if self.session.is_some() { 1 } else { self.p.config.trigger_gap };
         let now = Instant::now();
-        let mut candidates: Vec<(PeerId, Height)> = self
+        let mut candidates: Vec<(PeerId, Height, u32)> = self
             .peers
             .iter()
             .filter(|(_, s)| s.height > local + gap && s.avoid_until.is_none_or(|t| t <= now))
-            .map(|(p, s)| (*p, s.height))
+            .map(|(p, s)| (*p, s.height, s.strikes))
             .collect();
+        // The most reliable peers first, then the highest claim among them.
+        let fewest = candidates.iter().map(|c| c.2).min()?;
+        candidates.retain(|c| c.2 == fewest);
         let best = candidates.iter().map(|c| c.1).max()?;
         candidates.retain(|c| c.1 == best);
         candidates.sort_by_key(|c| c.0);
         self.turn = self.turn.wrapping_add(1);
-        let chosen = candidates[self.turn % candidates.len()];
+        let (peer, height, _) = candidates[self.turn % candidates.len()];
+        let chosen = (peer, height);
         if self.session.is_none() {
             let loud = best > local + LOUD_GAP;
             if loud {
@@ -262,6 +274,19 @@ impl Syncer {
 
     fn avoid(&mut self, peer: PeerId, for_: Duration) {
         self.peers.entry(peer).or_default().avoid_until = Some(Instant::now() + for_);
+    }
+
+    /// A claim that did not pan out: scored down on the network, skipped for at least `min`
+    /// and for `retry_after` doubled per consecutive strike.
+    fn strike(&mut self, peer: PeerId, why: String, min: Duration) {
+        let retry = self.p.config.retry_after;
+        let state = self.peers.entry(peer).or_default();
+        state.strikes = state.strikes.saturating_add(1);
+        let backoff = retry.saturating_mul(1u32 << state.strikes.saturating_sub(1).min(16));
+        let avoid = backoff.max(min).min(MAX_AVOID);
+        state.avoid_until = Some(Instant::now() + avoid);
+        debug!(%peer, strikes = state.strikes, avoid_secs = avoid.as_secs(), "sync peer struck: {why}");
+        self.p.net.report(peer, why);
     }
 
     #[instrument(skip(self), fields(from = self.local().height + 1))]
@@ -287,19 +312,26 @@ impl Syncer {
             Ok(Ok(other)) => {
                 let why = format!("{} in answer to a blocks request", other.kind());
                 warn!(%peer, "invalid sync response: {why}");
-                self.p.net.report(peer, why);
-                self.avoid(peer, INVALID_AVOID);
+                self.strike(peer, why, INVALID_AVOID);
                 return Step::Continue;
             }
             Ok(Err(SyncFailure::Stopped)) => return Step::Stop,
             Ok(Err(e)) => {
                 warn!(%peer, "sync request failed, trying another peer: {e}");
-                self.avoid(peer, retry);
+                self.strike(
+                    peer,
+                    format!("sync request to a peer claiming height {target} failed: {e}"),
+                    retry,
+                );
                 return Step::Continue;
             }
             Err(_) => {
                 warn!(%peer, "sync request timed out, trying another peer");
-                self.avoid(peer, retry);
+                self.strike(
+                    peer,
+                    format!("no answer to a sync request (claimed height {target})"),
+                    retry,
+                );
                 return Step::Continue;
             }
         };
@@ -312,8 +344,7 @@ impl Syncer {
             Ok(Ok(range)) => range,
             Ok(Err(e)) => {
                 warn!(%peer, from = anchor.height + 1, "refused a sync range: {e}");
-                self.p.net.report(peer, format!("invalid sync range: {e}"));
-                self.avoid(peer, INVALID_AVOID);
+                self.strike(peer, format!("invalid sync range: {e}"), INVALID_AVOID);
                 return Step::Continue;
             }
             Err(e) => {
@@ -326,8 +357,17 @@ impl Syncer {
             // take its height as ours until the next poll.
             debug!(%peer, received, unproven = range.unproven, "nothing provable in the sync range");
             self.peers.entry(peer).or_default().height = anchor.height;
+            if received == 0 {
+                // It claimed to be ahead and has nothing: the claim did not pan out.
+                self.strike(
+                    peer,
+                    format!("no blocks above {} despite claiming height {target}", anchor.height),
+                    retry,
+                );
+            }
             return Step::Continue;
         };
+        self.peers.entry(peer).or_default().strikes = 0;
         let count = range.blocks.len();
         if self.p.ranges.send(range).await.is_err() {
             return Step::Stop;

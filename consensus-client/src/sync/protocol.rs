@@ -4,7 +4,9 @@
 //! [`MAX_SYNC_RESPONSE_BYTES`] (the server stops adding blocks at [`SYNC_RESPONSE_SOFT_BYTES`],
 //! always sending at least one), requests of at most [`MAX_SYNC_REQUEST_BYTES`].
 
-use crate::types::codec::{Codec, DecodeError, Reader, Writer};
+use crate::types::codec::{
+    Codec, DecodeError, Reader, Writer, read_wire_format, write_wire_format,
+};
 use crate::types::{CommittedBlock, Height};
 use libp2p::StreamProtocol;
 
@@ -63,6 +65,7 @@ impl SyncResponse {
 impl Codec for SyncRequest {
     const NAME: &'static str = "sync request";
     fn write(&self, w: &mut Writer) {
+        write_wire_format(w);
         match self {
             Self::Status => w.u8(0),
             Self::Blocks { from_height, to_height } => {
@@ -73,6 +76,7 @@ impl Codec for SyncRequest {
         }
     }
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        read_wire_format(r, Self::NAME)?;
         Ok(match r.u8(Self::NAME)? {
             0 => Self::Status,
             1 => Self::Blocks { from_height: r.u64(Self::NAME)?, to_height: r.u64(Self::NAME)? },
@@ -84,6 +88,7 @@ impl Codec for SyncRequest {
 impl Codec for SyncResponse {
     const NAME: &'static str = "sync response";
     fn write(&self, w: &mut Writer) {
+        write_wire_format(w);
         match self {
             Self::Status { committed_height } => {
                 w.u8(0);
@@ -100,6 +105,7 @@ impl Codec for SyncResponse {
         }
     }
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        read_wire_format(r, Self::NAME)?;
         Ok(match r.u8(Self::NAME)? {
             0 => Self::Status { committed_height: r.u64(Self::NAME)? },
             1 => {

@@ -499,3 +499,106 @@ async fn the_sync_task_refuses_a_forging_peer_and_syncs_from_an_honest_one() {
     }
     assert_eq!(committed, honest[..39].to_vec(), "only the honest chain was handed over");
 }
+
+/// A peer that claims a huge committed height and answers a blocks request with nothing, just
+/// before the request would time out (so its serve slot is free again for the next request).
+struct Liar {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CommittedChain for Liar {
+    fn committed_tip(&self) -> Result<crate::types::Height, crate::storage::StorageError> {
+        Ok(1_000_000)
+    }
+    fn committed_range(
+        &self,
+        _: crate::types::Height,
+        _: usize,
+        _: usize,
+    ) -> Result<Vec<CommittedBlock>, crate::storage::StorageError> {
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(19_500);
+        while !self.stop.load(std::sync::atomic::Ordering::Relaxed)
+            && std::time::Instant::now() < until
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(Vec::new())
+    }
+}
+
+/// Two peers claim a height far above the honest chain and answer nothing, as late as they
+/// can: each costs the client one slow answer, then it is avoided (strikes, doubling back-off,
+/// peers with fewer strikes first) and the honest peer serves the whole range.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_syncs_while_two_peers_claim_a_huge_height_and_answer_nothing() {
+    use super::{SyncConfig, SyncParams, spawn as spawn_sync};
+    use crate::network::{NetworkConfig, NetworkHandle, spawn};
+    use libp2p::identity::Keypair;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::Duration;
+    use tokio::sync::{mpsc, watch};
+
+    let keys = keys();
+    let honest = chain(&keys, 40, 1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let kps: Vec<Keypair> = (0..4).map(|_| Keypair::generate_ed25519()).collect();
+    let config = |key: &Keypair, server, bootnodes| NetworkConfig {
+        keypair: key.clone(),
+        listen_addr: "127.0.0.1".parse().unwrap(),
+        port: 0,
+        bootnodes,
+        validators: kps[..3].iter().map(|k| k.public().to_peer_id()).collect(),
+        chain_id: CHAIN,
+        sync_server: server,
+    };
+    async fn addr(h: &NetworkHandle) -> libp2p::Multiaddr {
+        loop {
+            if let Some(a) = h.listen_addrs().into_iter().next() {
+                return a.with(libp2p::multiaddr::Protocol::P2p(h.peer_id));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let mut storage = MemStorage::new();
+    storage.apply_all(&committed_ops(&honest)).unwrap();
+    let (good, _g) =
+        spawn(config(&kps[0], Some(SyncServer::new(Arc::new(storage))), vec![])).unwrap();
+    let liar = || Some(SyncServer::new(Arc::new(Liar { stop: stop.clone() })));
+    let (bad1, _b1) = spawn(config(&kps[1], liar(), vec![])).unwrap();
+    let (bad2, _b2) = spawn(config(&kps[2], liar(), vec![])).unwrap();
+    let boot = vec![addr(&good).await, addr(&bad1).await, addr(&bad2).await];
+    let (client, _c) = spawn(config(&kps[3], None, boot)).unwrap();
+
+    let (anchor_tx, anchor_rx) = watch::channel(genesis_anchor());
+    let (ranges_tx, mut ranges_rx) = mpsc::channel(2);
+    let delivered = Arc::new(AtomicU64::new(0));
+    let _handle = spawn_sync(SyncParams {
+        net: client,
+        verify: ctx(&keys),
+        config: SyncConfig {
+            trigger_gap: 4,
+            batch: 8,
+            status_interval: Duration::from_millis(200),
+            retry_after: Duration::from_secs(1),
+        },
+        anchor: anchor_rx,
+        el_delivered: delivered.clone(),
+        ranges: ranges_tx,
+    });
+    let mut committed: Vec<CommittedBlock> = Vec::new();
+    // Two slow answers (19.5 s each) and the honest range, with room to spare; without the
+    // strikes the liars, always the highest claims, are asked in turn forever.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(75);
+    while committed.len() < 39 {
+        let Ok(Some(range)) = tokio::time::timeout_at(deadline, ranges_rx.recv()).await else {
+            stop.store(true, Ordering::Relaxed);
+            panic!("sync stalled at {} blocks", committed.len());
+        };
+        let Some((id, last)) = range.blocks.last().cloned() else { continue };
+        committed.extend(range.blocks.into_iter().map(|(_, c)| c));
+        delivered.store(last.block.height(), Ordering::Relaxed);
+        anchor_tx.send_replace(Anchor::with_id(id, &last.block));
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(committed, honest[..39].to_vec());
+}
