@@ -289,3 +289,69 @@ fn urls_other_than_http_are_refused() {
     let cfg = EngineConfig::new("http://127.0.0.1:8551", secret(), ForkSchedule::default());
     assert!(EngineClient::new(cfg).is_ok());
 }
+
+/// The binary body holds every field of each payload version exactly, is refused when
+/// truncated or in the JSON of earlier builds, and is much smaller than JSON.
+#[test]
+fn payload_bodies_round_trip_in_binary_and_json_bodies_are_refused() {
+    use crate::engine_client::payload::{BODY_FORMAT, decode_body, encode_body};
+    use alloy_rpc_types_engine::{ExecutionPayloadV1, ExecutionPayloadV4};
+    let mut v3 = exec_payload(7, 11, B256::repeat_byte(3), B256::repeat_byte(4));
+    v3.payload_inner.payload_inner.transactions =
+        (0..50u8).map(|i| ABytes::from(vec![0x02, i, 0xff, 0x10])).collect();
+    v3.payload_inner.payload_inner.extra_data = ABytes::from_static(b"tandem");
+    v3.payload_inner.payload_inner.logs_bloom = Bloom::repeat_byte(0x5a);
+    v3.payload_inner.withdrawals = vec![alloy_eips::eip4895::Withdrawal {
+        index: 1,
+        validator_index: 2,
+        address: Address::repeat_byte(9),
+        amount: 3,
+    }];
+    v3.blob_gas_used = 131_072;
+    v3.excess_blob_gas = 5;
+    let v1: ExecutionPayloadV1 = v3.payload_inner.payload_inner.clone();
+    let bodies = [
+        PayloadBody { execution_payload: ExecutionPayload::V1(v1), execution_requests: None },
+        PayloadBody {
+            execution_payload: ExecutionPayload::V2(v3.payload_inner.clone()),
+            execution_requests: None,
+        },
+        PayloadBody {
+            execution_payload: ExecutionPayload::V3(v3.clone()),
+            execution_requests: Some(alloy_eips::eip7685::Requests::new(vec![
+                ABytes::from_static(&[0x00, 1, 2]),
+                ABytes::from_static(&[0x01]),
+            ])),
+        },
+        PayloadBody {
+            execution_payload: ExecutionPayload::V4(ExecutionPayloadV4 {
+                payload_inner: v3.clone(),
+                block_access_list: ABytes::from_static(&[0xc0]),
+                slot_number: 99,
+            }),
+            execution_requests: Some(Default::default()),
+        },
+    ];
+    for body in &bodies {
+        let bytes = encode_body(body);
+        assert_eq!(bytes[0], BODY_FORMAT);
+        assert_eq!(&decode_body(&bytes).unwrap(), body);
+        for cut in [1, bytes.len() / 2, bytes.len() - 1] {
+            assert!(decode_body(&bytes[..cut]).is_err(), "truncated at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode_body(&longer).is_err(), "trailing byte");
+        let json = serde_json::to_vec(body).unwrap();
+        assert!(
+            bytes.len() * 3 < json.len() * 2,
+            "{} binary vs {} JSON bytes",
+            bytes.len(),
+            json.len()
+        );
+        assert!(matches!(
+            decode_body(&json),
+            Err(crate::types::codec::DecodeError::UnsupportedVersion { version: b'{', .. })
+        ));
+    }
+}

@@ -12,7 +12,7 @@
 use super::{ChainMeta, CommittedChain, CommittedEntry, Storage, StorageError, seal, unseal};
 use crate::core::PersistOp;
 use crate::safety_rules::SafetyData;
-use crate::types::codec::Codec;
+use crate::types::codec::{Codec, DecodeError};
 use crate::types::{Block, BlockId, CommittedBlock, Height, QuorumCert};
 use libmdbx::{
     Database, DatabaseOptions, Mode, NoWriteMap, ReadWriteOptions, TableFlags, WriteFlags,
@@ -110,9 +110,14 @@ impl MdbxStorage {
             .get::<Vec<u8>>(&table, b"meta")
             .map_err(|e| corrupt(format!("cannot read meta: {e}")))?
             .ok_or_else(|| StorageError::NotADataDir { path: path.to_path_buf() })?;
-        let found = unseal(&record)
-            .ok_or_else(|| corrupt("meta record checksum mismatch".into()))
-            .and_then(|d| ChainMeta::decode(d).map_err(|e| corrupt(format!("meta record: {e}"))))?;
+        let data =
+            unseal(&record).ok_or_else(|| corrupt("meta record checksum mismatch".into()))?;
+        let found = ChainMeta::decode(data).map_err(|e| match e {
+            DecodeError::UnsupportedFormat { found, expected, .. } => {
+                StorageError::OtherFormat { path: path.to_path_buf(), found, expected }
+            }
+            e => corrupt(format!("meta record: {e}")),
+        })?;
         if found != expected {
             return Err(StorageError::ForeignChain {
                 path: path.to_path_buf(),

@@ -39,7 +39,9 @@ pub struct ChainMeta {
     pub genesis_id: B256,
 }
 
-const META_VERSION: u8 = 1;
+/// Storage format: 2 since payload bodies are binary (format 1 data dirs hold JSON bodies,
+/// whose block ids this build would not reproduce, so they are refused, not migrated).
+pub const META_VERSION: u8 = 2;
 
 impl Codec for ChainMeta {
     const NAME: &'static str = "chain meta";
@@ -51,7 +53,11 @@ impl Codec for ChainMeta {
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let version = r.u8(Self::NAME)?;
         if version != META_VERSION {
-            return Err(DecodeError::UnsupportedVersion { what: Self::NAME, version });
+            return Err(DecodeError::UnsupportedFormat {
+                what: "consensus data dir",
+                found: version,
+                expected: META_VERSION,
+            });
         }
         Ok(Self { chain_id: r.u64(Self::NAME)?, genesis_id: r.b256(Self::NAME)? })
     }
@@ -114,6 +120,19 @@ pub enum StorageError {
         expected_genesis: B256,
         /// Genesis id found.
         found_genesis: B256,
+    },
+    /// The data dir was written by a release with another storage format.
+    #[error(
+        "{path} holds consensus data of storage format {found}; this build reads format \
+         {expected}: move it away and let the node sync again"
+    )]
+    OtherFormat {
+        /// The directory.
+        path: PathBuf,
+        /// The format found.
+        found: u8,
+        /// The format this build reads.
+        expected: u8,
     },
     /// The database or a record in it is corrupt.
     #[error("corrupt consensus data in {path}: {reason}")]

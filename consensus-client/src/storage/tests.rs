@@ -147,3 +147,34 @@ fn sealed_record_format_is_stable() {
     assert_eq!(hex::encode(&sealed[..8]), hex::encode(&Sha256::digest(b"tandem")[..8]));
     assert_eq!(hex::encode(&sealed[..8]), "7186b6e1e1384449");
 }
+
+/// A data dir of the previous storage format (JSON payload bodies) is refused by name, and
+/// left as it was.
+#[test]
+fn a_data_dir_of_another_storage_format_is_refused_untouched() {
+    use libmdbx::{Database, DatabaseOptions, Mode, NoWriteMap, ReadWriteOptions, WriteFlags};
+    let dir = tempfile::tempdir().unwrap();
+    drop(MdbxStorage::open(dir.path(), meta()).unwrap());
+    {
+        let mode = Mode::ReadWrite(ReadWriteOptions::default());
+        let db = Database::<NoWriteMap>::open_with_options(
+            dir.path(),
+            DatabaseOptions { max_tables: Some(16), mode, ..Default::default() },
+        )
+        .unwrap();
+        let txn = db.begin_rw_txn().unwrap();
+        let table = txn.open_table(Some("meta")).unwrap();
+        let mut old = meta().encode();
+        old[0] = 1;
+        txn.put(&table, b"meta", super::seal(&old), WriteFlags::UPSERT).unwrap();
+        txn.commit().unwrap();
+    }
+    let before = snapshot(dir.path());
+    let err = MdbxStorage::open(dir.path(), meta()).unwrap_err();
+    assert!(
+        matches!(err, StorageError::OtherFormat { found: 1, expected: super::META_VERSION, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("storage format 1"), "{err}");
+    assert_eq!(snapshot(dir.path()), before);
+}

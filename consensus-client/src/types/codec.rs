@@ -49,6 +49,16 @@ pub enum DecodeError {
         /// How many bytes were left.
         count: usize,
     },
+    /// A message or record of another format (a peer or data dir of another release).
+    #[error("{what} is in format {found}; this build reads format {expected} (another release)")]
+    UnsupportedFormat {
+        /// What was being read.
+        what: &'static str,
+        /// The format found.
+        found: u8,
+        /// The format this build reads.
+        expected: u8,
+    },
     /// The encoding version is not one this build reads.
     #[error("unsupported encoding version {version} of {what}")]
     UnsupportedVersion {
@@ -57,6 +67,27 @@ pub enum DecodeError {
         /// The version found.
         version: u8,
     },
+}
+
+/// Format of consensus messages and sync messages on the wire (first byte, high bit set).
+/// Format 1 had no format byte (its first byte was a tag below 0x80) and carried payloads as
+/// JSON; format 2 carries them in binary.
+pub const WIRE_FORMAT: u8 = 2;
+const FORMAT_MARK: u8 = 0x80;
+
+/// Writes the wire format byte.
+pub fn write_wire_format(w: &mut Writer) {
+    w.u8(FORMAT_MARK | WIRE_FORMAT);
+}
+
+/// Reads the wire format byte, refusing other formats by name.
+pub fn read_wire_format(r: &mut Reader<'_>, what: &'static str) -> Result<(), DecodeError> {
+    let b = r.u8(what)?;
+    let found = if b & FORMAT_MARK == 0 { 1 } else { b & !FORMAT_MARK };
+    if found != WIRE_FORMAT {
+        return Err(DecodeError::UnsupportedFormat { what, found, expected: WIRE_FORMAT });
+    }
+    Ok(())
 }
 
 /// Appends encoded values to a byte buffer.

@@ -144,33 +144,33 @@ fn golden_encodings() {
     check(proposal(), "545af15bc0ad2f2a63eebdfa8aff02c534a63ac7152d49df4dd61065007e7fa5", 743);
     check(
         Message::Proposal(proposal()),
-        "1878488ee0dc6d5d041c114043fad6edc4c9d988820ce7c0a65eee3a6e17e04e",
-        744,
+        "d25d6ea151440e70ea9dc1183e95bf5cdca0e547979d8a42c33547cf62e0d6d5",
+        745,
     );
     check(
         Message::Vote(vote()),
-        "b3d1998030e7ffbadfa1c08965f7030e765363eb1c6c8b844f9f5b62b4877316",
-        107,
+        "c1068222c9d2ed104c31d0f4c687fbc3fe48aaf4d23e76609bc182046ee69153",
+        108,
     );
     check(
         Message::Timeout(timeout()),
-        "1b3ffb79e18c1017bc71eb4c65758bf4d7107cce53cceb3e370bacb0aae100fe",
-        514,
+        "00fef7a92ad108d4b0c7768f953789dd4eb1c711ee01fbd2b0168f1d2978d2bc",
+        515,
     );
     check(
         Message::SyncInfo { high_qc: qc(), high_tc: None },
-        "95bffb6d13ac3392eae82f5ab1f9d68e70c84f3ba0601c1b676062b31fd51710",
-        178,
+        "1293f4c40fe26c040c131a154e452ba11de71bb3b102b41ce34413632608cfcc",
+        179,
     );
     check(
         Message::BlockRequest { id: B256::repeat_byte(7), count: 32 },
-        "b6f51870b476f10c6e3541c5ee9849cf8e3d9e0383a7902bd92328433d19e01d",
-        35,
+        "72fa97927e5278d05c0b0279923d1a52942ee62d7c5eddca9eb1d9d821d8d513",
+        36,
     );
     check(
         Message::BlockResponse { blocks: vec![block()] },
-        "b625fdf09eb23608de002fa9f49f6d5a7bbd445c145802bf45a61b8695238a6b",
-        421,
+        "a07ffd8457eff5aafe76e6debfb542f7e61c25f088359b10a976e195a63aba0d",
+        422,
     );
     let mut safety = SafetyData::new(qc());
     safety.last_voted_round = 5;
@@ -183,7 +183,7 @@ fn golden_encodings() {
     check(safety, "0152cfc478455b9144765350ea58f20355988f404cf3368dc2eb7070f7a9c50d", 1829);
     check(
         ChainMeta { chain_id: 7, genesis_id: B256::repeat_byte(9) },
-        "e379acd8d2ac746435c59eb72d2c1de03f05d17a1a04d9dc2e1c4d892c660e57",
+        "fa7958292a35e66596a7b330e50a392ee3641c7e1719ee917fb620f25f93f517",
         41,
     );
     check(
@@ -209,11 +209,30 @@ fn block_id_is_stable() {
 
 #[test]
 fn decoder_rejects_bad_tags_and_huge_lengths() {
-    assert!(matches!(Message::decode(&[9]), Err(DecodeError::InvalidTag { tag: 9, .. })));
+    assert!(matches!(Message::decode(&[0x82, 9]), Err(DecodeError::InvalidTag { tag: 9, .. })));
     // BlockResponse claiming 2^32-1 blocks
     assert!(matches!(
-        Message::decode(&[5, 0xff, 0xff, 0xff, 0xff]),
+        Message::decode(&[0x82, 5, 0xff, 0xff, 0xff, 0xff]),
         Err(DecodeError::TooLong { .. })
     ));
     assert!(Message::decode(&[]).is_err());
+}
+
+/// Messages of the first wire format (no format byte, JSON payloads) and of unknown later
+/// formats are refused by name, before anything else is read.
+#[test]
+fn messages_of_other_wire_formats_are_refused_by_name() {
+    let current = Message::Vote(vote()).encode();
+    assert_eq!(current[0], 0x80 | crate::types::codec::WIRE_FORMAT);
+    // The same vote as format 1 wrote it: tag first.
+    let old = &current[1..];
+    let err = Message::decode(old).unwrap_err();
+    assert_eq!(err, DecodeError::UnsupportedFormat { what: "message", found: 1, expected: 2 });
+    assert!(err.to_string().contains("format 1"), "{err}");
+    let mut future = current.clone();
+    future[0] = 0x80 | 3;
+    assert!(matches!(
+        Message::decode(&future),
+        Err(DecodeError::UnsupportedFormat { found: 3, .. })
+    ));
 }

@@ -1,7 +1,9 @@
 //! Wire messages between consensus nodes. The sender's identity comes from the authenticated
 //! transport; every signature inside is still verified before it changes state.
 
-use super::codec::{Codec, DecodeError, Reader, Writer, read_list, write_list};
+use super::codec::{
+    Codec, DecodeError, Reader, Writer, read_list, read_wire_format, write_list, write_wire_format,
+};
 use super::{Block, BlockId, Proposal, QuorumCert, Timeout, TimeoutCert, Vote};
 
 /// Most blocks asked for (and answered) in one block request.
@@ -62,6 +64,7 @@ impl Message {
 impl Codec for Message {
     const NAME: &'static str = "message";
     fn write(&self, w: &mut Writer) {
+        write_wire_format(w);
         match self {
             Self::Proposal(p) => {
                 w.u8(0);
@@ -92,6 +95,7 @@ impl Codec for Message {
         }
     }
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        read_wire_format(r, Self::NAME)?;
         Ok(match r.u8(Self::NAME)? {
             0 => Self::Proposal(Proposal::read(r)?),
             1 => Self::Vote(Vote::read(r)?),
