@@ -289,6 +289,8 @@ impl Node {
                 .arg("--datadir")
                 .arg(dir.path().join("dev"))
                 .args(["--http", "--http.port", &http.to_string()])
+                // `debug` too: the hostile-simulation test goes through `debug_traceCall`.
+                .args(["--http.api", "eth,net,web3,txpool,l1,debug"])
                 .args(["--authrpc.port", &auth.to_string(), "--p2p.port", "0"])
                 .stdout(log_file.try_clone().unwrap())
                 .stderr(log_file),
@@ -1909,4 +1911,58 @@ async fn probe_gas_core_guard_same_block_and_vault() {
     node.assert_rpc_account(a).await;
     node.assert_rpc_account(s).await;
     node.assert_rpc_book(SPOT).await;
+}
+
+/// A hostile simulation: `eth_call` of the protocol-only end-of-block step as the system
+/// address, with a state override setting the open set's count to 2^50, once aborted the node
+/// (`memory allocation of 22517998136852480 bytes failed`). Every simulation path now answers
+/// with an error, with or without the override, and the node keeps serving and making blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulating_the_end_of_block_step_is_refused_and_the_node_survives() {
+    let node = Node::start(3).await;
+    let system = address!("0xfffffffffffffffffffffffffffffffffffffffe");
+    let data = Bytes::from(IL1Core::endOfBlockCall {}.abi_encode());
+    let call = serde_json::json!({ "from": system, "to": L1_CORE, "data": data });
+    // The open set's count slot: namespace 0x0a, index 0, field 0.
+    let mut count_slot = [0u8; 32];
+    count_slot[0] = 0x0a;
+    let overrides = serde_json::json!({ L1_WRITE.to_string(): {
+        "stateDiff": { B256::from(count_slot).to_string(): B256::from(U256::from(1u64) << 50) }
+    }});
+    let before = node.provider.get_block_number().await.unwrap();
+    let attempts = [
+        ("eth_call", serde_json::json!([call, "latest", overrides])),
+        ("eth_call", serde_json::json!([call, "latest"])),
+        ("eth_estimateGas", serde_json::json!([call, "latest", overrides])),
+        ("eth_createAccessList", serde_json::json!([call, "latest"])),
+        ("debug_traceCall", serde_json::json!([call, "latest", { "stateOverrides": overrides }])),
+    ];
+    for (method, params) in attempts {
+        let err = node
+            .provider
+            .raw_request::<_, Value>(method.into(), params)
+            .await
+            .expect_err(&format!("{method} of endOfBlock as the system address succeeded"));
+        let resp =
+            err.as_error_resp().unwrap_or_else(|| panic!("{method}: no error response: {err}"));
+        assert!(resp.message.contains("protocol-only"), "{method}: {}", resp.message);
+    }
+    // Still serving, still making blocks, and still simulating user actions.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while node.provider.get_block_number().await.unwrap() <= before {
+        assert!(Instant::now() < deadline, "no block after the attack");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let gas = node
+        .provider
+        .estimate_gas(
+            TxRequest::default()
+                .with_from(dev(0))
+                .with_to(L1_WRITE)
+                .with_input(IL1Write::depositEthCall {}.abi_encode())
+                .with_value(u(ETH)),
+        )
+        .await
+        .unwrap();
+    assert!(gas > 26_000, "a deposit estimated at {gas} gas");
 }

@@ -142,13 +142,13 @@ impl Executor {
     /// returns their logs.
     pub fn end_of_block<E>(&self, evm: &mut E) -> Result<Vec<Log>, BlockErrorKind>
     where
-        E: alloy_evm::Evm,
+        E: alloy_evm::Evm<Precompiles = PrecompilesMap>,
         E::DB: revm::DatabaseCommit,
     {
-        if self.l1.is_none() {
+        let Some(l1) = &self.l1 else {
             return Ok(Vec::new());
-        }
-        crate::l1::precompile::run_end_of_block(evm).map_err(|e| match e {
+        };
+        crate::l1::precompile::run_end_of_block(evm, l1).map_err(|e| match e {
             EndOfBlockError::Internal(msg) => BlockErrorKind::Internal(msg),
             failed @ EndOfBlockError::Failed(_) => {
                 BlockErrorKind::Invalid(InvalidBlock::Execution(failed.to_string()))

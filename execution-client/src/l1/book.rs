@@ -289,6 +289,11 @@ fn link_new_level<S: Store>(
             if next == 0 {
                 return Err(corrupt("level list ends before the worst price"));
             }
+            // Each level is worse than the one before: a list that is not (a forged or corrupt
+            // state, e.g. a cycle) is refused instead of walked forever.
+            if !better(side, cur, next) {
+                return Err(corrupt("level list out of price order"));
+            }
             if better(side, price, next) {
                 break (cur, next);
             }
@@ -507,7 +512,11 @@ pub fn sweep<S: Store>(
         if held >= size {
             return Ok((last, true));
         }
-        (_, price) = load_pair(ctx, level_key(market, side, price, LEVEL_LINKS))?;
+        let (_, next) = load_pair(ctx, level_key(market, side, price, LEVEL_LINKS))?;
+        if next != 0 && !better(side, price, next) {
+            return Err(corrupt("level list out of price order"));
+        }
+        price = next;
     }
     Ok((last, false))
 }
@@ -524,7 +533,11 @@ pub fn depth<S: Store>(
     while price != 0 && out.len() < levels {
         let (size, count) = load_pair(ctx, level_key(market, side, price, LEVEL_SIZE))?;
         out.push(Level { price, size, orders: u32::try_from(count).unwrap_or(u32::MAX) });
-        (_, price) = load_pair(ctx, level_key(market, side, price, LEVEL_LINKS))?;
+        let (_, next) = load_pair(ctx, level_key(market, side, price, LEVEL_LINKS))?;
+        if next != 0 && !better(side, price, next) {
+            return Err(corrupt("level list out of price order"));
+        }
+        price = next;
     }
     Ok(out)
 }
@@ -550,7 +563,13 @@ pub fn orders_of<S: Store>(ctx: &mut Ctx<'_, S>, owner: Address) -> L1Result<Vec
     let mut out = Vec::new();
     while id != 0 {
         out.push(id);
-        id = Links::decode(load(ctx, order_key(id, ORDER_LINKS))?).account_next;
+        let next = Links::decode(load(ctx, order_key(id, ORDER_LINKS))?).account_next;
+        // Orders join the list at the tail with a fresh, larger id: a list whose ids do not
+        // grow (a forged or corrupt state, e.g. a cycle) is refused instead of walked forever.
+        if next != 0 && next <= id {
+            return Err(corrupt("account order list out of id order"));
+        }
+        id = next;
     }
     Ok(out)
 }
@@ -724,6 +743,33 @@ mod tests {
         // The cloid is reusable once its order is gone.
         insert(&mut ctx, &order(7, 1, Side::Ask, 300, 1, 77)).unwrap();
         assert_consistent(&mut ctx, 0);
+    }
+
+    /// A state override can forge any slot: cycles in the account set or the level list are
+    /// refused as a corrupt book, never walked forever.
+    #[test]
+    fn forged_cycles_are_refused_not_walked() {
+        let config = test_config();
+        let mut mem = MemStore::default();
+        let mut ctx = Ctx::new(&mut mem, &config, 1);
+        let a = Address::repeat_byte(1);
+        for (id, ticks) in [(1, 100), (2, 200), (3, 300)] {
+            insert(&mut ctx, &order(id, 1, Side::Ask, ticks, 1, 0)).unwrap();
+        }
+        assert_eq!(orders_of(&mut ctx, a).unwrap(), vec![1, 2, 3]);
+        // The account set 1 → 2 → 3 → 1.
+        update_links(&mut ctx, 3, |l| l.account_next = 1).unwrap();
+        let err = orders_of(&mut ctx, a).unwrap_err().to_string();
+        assert!(err.contains("corrupt order book"), "{err}");
+        update_links(&mut ctx, 3, |l| l.account_next = 0).unwrap();
+        // The ask levels 100 → 200 → 100 (the worst, 300, is never reached).
+        let k = level_key(0, Side::Ask, 200 * TICK, LEVEL_LINKS);
+        let (prev, _) = load_pair(&mut ctx, k).unwrap();
+        save_pair(&mut ctx, k, prev, 100 * TICK).unwrap();
+        assert!(depth(&mut ctx, 0, Side::Ask, 10).is_err());
+        assert!(sweep(&mut ctx, 0, Side::Ask, 1_000 * TICK, u128::MAX).is_err());
+        // A new level between best and worst walks the list to find its place.
+        assert!(insert(&mut ctx, &order(4, 1, Side::Ask, 250, 1, 0)).is_err());
     }
 
     #[test]

@@ -62,7 +62,10 @@ use super::{
     matching, oracle,
     order::{Fill, OrderRequest, Resting, Settlement, Side, TimeInForce},
     spot,
-    store::{Ns, Store, address_value, from_signed, key, pack, to_signed, unpack, value_address},
+    store::{
+        Ns, Store, StoreError, address_value, from_signed, key, pack, to_signed, unpack,
+        value_address,
+    },
 };
 
 const CASH_FIELD: u8 = 0;
@@ -360,10 +363,18 @@ fn store_cash_synced<S: Store>(
     store_cash(ctx, owner, index, cash)
 }
 
+/// More open accounts than a chain can ever have paid for (each one set a slot from zero, at
+/// 20,000 gas: years of full blocks): a stored count above it is a forged or corrupt state.
+const MAX_OPEN_ACCOUNTS: u64 = 1 << 40;
+
 /// The accounts in the open set (with a position, or with cash below zero), in set order.
 pub fn open_accounts<S: Store>(ctx: &mut Ctx<'_, S>) -> L1Result<Vec<Address>> {
-    let count = ctx.store.load(open_key(0, OPEN_COUNT_FIELD))?.saturating_to::<u64>();
-    let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    let count = ctx.store.load(open_key(0, OPEN_COUNT_FIELD))?;
+    let count = u64::try_from(count).ok().filter(|&n| n <= MAX_OPEN_ACCOUNTS).ok_or_else(|| {
+        L1Error::Store(StoreError::Backend(format!("corrupt open set: count {count}")))
+    })?;
+    // Grown as members are read, never sized from the stored count.
+    let mut out = Vec::new();
     for i in 1..=count {
         out.push(value_address(ctx.store.load(open_key(i, OPEN_MEMBER_FIELD))?));
     }
@@ -966,6 +977,21 @@ mod tests {
 
     fn fee(notional: u128) -> u128 {
         notional * 5 / 10_000
+    }
+
+    /// A state override can forge the open set's count: it sizes nothing and is refused when
+    /// no chain could have paid for it (2^50 once aborted the node on a 22 PB allocation).
+    #[test]
+    fn a_forged_open_count_is_an_error_not_an_allocation() {
+        let config = test_config();
+        for count in [U256::from(1u64) << 50, U256::from(u64::MAX), U256::MAX] {
+            let mut mem = MemStore::default();
+            mem.store(open_key(0, OPEN_COUNT_FIELD), count).unwrap();
+            let mut ctx = Ctx::new(&mut mem, &config, 1);
+            let err = open_accounts(&mut ctx).unwrap_err().to_string();
+            assert!(err.contains("corrupt open set"), "{count}: {err}");
+            assert!(end_of_block(&mut ctx).is_err(), "{count}");
+        }
     }
 
     #[test]

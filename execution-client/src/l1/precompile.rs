@@ -85,15 +85,31 @@ pub fn install(map: &mut PrecompilesMap, config: &Arc<L1Config>) {
             (address, precompile)
         })
         .collect();
-    let config = Arc::clone(config);
-    entries.push((
-        L1_CORE_ADDRESS,
-        DynPrecompile::new_stateful(PrecompileId::custom("l1_core"), move |input| {
-            core_precompile(&config, input)
-        }),
-    ));
+    entries.push((L1_CORE_ADDRESS, core(config, CoreMode::Actions)));
     map.extend_precompiles(entries);
 }
+
+/// What one instance of the core precompile runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CoreMode {
+    /// Users' actions forwarded by the write contract, metered. Every EVM the node builds
+    /// (blocks, payloads, `eth_call` and the other simulations) has this instance.
+    Actions,
+    /// The protocol's end-of-block step, unmetered: installed only by [`run_end_of_block`] for
+    /// the length of its system call, so no simulation can reach it whatever its caller or
+    /// state overrides say.
+    SystemStep,
+}
+
+fn core(config: &Arc<L1Config>, mode: CoreMode) -> DynPrecompile {
+    let config = Arc::clone(config);
+    DynPrecompile::new_stateful(PrecompileId::custom("l1_core"), move |input| {
+        core_precompile(&config, mode, input)
+    })
+}
+
+/// The error of a simulation that asks for the end-of-block step (caller: the system address).
+pub const PROTOCOL_ONLY: &str = "L1 core: the end-of-block step is protocol-only; it runs inside block execution and cannot be simulated";
 
 /// The L1 state seen through the EVM journal: reads and writes of [`L1_WRITE_ADDRESS`]'s storage.
 struct JournalStore<'a, 'b> {
@@ -347,7 +363,11 @@ fn read<S: Store>(ctx: &mut Ctx<'_, S>, kind: ReadKind, data: &[u8]) -> Result<V
     })
 }
 
-fn core_precompile(config: &L1Config, mut input: PrecompileInput<'_>) -> PrecompileResult {
+fn core_precompile(
+    config: &L1Config,
+    mode: CoreMode,
+    mut input: PrecompileInput<'_>,
+) -> PrecompileResult {
     let gas_limit = input.gas;
     let reservoir = input.reservoir;
     let caller = input.caller;
@@ -358,9 +378,18 @@ fn core_precompile(config: &L1Config, mut input: PrecompileInput<'_>) -> Precomp
         Err(_) => return revert("invalid input: unknown L1 core call", gas_limit, reservoir),
     };
     let system_step = matches!(call, IL1CoreCalls::endOfBlock(_));
+    if system_step && caller == SYSTEM_CALLER && mode == CoreMode::Actions {
+        // Only a call made as the system address gets here, which no signed transaction can
+        // be: this is a simulation (`eth_call`, a trace, ...) asking for the protocol's
+        // unmetered step. Fatal, so every simulation path answers with an error, not a result.
+        return Err(PrecompileError::Fatal(PROTOCOL_ONLY.into()));
+    }
     let allowed = direct
         && !is_static
-        && if system_step { caller == SYSTEM_CALLER } else { caller == L1_WRITE_ADDRESS };
+        && match mode {
+            CoreMode::Actions => !system_step && caller == L1_WRITE_ADDRESS,
+            CoreMode::SystemStep => system_step && caller == SYSTEM_CALLER,
+        };
     if !allowed {
         return revert("L1 core: only the L1 write contract may call", gas_limit, reservoir);
     }
@@ -464,14 +493,21 @@ pub enum EndOfBlockError {
 /// Runs the L1 end-of-block step (funding, liquidations, marks) as a system call after the
 /// block's transactions, as EIP-7002's post-block call runs, and commits its state changes;
 /// returns the step's logs (`Funding`, `Liquidation`, `BadDebt`), which no receipt carries.
-pub fn run_end_of_block<E>(evm: &mut E) -> Result<Vec<Log>, EndOfBlockError>
+pub fn run_end_of_block<E>(evm: &mut E, config: &Arc<L1Config>) -> Result<Vec<Log>, EndOfBlockError>
 where
-    E: alloy_evm::Evm,
+    E: alloy_evm::Evm<Precompiles = PrecompilesMap>,
     E::DB: revm::DatabaseCommit,
 {
-    let outcome = evm
-        .transact_system_call(SYSTEM_CALLER, L1_CORE_ADDRESS, end_of_block_calldata())
-        .map_err(|e| EndOfBlockError::Internal(e.to_string()))?;
+    // The step's instance of the core precompile exists only during this system call; the
+    // users' instance is put back whatever the call's outcome.
+    let mut actions = None;
+    evm.precompiles_mut().apply_precompile(&L1_CORE_ADDRESS, |current| {
+        actions = current;
+        Some(core(config, CoreMode::SystemStep))
+    });
+    let outcome = evm.transact_system_call(SYSTEM_CALLER, L1_CORE_ADDRESS, end_of_block_calldata());
+    evm.precompiles_mut().apply_precompile(&L1_CORE_ADDRESS, |_| actions);
+    let outcome = outcome.map_err(|e| EndOfBlockError::Internal(e.to_string()))?;
     if !outcome.result.is_success() {
         let reason = outcome
             .result

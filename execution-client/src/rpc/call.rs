@@ -416,6 +416,9 @@ fn evm_error(error: EVMError<StorageError>) -> RpcError {
             other => other.to_string(),
         }),
         EVMError::Database(error) => RpcError::Storage(error),
+        // A precompile that refuses to run the call at all (the L1 core asked for the
+        // protocol-only end-of-block step): the request's fault, not the node's.
+        EVMError::Custom(message) => RpcError::Execution(message),
         other => RpcError::Internal(other.to_string()),
     }
 }

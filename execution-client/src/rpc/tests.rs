@@ -696,6 +696,70 @@ async fn l1_methods_read_the_exchange_at_a_block_and_refuse_bad_input() {
     assert_eq!(err["code"], -32602);
 }
 
+/// The end-of-block step is the protocol's own, unmetered work: no simulation path runs it,
+/// whatever its `from` or state overrides say (a forged open-account count of 2^50 made
+/// `eth_call` abort the whole node on a 22 PB allocation). User actions stay simulable.
+#[tokio::test]
+async fn simulations_never_run_the_end_of_block_step() {
+    use alloy_sol_types::{SolCall, sol};
+    sol! {
+        function depositEth() external payable;
+    }
+    let mut h = l1_harness();
+    h.mine();
+    let data = crate::l1::precompile::end_of_block_calldata();
+    let attack =
+        json!({ "from": crate::l1::SYSTEM_CALLER, "to": crate::l1::L1_CORE_ADDRESS, "data": data });
+    // The open set's count slot (`Ns::OpenAccounts`, index 0, field 0) set to 2^50.
+    let mut count_slot = [0u8; 32];
+    count_slot[0] = 0x0a;
+    let forged = json!({ crate::l1::L1_WRITE_ADDRESS.to_string(): {
+        "stateDiff": { B256::from(count_slot).to_string(): B256::from(U256::from(1u64) << 50) }
+    }});
+    let refused = |method: &str, err: &Value| {
+        let message = err["message"].as_str().unwrap_or_default();
+        assert!(message.contains("protocol-only"), "{method}: {err}");
+        assert_eq!(err["code"], -32000, "{method}: {err}");
+    };
+    for overrides in [json!({}), forged] {
+        let err = h.err("eth_call", json!([attack, "latest", overrides])).await;
+        refused("eth_call", &err);
+        let err = h.err("eth_estimateGas", json!([attack, "latest", overrides])).await;
+        refused("eth_estimateGas", &err);
+        let err = h
+            .err("debug_traceCall", json!([attack, "latest", { "stateOverrides": overrides }]))
+            .await;
+        refused("debug_traceCall", &err);
+    }
+    let err = h.err("eth_createAccessList", json!([attack, "latest"])).await;
+    refused("eth_createAccessList", &err);
+
+    // Any other caller gets the core's refusal, a revert, as before.
+    let alice = h.kit.keys[0].address();
+    let err = h
+        .err(
+            "eth_call",
+            json!([{ "from": alice, "to": crate::l1::L1_CORE_ADDRESS, "data": data }, "latest"]),
+        )
+        .await;
+    assert_eq!(err["code"], 3, "{err}");
+
+    // A user action through the write contract is simulated and metered as in a block.
+    let deposit = json!({
+        "from": alice, "to": crate::l1::L1_WRITE_ADDRESS, "value": "0xde0b6b3a7640000",
+        "data": Bytes::from(depositEthCall {}.abi_encode()),
+    });
+    let gas = h.ok("eth_estimateGas", json!([deposit, "latest"])).await;
+    let gas = u64::from_str_radix(gas.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    assert!(gas > 21_000 + crate::l1::precompile::CORE_BASE_GAS, "deposit estimated at {gas}");
+    // The blocks' own end-of-block steps still run: the L1 block number follows the chain.
+    h.mine();
+    let number = h
+        .ok("eth_call", json!([{ "to": crate::l1::READ_L1_BLOCK_NUMBER, "data": "0x" }, "latest"]))
+        .await;
+    assert_eq!(number, json!(format!("0x{:064x}", 2)));
+}
+
 #[tokio::test]
 async fn l1_methods_say_the_exchange_is_off_on_a_plain_chain() {
     let h = Harness::new(TreeConfig::default(), RpcConfig::default());
