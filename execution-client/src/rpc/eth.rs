@@ -26,6 +26,9 @@ use crate::txpool::{AccountReader, Origin, PoolError};
 
 type MethodResult<T> = Result<T, ErrorObjectOwned>;
 
+/// Most reward percentiles one `eth_feeHistory` takes (geth's `maxQueryLimit`).
+pub const MAX_REWARD_PERCENTILES: usize = 100;
+
 /// The public RPC methods over `ctx` (the `engine_` namespace is not here).
 pub fn eth_module(ctx: Arc<RpcContext>) -> RpcModule<()> {
     let mut module = RpcModule::new(());
@@ -554,6 +557,12 @@ impl RpcContext {
         let view = self.snapshot();
         let count = count.min(self.config.max_fee_history);
         let newest = self.resolve_number(&view, newest)?.ok_or(RpcError::HeaderNotFound)?;
+        // Each percentile costs a pass over every block's transactions: geth's bound and words.
+        if percentiles.as_ref().is_some_and(|p| p.len() > MAX_REWARD_PERCENTILES) {
+            return Err(RpcError::InvalidParams(format!(
+                "invalid reward percentiles: over the query limit {MAX_REWARD_PERCENTILES}"
+            )));
+        }
         if let Some(p) = &percentiles
             && (p.iter().any(|v| !(0.0..=100.0).contains(v)) || p.windows(2).any(|w| w[0] > w[1]))
         {

@@ -450,11 +450,24 @@ async fn fee_methods() {
     assert_eq!(history["reward"][0], json!(["0x3b9aca00", "0x3b9aca00"]));
     let e = h.err("eth_feeHistory", json!(["0x2", "latest", [75.0, 25.0]])).await;
     assert_eq!(e["code"], -32602);
+    // At most 100 percentiles, as geth (each one is a pass over every block's transactions).
+    let hundred: Vec<f64> = (0..100).map(f64::from).collect();
+    let history = h.ok("eth_feeHistory", json!(["0x2", "latest", hundred])).await;
+    assert_eq!(history["reward"][0].as_array().unwrap().len(), 100);
+    let many: Vec<f64> = (0..101).map(|i| f64::from(i) * 0.99).collect();
+    let e = h.err("eth_feeHistory", json!(["0x2", "latest", many])).await;
+    assert_eq!(e["code"], -32602);
+    assert_eq!(e["message"], "invalid reward percentiles: over the query limit 100");
     let tip = u64_of(&h.ok("eth_maxPriorityFeePerGas", json!([])).await);
     assert_eq!(tip, GWEI as u64);
     let price = u64_of(&h.ok("eth_gasPrice", json!([])).await);
     assert!(price > tip);
     assert_eq!(h.ok("eth_blobBaseFee", json!([])).await, "0x1");
+    // The block count is capped by `max_fee_history`, not refused.
+    let capped = RpcConfig { max_fee_history: 2, ..RpcConfig::default() };
+    let h = Harness::with_kit(h.kit, capped);
+    let history = h.ok("eth_feeHistory", json!(["0xffffffffffffffff", "latest", [50.0]])).await;
+    assert_eq!(history["gasUsedRatio"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]
