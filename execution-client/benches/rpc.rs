@@ -281,6 +281,7 @@ fn main() {
             apis: vec!["eth".into(), "net".into()],
             cors: None,
             vhosts: vec!["*".into()],
+            ws_origins: Vec::new(),
         };
         let servers = start_http_ws(ctx, Some(settings), None).await.unwrap();
         let url = format!("http://{}", servers.http.as_ref().unwrap().0);

@@ -92,6 +92,7 @@ impl TestNode {
             } else {
                 vhosts.iter().map(|s| s.to_string()).collect()
             },
+            ws_origins: Vec::new(),
         };
         let servers =
             start_http_ws(ctx, Some(settings(false)), Some(settings(true))).await.unwrap();
@@ -346,5 +347,76 @@ async fn raw_http_bodies_get_standard_errors_and_limits_hold() {
         .await
         .unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
+    node.stop().await;
+}
+
+/// Browsers and DNS rebinding against the real servers, with the CLI's defaults: the Host of an
+/// HTTP request must be `localhost` or an IP address, a WebSocket upgrade from a foreign page
+/// is refused while one without `Origin` (not a browser) is accepted, and a batch holds at
+/// most 1,000 calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_are_held_to_localhost_and_batches_to_a_thousand_calls() {
+    use clap::Parser;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        rpc: tandem_el::rpc::RpcArgs,
+    }
+    let cli = Cli::parse_from(["x", "--http", "--ws"]);
+    let defaults = cli.rpc.http_server().unwrap();
+    let vhosts: Vec<&str> = defaults.vhosts.iter().map(String::as_str).collect();
+    let node = TestNode::start(cli.rpc.config(), &vhosts, None).await;
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []});
+    let port = node.http.rsplit(':').next().unwrap().to_string();
+    let post = |host: String| {
+        reqwest::Client::new()
+            .post(&node.http)
+            .header("host", host)
+            .header("content-type", "application/json")
+            .body(call.to_string())
+            .send()
+    };
+    // DNS rebinding: a name the attacker controls resolves to 127.0.0.1, the Host says so.
+    let refused = post(format!("attacker.example:{port}")).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
+    assert_eq!(refused.text().await.unwrap().trim(), "invalid host specified");
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}"), format!("[::1]:{port}")]
+    {
+        let allowed = post(host.clone()).await.unwrap();
+        assert_eq!(allowed.status().as_u16(), 200, "Host: {host}");
+    }
+
+    // WebSocket upgrades over raw TCP: the status line tells.
+    let ws_addr = node.ws.trim_start_matches("ws://").to_string();
+    let upgrade = |origin: Option<&'static str>| {
+        let ws_addr = ws_addr.clone();
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(&ws_addr).await.unwrap();
+            let origin = origin.map(|o| format!("Origin: {o}\r\n")).unwrap_or_default();
+            let request = format!(
+                "GET / HTTP/1.1\r\nHost: {ws_addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{origin}\r\n"
+            );
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut head = vec![0u8; 12];
+            stream.read_exact(&mut head).await.unwrap();
+            String::from_utf8_lossy(&head).to_string()
+        }
+    };
+    assert_eq!(upgrade(None).await, "HTTP/1.1 101");
+    assert_eq!(upgrade(Some("http://localhost:3000")).await, "HTTP/1.1 101");
+    assert_eq!(upgrade(Some("https://attacker.example")).await, "HTTP/1.1 403");
+    assert_eq!(upgrade(Some("http://localhost.attacker.example")).await, "HTTP/1.1 403");
+    // And alloy's client (no Origin) still subscribes.
+    let ws = ProviderBuilder::new().connect_ws(WsConnect::new(node.ws.clone())).await.unwrap();
+    assert_eq!(ws.get_chain_id().await.unwrap(), dev::DEV_CHAIN_ID);
+
+    // Batches: 1,000 calls answered, 1,001 refused.
+    let parse = |s: &str| -> Value { serde_json::from_str(s).unwrap() };
+    let (_, body) = node.raw(&Value::Array(vec![call.clone(); 1000]).to_string()).await;
+    assert_eq!(parse(&body).as_array().map(Vec::len), Some(1000));
+    let (_, body) = node.raw(&Value::Array(vec![call.clone(); 1001]).to_string()).await;
+    assert_eq!(parse(&body)["error"]["code"], -32010, "{body}");
     node.stop().await;
 }

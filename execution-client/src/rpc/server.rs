@@ -1,17 +1,27 @@
 //! The HTTP and WS servers: `--http.*`, `--ws.*` and `--rpc.*` flags, CORS, the virtual-host
-//! allow-list, body-size and batch limits.
+//! allow-list, the WebSocket origin check, body-size and batch limits.
+//!
+//! Browsers and DNS rebinding, as geth: a web page can make the browser send requests to a
+//! node on `localhost`. HTTP requests must name an allowed virtual host (`--http.vhosts`,
+//! default `localhost`; an IP literal always passes, since a rebinding attack needs a name);
+//! reading a response from another origin needs CORS (`--http.corsdomain`, none by default).
+//! WebSocket upgrades are not covered by CORS, so their `Origin` is checked (`--ws.origins`,
+//! default: only `http://localhost` and `http://127.0.0.1`, any port); an upgrade without an
+//! `Origin` header does not come from a browser and is accepted.
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
     sync::Arc,
+    task::{Context, Poll},
     time::Duration,
 };
 
-use http::{HeaderValue, Method};
+use futures::future::{Either, Ready, ready};
+use http::{HeaderValue, Method, StatusCode};
 use jsonrpsee::{
     RpcModule,
     server::{
-        BatchRequestConfig, Server, ServerConfig, ServerHandle, middleware::http::HostFilterLayer,
+        BatchRequestConfig, HttpBody, HttpRequest, HttpResponse, Server, ServerConfig, ServerHandle,
     },
 };
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
@@ -39,8 +49,9 @@ pub struct RpcArgs {
     /// Origins allowed by CORS (comma-separated, `*` for any); none by default.
     #[arg(long = "http.corsdomain")]
     pub http_corsdomain: Option<String>,
-    /// Virtual hostnames accepted in the `Host` header (comma-separated, `*` for any).
-    #[arg(long = "http.vhosts", default_value = "*")]
+    /// Virtual hostnames accepted in the `Host` header (comma-separated, `*` for any); an IP
+    /// address is always accepted.
+    #[arg(long = "http.vhosts", default_value = "localhost")]
     pub http_vhosts: String,
     /// Enable the WS JSON-RPC server.
     #[arg(long = "ws")]
@@ -54,7 +65,9 @@ pub struct RpcArgs {
     /// Namespaces served over WS.
     #[arg(long = "ws.api", default_value = DEFAULT_APIS)]
     pub ws_api: String,
-    /// Origins allowed to open WS connections (comma-separated, `*` for any).
+    /// Origins allowed to open WS connections (comma-separated, `*` for any); by default only
+    /// `http://localhost` and `http://127.0.0.1` (any port). A connection without an `Origin`
+    /// header (not a browser) is always accepted.
     #[arg(long = "ws.origins")]
     pub ws_origins: Option<String>,
     /// Gas cap of `eth_call`/`eth_estimateGas`/`debug_traceCall`.
@@ -124,6 +137,7 @@ impl RpcArgs {
             apis: split(&self.http_api),
             cors: self.http_corsdomain.clone(),
             vhosts: split(&self.http_vhosts),
+            ws_origins: Vec::new(),
         })
     }
 
@@ -132,8 +146,9 @@ impl RpcArgs {
         self.ws.then(|| ServerSettings {
             addr: SocketAddr::new(self.ws_addr, self.ws_port),
             apis: split(&self.ws_api),
-            cors: self.ws_origins.clone(),
+            cors: None,
             vhosts: vec!["*".into()],
+            ws_origins: self.ws_origins.as_deref().map(split).unwrap_or_default(),
         })
     }
 }
@@ -151,8 +166,10 @@ pub struct ServerSettings {
     pub apis: Vec<String>,
     /// CORS origins (comma-separated or `*`).
     pub cors: Option<String>,
-    /// Accepted `Host` names (`*` for any).
+    /// Accepted `Host` names (`*` for any; an IP address always passes).
     pub vhosts: Vec<String>,
+    /// WS only: origins a WebSocket upgrade may come from (`*` for any; empty: localhost).
+    pub ws_origins: Vec<String>,
 }
 
 /// The running servers; dropping a handle does not stop its server, [`RpcServerHandles::stop`]
@@ -185,7 +202,7 @@ pub enum ServerError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// A CORS origin or virtual host could not be parsed.
+    /// A CORS origin, virtual host or WS origin could not be parsed.
     #[error("rpc server: invalid {what}: {value}")]
     Invalid {
         /// Which setting.
@@ -237,15 +254,199 @@ fn cors_layer(cors: Option<&str>) -> Result<CorsLayer, ServerError> {
     })
 }
 
-fn host_filter(vhosts: &[String]) -> Result<HostFilterLayer, ServerError> {
-    if vhosts.is_empty() || vhosts.iter().any(|h| h == "*") {
-        return Ok(HostFilterLayer::disable());
+/// The answer to a request a browser guard refuses (geth's status and words).
+fn forbidden(reason: &'static str) -> HttpResponse {
+    HttpResponse::builder()
+        .status(StatusCode::FORBIDDEN)
+        .header(http::header::CONTENT_TYPE, "text/plain")
+        .body(HttpBody::from(format!("{reason}\n")))
+        .unwrap_or_else(|_| jsonrpsee::server::http::response::denied())
+}
+
+/// The host name of an authority (`name`, `name:port`, `[v6]:port`, a bare IPv6 address).
+fn host_name(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
     }
-    // A bare name accepts any port, as geth does.
-    let hosts: Vec<String> =
-        vhosts.iter().map(|h| if h.contains(':') { h.clone() } else { format!("{h}:*") }).collect();
-    HostFilterLayer::new(hosts.iter().map(String::as_str))
-        .map_err(|_| ServerError::Invalid { what: "virtual host", value: vhosts.join(",") })
+    match authority.rsplit_once(':') {
+        Some((name, _port)) if !name.contains(':') => name,
+        _ => authority,
+    }
+}
+
+/// One allowed WebSocket origin: a missing scheme or port matches any (geth's rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OriginRule {
+    scheme: Option<String>,
+    host: String,
+    port: Option<String>,
+}
+
+impl OriginRule {
+    /// `scheme://host:port`, each part but the host optional; `None` if there is no host.
+    fn parse(text: &str) -> Option<Self> {
+        let text = text.trim().to_ascii_lowercase();
+        let (scheme, rest) = match text.split_once("://") {
+            Some((scheme, rest)) => (Some(scheme.to_string()), rest.trim_end_matches('/')),
+            None => (None, text.trim_end_matches('/')),
+        };
+        let rest = rest.to_string();
+        let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
+            let (host, after) = inner.split_once(']')?;
+            (host.to_string(), after.strip_prefix(':').map(str::to_string))
+        } else {
+            match rest.rsplit_once(':') {
+                Some((host, port)) if !host.contains(':') => {
+                    (host.to_string(), Some(port.to_string()))
+                }
+                _ => (rest.clone(), None),
+            }
+        };
+        if host.is_empty()
+            || host.contains(['/', '?', '#', '@'])
+            || port.as_ref().is_some_and(|p| p.parse::<u16>().is_err())
+        {
+            return None;
+        }
+        Some(Self { scheme, host, port })
+    }
+
+    fn allows(&self, origin: &Self) -> bool {
+        self.scheme.as_ref().is_none_or(|s| Some(s) == origin.scheme.as_ref())
+            && self.host == origin.host
+            && self.port.as_ref().is_none_or(|p| Some(p) == origin.port.as_ref())
+    }
+}
+
+/// The browser-facing checks of one server: the `Host` header against the virtual hosts, and
+/// the `Origin` of a WebSocket upgrade against the allowed origins.
+#[derive(Debug)]
+struct BrowserGuard {
+    /// Accepted host names and `name:port` authorities, lowercase; `None` accepts any.
+    vhosts: Option<Vec<String>>,
+    /// Accepted WebSocket origins; `None` checks none (HTTP servers, or `*`).
+    origins: Option<Vec<OriginRule>>,
+}
+
+impl BrowserGuard {
+    fn new(vhosts: &[String], ws: bool, ws_origins: &[String]) -> Result<Self, ServerError> {
+        let vhosts = (!vhosts.is_empty() && !vhosts.iter().any(|h| h == "*"))
+            .then(|| vhosts.iter().map(|h| h.to_ascii_lowercase()).collect());
+        let origins = if !ws || ws_origins.iter().any(|o| o == "*") {
+            None
+        } else if ws_origins.is_empty() {
+            Some(
+                ["http://localhost", "http://127.0.0.1"]
+                    .into_iter()
+                    .filter_map(OriginRule::parse)
+                    .collect(),
+            )
+        } else {
+            let rules = ws_origins
+                .iter()
+                .map(|o| {
+                    OriginRule::parse(o)
+                        .ok_or_else(|| ServerError::Invalid { what: "WS origin", value: o.clone() })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(rules)
+        };
+        Ok(Self { vhosts, origins })
+    }
+
+    /// Why `request` is refused, if it is.
+    fn refusal<B>(&self, request: &HttpRequest<B>) -> Option<&'static str> {
+        const BAD_HOST: &str = "invalid host specified";
+        if let Some(vhosts) = &self.vhosts {
+            let authority = match request.headers().get(http::header::HOST) {
+                Some(value) => match value.to_str() {
+                    Ok(text) => Some(text.to_ascii_lowercase()),
+                    Err(_) => return Some(BAD_HOST),
+                },
+                None => request.uri().authority().map(|a| a.as_str().to_ascii_lowercase()),
+            };
+            // No host at all is no browser (they always send one): served, as geth does.
+            if let Some(authority) = authority {
+                let name = host_name(&authority);
+                let allowed = name.parse::<IpAddr>().is_ok()
+                    || vhosts.iter().any(|v| *v == authority || *v == name);
+                if !allowed {
+                    return Some(BAD_HOST);
+                }
+            }
+        }
+        if let (Some(rules), Some(origin)) =
+            (&self.origins, request.headers().get(http::header::ORIGIN))
+        {
+            const BAD_ORIGIN: &str = "websocket: request origin not allowed";
+            let origin = origin.to_str().ok().and_then(OriginRule::parse);
+            if !origin.is_some_and(|o| rules.iter().any(|rule| rule.allows(&o))) {
+                return Some(BAD_ORIGIN);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+impl BrowserGuard {
+    fn refuses(&self, host: Option<&str>, origin: Option<&str>) -> bool {
+        let mut request = http::Request::builder().uri("/");
+        if let Some(host) = host {
+            request = request.header(http::header::HOST, host);
+        }
+        if let Some(origin) = origin {
+            request = request.header(http::header::ORIGIN, origin);
+        }
+        request.body(()).map(|r| self.refusal(&r).is_some()).unwrap_or(true)
+    }
+}
+
+/// Layer of [`BrowserGuard`] for the server's HTTP middleware.
+#[derive(Debug, Clone)]
+struct BrowserGuardLayer(Arc<BrowserGuard>);
+
+impl<S> tower::Layer<S> for BrowserGuardLayer {
+    type Service = BrowserGuardService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BrowserGuardService { inner, guard: self.0.clone() }
+    }
+}
+
+/// A service behind a [`BrowserGuard`]: refused requests never reach it.
+#[derive(Debug, Clone)]
+struct BrowserGuardService<S> {
+    inner: S,
+    guard: Arc<BrowserGuard>,
+}
+
+impl<S, B> tower::Service<HttpRequest<B>> for BrowserGuardService<S>
+where
+    S: tower::Service<HttpRequest<B>, Response = HttpResponse>,
+{
+    type Response = HttpResponse;
+    type Error = S::Error;
+    type Future = Either<S::Future, Ready<Result<HttpResponse, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: HttpRequest<B>) -> Self::Future {
+        match self.guard.refusal(&request) {
+            Some(reason) => {
+                tracing::debug!(
+                    reason,
+                    host = ?request.headers().get(http::header::HOST),
+                    origin = ?request.headers().get(http::header::ORIGIN),
+                    "RPC request refused"
+                );
+                Either::Right(ready(Ok(forbidden(reason))))
+            }
+            None => Either::Left(self.inner.call(request)),
+        }
+    }
 }
 
 async fn start_one(
@@ -262,7 +463,11 @@ async fn start_one(
     let server_config = if ws { builder.ws_only() } else { builder.http_only() }.build();
     let middleware = tower::ServiceBuilder::new()
         .layer(cors_layer(settings.cors.as_deref())?)
-        .layer(host_filter(&settings.vhosts)?);
+        .layer(BrowserGuardLayer(Arc::new(BrowserGuard::new(
+            &settings.vhosts,
+            ws,
+            &settings.ws_origins,
+        )?)));
     let server = Server::builder()
         .set_config(server_config)
         .set_http_middleware(middleware)
@@ -296,4 +501,85 @@ pub async fn start_http_ws(
         }
     }
     Ok(handles)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn virtual_hosts_accept_listed_names_and_any_ip_literal() {
+        let guard = BrowserGuard::new(&list(&["localhost"]), false, &[]).unwrap();
+        for ok in ["localhost", "localhost:8545", "LOCALHOST:1", "127.0.0.1:8545", "10.0.0.7"] {
+            assert!(!guard.refuses(Some(ok), None), "{ok}");
+        }
+        for ok in ["[::1]:8545", "::1", "[fe80::1]"] {
+            assert!(!guard.refuses(Some(ok), None), "{ok}");
+        }
+        // A name a rebinding attacker controls, however it resolves, is refused.
+        for bad in
+            ["evil.example", "evil.example:8545", "localhost.evil.example", "127.0.0.1.nip.io"]
+        {
+            assert!(guard.refuses(Some(bad), None), "{bad}");
+        }
+        // Not a browser: no Host at all is served.
+        assert!(!guard.refuses(None, None));
+        // `*` accepts any; an HTTP server does not look at Origin (CORS governs reads).
+        let any = BrowserGuard::new(&list(&["*"]), false, &[]).unwrap();
+        assert!(!any.refuses(Some("evil.example"), Some("https://evil.example")));
+        // An entry with a port accepts that port only.
+        let port = BrowserGuard::new(&list(&["node.lan:8545"]), false, &[]).unwrap();
+        assert!(!port.refuses(Some("node.lan:8545"), None));
+        assert!(port.refuses(Some("node.lan:9999"), None));
+    }
+
+    #[test]
+    fn websocket_origins_default_to_localhost_and_follow_the_flag() {
+        let guard = BrowserGuard::new(&list(&["*"]), true, &[]).unwrap();
+        assert!(!guard.refuses(Some("localhost:8546"), None), "no Origin: not a browser");
+        for ok in ["http://localhost", "http://localhost:3000", "http://127.0.0.1:8080"] {
+            assert!(!guard.refuses(None, Some(ok)), "{ok}");
+        }
+        for bad in [
+            "https://evil.example",
+            "http://localhost.evil.example",
+            "https://localhost",
+            "null",
+            "file://",
+        ] {
+            assert!(guard.refuses(None, Some(bad)), "{bad}");
+        }
+        let listed =
+            BrowserGuard::new(&list(&["*"]), true, &list(&["https://app.example"])).unwrap();
+        assert!(!listed.refuses(None, Some("https://app.example")));
+        assert!(!listed.refuses(None, Some("https://APP.example:443")));
+        assert!(listed.refuses(None, Some("http://app.example")));
+        assert!(listed.refuses(None, Some("http://localhost")));
+        let any = BrowserGuard::new(&list(&["*"]), true, &list(&["*"])).unwrap();
+        assert!(!any.refuses(None, Some("https://evil.example")));
+        assert!(BrowserGuard::new(&[], true, &list(&["http://"])).is_err());
+    }
+
+    #[test]
+    fn cli_defaults_guard_browsers() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            rpc: RpcArgs,
+        }
+        let cli = Cli::parse_from(["tandem-el", "--http", "--ws"]);
+        let http = cli.rpc.http_server().unwrap();
+        assert_eq!(http.vhosts, ["localhost"]);
+        assert_eq!(http.cors, None);
+        let ws = cli.rpc.ws_server().unwrap();
+        assert!(ws.ws_origins.is_empty());
+        assert_eq!(cli.rpc.config().max_batch, 1000);
+        let cli = Cli::parse_from(["tandem-el", "--ws", "--ws.origins", "https://a.example, *"]);
+        assert_eq!(cli.rpc.ws_server().unwrap().ws_origins, ["https://a.example", "*"]);
+    }
 }
