@@ -36,10 +36,10 @@ impl BlockData {
     }
 }
 
-/// A transaction located in the canonical chain.
 /// Most storage keys one `eth_getProof` proves.
-const MAX_PROOF_KEYS: usize = 1024;
+pub(crate) const MAX_PROOF_KEYS: usize = 1024;
 
+/// A transaction located in the canonical chain.
 #[derive(Debug, Clone)]
 pub(crate) struct LocatedTx {
     pub tx: TxEnvelope,

@@ -185,13 +185,35 @@ fn register_all(
         MethodResult::Ok(B256::from(value))
     });
 
-    sync_method!(module, ctx, "eth_getProof", |c: &RpcContext, p: Params<'_>| {
-        let mut seq = p.sequence();
-        let address: Address = seq.next()?;
-        let keys: Vec<alloy_serde::storage::JsonStorageKey> = seq.next()?;
-        let block: Option<BlockId> = seq.optional_next()?;
-        MethodResult::Ok(c.proof(address, keys, block.unwrap_or_default())?)
-    });
+    let proof_ctx = ctx.clone();
+    module.register_async_method("eth_getProof", move |p, _, _| {
+        let ctx = proof_ctx.clone();
+        async move {
+            let mut seq = p.sequence();
+            let address: Address = seq.next()?;
+            let keys: Vec<alloy_serde::storage::JsonStorageKey> = seq.next()?;
+            let block: Option<BlockId> = seq.optional_next()?;
+            // Proofs walk the trie (disk, hashing): off the async workers, a bounded number at
+            // once; a request that finds no permit within the EVM time-out is refused.
+            let permits = ctx.proof_permits.clone();
+            let permit = tokio::time::timeout(ctx.config.evm_timeout, permits.acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .ok_or_else(|| {
+                    RpcError::LimitExceeded(format!(
+                        "too many eth_getProof requests at once (limit {})",
+                        super::PROOF_PERMITS
+                    ))
+                })?;
+            run_blocking(ctx, move |c| {
+                // Held until the proof is done, even when the caller has timed out.
+                let _permit = permit;
+                MethodResult::Ok(c.proof(address, keys, block.unwrap_or_default())?)
+            })
+            .await
+        }
+    })?;
 
     // blocks
     sync_method!(module, ctx, "eth_getBlockByNumber", |c: &RpcContext, p: Params<'_>| {

@@ -126,7 +126,13 @@ pub struct RpcContext {
     pub client_version: String,
     /// Connected gossip peers, for `net_peerCount`.
     pub peer_count: Arc<std::sync::atomic::AtomicUsize>,
+    /// Permits of the `eth_getProof` computations ([`PROOF_PERMITS`]).
+    pub proof_permits: Arc<tokio::sync::Semaphore>,
 }
+
+/// Most `eth_getProof` computed at once (reth's default): each walks the trie on a blocking
+/// thread, and a flood of them must not take every blocking thread or all the disk.
+pub const PROOF_PERMITS: usize = 25;
 
 impl std::fmt::Debug for RpcContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -159,6 +165,7 @@ impl RpcContext {
             filters: FilterStore::default(),
             client_version: format!("tandem-el/v{}", env!("CARGO_PKG_VERSION")),
             peer_count: Arc::default(),
+            proof_permits: Arc::new(tokio::sync::Semaphore::new(PROOF_PERMITS)),
         }
     }
 

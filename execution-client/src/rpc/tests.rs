@@ -387,6 +387,28 @@ async fn proofs_verify_against_block_state_roots_in_memory_and_persisted() {
     assert_eq!(e["message"], "header not found");
 }
 
+/// `eth_getProof` runs a bounded number of proofs at once: with every permit taken, a request
+/// waits at most the EVM time-out and is refused; once one frees, it is served.
+#[tokio::test]
+async fn proofs_run_under_a_concurrency_limit() {
+    let config =
+        RpcConfig { evm_timeout: std::time::Duration::from_millis(200), ..RpcConfig::default() };
+    let mut h = Harness::new(TreeConfig::default(), config);
+    h.kit.submit(h.kit.transfer(0, 0, Address::repeat_byte(0x42), 7));
+    h.mine();
+    let sender = h.kit.keys[0].address();
+    let keys: Vec<String> = (0..super::chain::MAX_PROOF_KEYS).map(|i| format!("{i:#x}")).collect();
+    let all = u32::try_from(super::PROOF_PERMITS).unwrap();
+    let held = h.ctx.proof_permits.clone().acquire_many_owned(all).await.unwrap();
+    let e = h.err("eth_getProof", json!([sender, ["0x0"], "latest"])).await;
+    assert_eq!(e["code"], -32005, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("too many eth_getProof requests"), "{e}");
+    drop(held);
+    let proof = h.ok("eth_getProof", json!([sender, keys, "latest"])).await;
+    assert_eq!(proof["storageProof"].as_array().map(Vec::len), Some(super::chain::MAX_PROOF_KEYS));
+    assert_eq!(h.ctx.proof_permits.available_permits(), super::PROOF_PERMITS);
+}
+
 #[tokio::test]
 async fn pool_errors_and_txpool_namespace() {
     let h = Harness::new(TreeConfig::default(), RpcConfig::default());
