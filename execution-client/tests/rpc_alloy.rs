@@ -419,4 +419,14 @@ async fn browsers_are_held_to_localhost_and_batches_to_a_thousand_calls() {
     let (_, body) = node.raw(&Value::Array(vec![call.clone(); 1001]).to_string()).await;
     assert_eq!(parse(&body)["error"]["code"], -32010, "{body}");
     node.stop().await;
+
+    // A batch's response has its own cap (geth's --rpc.batch-response-max-size, 25 MB by
+    // default), here 4 KB: 50 answers (2 KB) pass, 200 (8 KB) refuse the whole batch.
+    let cli = Cli::parse_from(["x", "--http", "--rpc.batch-response-max-size", "4096"]);
+    let small = TestNode::start(cli.rpc.config(), &["localhost"], None).await;
+    let (_, body) = small.raw(&Value::Array(vec![call.clone(); 50]).to_string()).await;
+    assert_eq!(parse(&body).as_array().map(Vec::len), Some(50));
+    let (_, body) = small.raw(&Value::Array(vec![call.clone(); 200]).to_string()).await;
+    assert_eq!(parse(&body)["error"]["code"], -32011, "{body}");
+    small.stop().await;
 }

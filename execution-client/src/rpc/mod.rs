@@ -73,6 +73,8 @@ pub struct RpcConfig {
     pub max_response_bytes: u32,
     /// Most calls in one batch.
     pub max_batch: u32,
+    /// Largest response to one batch, in bytes.
+    pub max_batch_response_bytes: u32,
     /// Most connections.
     pub max_connections: u32,
     /// Minimum tip suggested by `eth_maxPriorityFeePerGas`, in wei.
@@ -92,6 +94,7 @@ impl Default for RpcConfig {
             max_request_bytes: 10 * 1024 * 1024,
             max_response_bytes: 160 * 1024 * 1024,
             max_batch: 1000,
+            max_batch_response_bytes: 25_000_000,
             max_connections: 500,
             min_suggested_tip: 1_000_000_000,
         }

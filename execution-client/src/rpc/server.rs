@@ -1,5 +1,6 @@
 //! The HTTP and WS servers: `--http.*`, `--ws.*` and `--rpc.*` flags, CORS, the virtual-host
-//! allow-list, the WebSocket origin check, body-size and batch limits.
+//! allow-list, the WebSocket origin check, body-size and batch limits (a batch's response has
+//! its own cap, geth's 25 MB, below a single call's `--rpc.max-response-size`).
 //!
 //! Browsers and DNS rebinding, as geth: a web page can make the browser send requests to a
 //! node on `localhost`. HTTP requests must name an allowed virtual host (`--http.vhosts`,
@@ -20,6 +21,10 @@ use futures::future::{Either, Ready, ready};
 use http::{HeaderValue, Method, StatusCode};
 use jsonrpsee::{
     RpcModule,
+    core::{
+        middleware::{Batch, BatchEntry, Notification, Request, RpcServiceBuilder, RpcServiceT},
+        server::{BatchResponseBuilder, MethodResponse},
+    },
     server::{
         BatchRequestConfig, HttpBody, HttpRequest, HttpResponse, Server, ServerConfig, ServerHandle,
     },
@@ -91,6 +96,9 @@ pub struct RpcArgs {
     /// Most calls in one batch request.
     #[arg(long = "rpc.max-batch-size", default_value_t = 1000)]
     pub max_batch: u32,
+    /// Largest response to one batch request, in bytes (geth's flag and default).
+    #[arg(long = "rpc.batch-response-max-size", default_value_t = 25_000_000)]
+    pub max_batch_response_bytes: u32,
     /// Most concurrent connections per server.
     #[arg(long = "rpc.max-connections", default_value_t = 500)]
     pub max_connections: u32,
@@ -125,6 +133,7 @@ impl RpcArgs {
             max_request_bytes: self.max_request_mb.saturating_mul(1024 * 1024),
             max_response_bytes: self.max_response_mb.saturating_mul(1024 * 1024),
             max_batch: self.max_batch,
+            max_batch_response_bytes: self.max_batch_response_bytes,
             max_connections: self.max_connections,
             ..RpcConfig::default()
         }
@@ -449,6 +458,78 @@ where
     }
 }
 
+/// Caps the response to a batch at its own limit, below a single call's (geth: 1,000 calls,
+/// 25 MB): a batch answers calls in order until the next one would pass the limit, then the
+/// whole batch is refused, so one request cannot make the node build a huge answer.
+#[derive(Debug, Clone)]
+struct BatchResponseLimit<S> {
+    inner: S,
+    limit: usize,
+}
+
+impl<S> RpcServiceT for BatchResponseLimit<S>
+where
+    S: RpcServiceT<
+            MethodResponse = MethodResponse,
+            BatchResponse = MethodResponse,
+            NotificationResponse = MethodResponse,
+        > + Send
+        + Sync
+        + Clone
+        + 'static,
+{
+    type MethodResponse = MethodResponse;
+    type NotificationResponse = MethodResponse;
+    type BatchResponse = MethodResponse;
+
+    fn call<'a>(
+        &self,
+        request: Request<'a>,
+    ) -> impl Future<Output = Self::MethodResponse> + Send + 'a {
+        self.inner.call(request)
+    }
+
+    fn batch<'a>(&self, batch: Batch<'a>) -> impl Future<Output = Self::BatchResponse> + Send + 'a {
+        // As jsonrpsee's own batch loop (calls in order, notifications answered by nothing),
+        // with this server's batch limit.
+        let service = self.inner.clone();
+        let limit = self.limit;
+        async move {
+            let mut response = BatchResponseBuilder::new_with_limit(limit);
+            let mut got_notification = false;
+            for entry in batch {
+                let answer = match entry {
+                    Ok(BatchEntry::Call(request)) => service.call(request).await,
+                    Ok(BatchEntry::Notification(notification)) => {
+                        got_notification = true;
+                        service.notification(notification).await;
+                        continue;
+                    }
+                    Err(error) => {
+                        let (error, id) = error.into_parts();
+                        MethodResponse::error(id, error)
+                    }
+                };
+                if let Err(too_big) = response.append(answer) {
+                    return too_big;
+                }
+            }
+            if response.is_empty() && got_notification {
+                MethodResponse::notification()
+            } else {
+                MethodResponse::from_batch(response.finish())
+            }
+        }
+    }
+
+    fn notification<'a>(
+        &self,
+        notification: Notification<'a>,
+    ) -> impl Future<Output = Self::NotificationResponse> + Send + 'a {
+        self.inner.notification(notification)
+    }
+}
+
 async fn start_one(
     ctx: &Arc<RpcContext>,
     settings: &ServerSettings,
@@ -468,9 +549,13 @@ async fn start_one(
             ws,
             &settings.ws_origins,
         )?)));
+    let limit = usize::try_from(config.max_batch_response_bytes).unwrap_or(usize::MAX);
+    let rpc_middleware =
+        RpcServiceBuilder::new().layer_fn(move |inner| BatchResponseLimit { inner, limit });
     let server = Server::builder()
         .set_config(server_config)
         .set_http_middleware(middleware)
+        .set_rpc_middleware(rpc_middleware)
         .build(settings.addr)
         .await
         .map_err(|source| ServerError::Bind { addr: settings.addr, source })?;
@@ -579,6 +664,7 @@ mod tests {
         let ws = cli.rpc.ws_server().unwrap();
         assert!(ws.ws_origins.is_empty());
         assert_eq!(cli.rpc.config().max_batch, 1000);
+        assert_eq!(cli.rpc.config().max_batch_response_bytes, 25_000_000);
         let cli = Cli::parse_from(["tandem-el", "--ws", "--ws.origins", "https://a.example, *"]);
         assert_eq!(cli.rpc.ws_server().unwrap().ws_origins, ["https://a.example", "*"]);
     }
