@@ -73,6 +73,29 @@ async fn run_blocking<T: Send + 'static>(
     }
 }
 
+/// [`run_blocking`] once one of `permits` is free: heavy methods run a bounded number at once,
+/// and a request that finds no permit within the EVM time-out is refused. The permit is held
+/// until the work is done, even when the caller has timed out.
+pub(super) async fn run_limited<T: Send + 'static>(
+    ctx: Arc<RpcContext>,
+    permits: Arc<tokio::sync::Semaphore>,
+    method: &'static str,
+    f: impl FnOnce(Arc<RpcContext>) -> MethodResult<T> + Send + 'static,
+) -> MethodResult<T> {
+    let permit = tokio::time::timeout(ctx.config.evm_timeout, permits.acquire_owned())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| {
+            RpcError::LimitExceeded(format!("too many {method} requests at once, try again"))
+        })?;
+    run_blocking(ctx, move |ctx| {
+        let _permit = permit;
+        f(ctx)
+    })
+    .await
+}
+
 fn humanize(d: std::time::Duration) -> String {
     format!("{}s", d.as_secs_f64())
 }
@@ -193,22 +216,9 @@ fn register_all(
             let address: Address = seq.next()?;
             let keys: Vec<alloy_serde::storage::JsonStorageKey> = seq.next()?;
             let block: Option<BlockId> = seq.optional_next()?;
-            // Proofs walk the trie (disk, hashing): off the async workers, a bounded number at
-            // once; a request that finds no permit within the EVM time-out is refused.
+            // Proofs walk the trie (disk, hashing): a bounded number at once.
             let permits = ctx.proof_permits.clone();
-            let permit = tokio::time::timeout(ctx.config.evm_timeout, permits.acquire_owned())
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .ok_or_else(|| {
-                    RpcError::LimitExceeded(format!(
-                        "too many eth_getProof requests at once (limit {})",
-                        super::PROOF_PERMITS
-                    ))
-                })?;
-            run_blocking(ctx, move |c| {
-                // Held until the proof is done, even when the caller has timed out.
-                let _permit = permit;
+            run_limited(ctx, permits, "eth_getProof", move |c| {
                 MethodResult::Ok(c.proof(address, keys, block.unwrap_or_default())?)
             })
             .await

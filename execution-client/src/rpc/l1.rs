@@ -81,9 +81,17 @@ pub(crate) fn register(
         at_block(&c, block, |l1| view::order(l1, id))
     })?;
     let c = ctx;
-    module.register_blocking_method("l1_blockEvents", move |p: Params<'_>, _, _| {
-        let block: Option<BlockId> = p.sequence().optional_next()?;
-        block_events(&c, block.unwrap_or_default())
+    module.register_async_method("l1_blockEvents", move |p, _, _| {
+        let ctx = c.clone();
+        async move {
+            let block: Option<BlockId> = p.sequence().optional_next()?;
+            // A whole block executed again: a bounded number at once, off the async workers.
+            let permits = ctx.replay_permits.clone();
+            super::eth::run_limited(ctx, permits, "l1_blockEvents", move |ctx| {
+                block_events(&ctx, block.unwrap_or_default())
+            })
+            .await
+        }
     })?;
     Ok(())
 }

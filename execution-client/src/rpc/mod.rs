@@ -131,7 +131,13 @@ pub struct RpcContext {
     pub peer_count: Arc<std::sync::atomic::AtomicUsize>,
     /// Permits of the `eth_getProof` computations ([`PROOF_PERMITS`]).
     pub proof_permits: Arc<tokio::sync::Semaphore>,
+    /// Permits of the methods that execute a whole block again ([`BLOCK_REPLAY_PERMITS`]).
+    pub replay_permits: Arc<tokio::sync::Semaphore>,
 }
+
+/// Most blocks executed again at once for `l1_blockEvents`: each is a full block's work, and
+/// the node's own blocks need the cores.
+pub const BLOCK_REPLAY_PERMITS: usize = 2;
 
 /// Most `eth_getProof` computed at once (reth's default): each walks the trie on a blocking
 /// thread, and a flood of them must not take every blocking thread or all the disk.
@@ -169,6 +175,7 @@ impl RpcContext {
             client_version: format!("tandem-el/v{}", env!("CARGO_PKG_VERSION")),
             peer_count: Arc::default(),
             proof_permits: Arc::new(tokio::sync::Semaphore::new(PROOF_PERMITS)),
+            replay_permits: Arc::new(tokio::sync::Semaphore::new(BLOCK_REPLAY_PERMITS)),
         }
     }
 

@@ -633,6 +633,11 @@ fn api_selection_keeps_only_named_namespaces() {
 
 /// A chain with the L1 exchange (the engine's unit-test configuration).
 fn l1_harness() -> Harness {
+    l1_harness_with(RpcConfig::default())
+}
+
+/// [`l1_harness`] with the RPC limits `config`.
+fn l1_harness_with(config: RpcConfig) -> Harness {
     let kit = Kit::with_genesis(TreeConfig::default(), |keys| {
         let mut genesis: Value =
             serde_json::from_str(&crate::testkit::genesis_json(keys, false)).unwrap();
@@ -640,7 +645,7 @@ fn l1_harness() -> Harness {
             serde_json::to_value(crate::l1::config::test_config()).unwrap();
         genesis.to_string()
     });
-    Harness::with_kit(kit, RpcConfig::default())
+    Harness::with_kit(kit, config)
 }
 
 #[tokio::test]
@@ -793,6 +798,24 @@ async fn simulations_never_run_the_end_of_block_step() {
         .ok("eth_call", json!([{ "to": crate::l1::READ_L1_BLOCK_NUMBER, "data": "0x" }, "latest"]))
         .await;
     assert_eq!(number, json!(format!("0x{:064x}", 2)));
+}
+
+/// `l1_blockEvents` executes a whole block again: a bounded number at once, a request that
+/// finds every permit taken within the EVM time-out is refused, then served once one frees.
+#[tokio::test]
+async fn block_replays_run_under_a_concurrency_limit() {
+    let config =
+        RpcConfig { evm_timeout: std::time::Duration::from_millis(200), ..RpcConfig::default() };
+    let mut h = l1_harness_with(config);
+    h.mine();
+    let all = u32::try_from(super::BLOCK_REPLAY_PERMITS).unwrap();
+    let held = h.ctx.replay_permits.clone().acquire_many_owned(all).await.unwrap();
+    let e = h.err("l1_blockEvents", json!(["latest"])).await;
+    assert_eq!(e["code"], -32005, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("too many l1_blockEvents requests"), "{e}");
+    drop(held);
+    assert_eq!(h.ok("l1_blockEvents", json!(["latest"])).await, json!([]));
+    assert_eq!(h.ctx.replay_permits.available_permits(), super::BLOCK_REPLAY_PERMITS);
 }
 
 #[tokio::test]
