@@ -56,6 +56,20 @@ macro_rules! blocking_method {
     }};
 }
 
+/// A method run by [`run_limited`] under the permits `ctx.$permits`.
+macro_rules! limited_method {
+    ($module:expr, $ctx:expr, $name:literal, $permits:ident, $f:expr) => {{
+        let ctx = $ctx.clone();
+        $module.register_async_method($name, move |params, _, _| {
+            let ctx = ctx.clone();
+            async move {
+                let permits = ctx.$permits.clone();
+                run_limited(ctx, permits, $name, move |ctx| $f(&ctx, params)).await
+            }
+        })?;
+    }};
+}
+
 /// Runs an EVM-heavy method off the async threads, with the EVM time-out.
 async fn run_blocking<T: Send + 'static>(
     ctx: Arc<RpcContext>,
@@ -208,22 +222,14 @@ fn register_all(
         MethodResult::Ok(B256::from(value))
     });
 
-    let proof_ctx = ctx.clone();
-    module.register_async_method("eth_getProof", move |p, _, _| {
-        let ctx = proof_ctx.clone();
-        async move {
-            let mut seq = p.sequence();
-            let address: Address = seq.next()?;
-            let keys: Vec<alloy_serde::storage::JsonStorageKey> = seq.next()?;
-            let block: Option<BlockId> = seq.optional_next()?;
-            // Proofs walk the trie (disk, hashing): a bounded number at once.
-            let permits = ctx.proof_permits.clone();
-            run_limited(ctx, permits, "eth_getProof", move |c| {
-                MethodResult::Ok(c.proof(address, keys, block.unwrap_or_default())?)
-            })
-            .await
-        }
-    })?;
+    // Proofs walk the trie (disk, hashing): a bounded number at once.
+    limited_method!(module, ctx, "eth_getProof", proof_permits, |c: &RpcContext, p: Params<'_>| {
+        let mut seq = p.sequence();
+        let address: Address = seq.next()?;
+        let keys: Vec<alloy_serde::storage::JsonStorageKey> = seq.next()?;
+        let block: Option<BlockId> = seq.optional_next()?;
+        MethodResult::Ok(c.proof(address, keys, block.unwrap_or_default())?)
+    });
 
     // blocks
     sync_method!(module, ctx, "eth_getBlockByNumber", |c: &RpcContext, p: Params<'_>| {
@@ -398,7 +404,8 @@ fn register_all(
         }
         MethodResult::Ok(c.trace_call(&db, &call, opts.tracing_options, None)?)
     });
-    blocking_method!(module, ctx, "debug_traceTransaction", |c: &RpcContext, p: Params<'_>| {
+    // Replays the block up to the transaction: a bounded number at once.
+    let trace = |c: &RpcContext, p: Params<'_>| {
         let mut seq = p.sequence();
         let hash: B256 = seq.next()?;
         let opts: Option<GethDebugTracingOptions> = seq.optional_next()?;
@@ -416,7 +423,8 @@ fn register_all(
             located.index,
             opts.unwrap_or_default(),
         )?)
-    });
+    };
+    limited_method!(module, ctx, "debug_traceTransaction", replay_permits, trace);
 
     // logs and filters
     blocking_method!(module, ctx, "eth_getLogs", |c: &RpcContext, p: Params<'_>| {

@@ -135,8 +135,8 @@ pub struct RpcContext {
     pub replay_permits: Arc<tokio::sync::Semaphore>,
 }
 
-/// Most blocks executed again at once for `l1_blockEvents`: each is a full block's work, and
-/// the node's own blocks need the cores.
+/// Most blocks executed again at once (`l1_blockEvents`, `debug_traceTransaction`): each is up
+/// to a full block's work, and the node's own blocks need the cores.
 pub const BLOCK_REPLAY_PERMITS: usize = 2;
 
 /// Most `eth_getProof` computed at once (reth's default): each walks the trie on a blocking

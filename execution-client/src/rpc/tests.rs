@@ -387,10 +387,10 @@ async fn proofs_verify_against_block_state_roots_in_memory_and_persisted() {
     assert_eq!(e["message"], "header not found");
 }
 
-/// `eth_getProof` runs a bounded number of proofs at once: with every permit taken, a request
-/// waits at most the EVM time-out and is refused; once one frees, it is served.
+/// `eth_getProof` and `debug_traceTransaction` run a bounded number at once: with every permit
+/// taken, a request waits at most the EVM time-out and is refused; once one frees, it is served.
 #[tokio::test]
-async fn proofs_run_under_a_concurrency_limit() {
+async fn proofs_and_traces_run_under_concurrency_limits() {
     let config =
         RpcConfig { evm_timeout: std::time::Duration::from_millis(200), ..RpcConfig::default() };
     let mut h = Harness::new(TreeConfig::default(), config);
@@ -405,6 +405,16 @@ async fn proofs_run_under_a_concurrency_limit() {
     assert!(e["message"].as_str().unwrap().contains("too many eth_getProof requests"), "{e}");
     drop(held);
     let proof = h.ok("eth_getProof", json!([sender, keys, "latest"])).await;
+    // A transaction's trace replays its block up to it: limited the same way.
+    let tx = h.kit.transfer(0, 1, Address::repeat_byte(0x42), 7);
+    h.kit.submit(tx.clone());
+    h.mine();
+    let all = u32::try_from(super::BLOCK_REPLAY_PERMITS).unwrap();
+    let held = h.ctx.replay_permits.clone().acquire_many_owned(all).await.unwrap();
+    let e = h.err("debug_traceTransaction", json!([tx.tx_hash()])).await;
+    assert!(e["message"].as_str().unwrap().contains("too many debug_traceTransaction"), "{e}");
+    drop(held);
+    h.ok("debug_traceTransaction", json!([tx.tx_hash(), {"tracer": "callTracer"}])).await;
     assert_eq!(proof["storageProof"].as_array().map(Vec::len), Some(super::chain::MAX_PROOF_KEYS));
     assert_eq!(h.ctx.proof_permits.available_permits(), super::PROOF_PERMITS);
 }
