@@ -253,3 +253,71 @@ async fn a_late_node_and_a_follower_sync_from_genesis_and_a_lost_quorum_halts_th
     }
     assert_same_chain(&urls, min_finalized(&urls).await).await;
 }
+
+/// Calldata of one transaction of the full block: zero bytes, the cheapest under EIP-7623's
+/// floor (10 gas a byte), just under the pool's 128 KiB transaction limit.
+const FAT_CALLDATA: usize = 120_000;
+/// Gas of one such transaction: 21,000 + 10 × its calldata (the floor price).
+const FAT_GAS: u64 = 21_000 + 10 * FAT_CALLDATA as u64;
+
+/// A block filled to the 60M gas limit with maximum-size calldata transactions (≈ 5.9 MB,
+/// which as hex JSON inside a proposal passed the 10 MiB message limit and halted the chain)
+/// is proposed, certified and committed, and a validator that was down fetches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_full_of_calldata_is_committed_and_fetched_by_a_node_that_missed_it() {
+    let _one = ONE_NETWORK_AT_A_TIME.lock().await;
+    let mut net = Testnet::generate(4, 3).unwrap();
+    let urls = net.urls();
+    for i in 0..3 {
+        net.start(i).unwrap();
+    }
+    if let Err(e) = wait_all(&urls[..3], "finalized", 2, 180).await {
+        panic!("{e}\n{}", net.log_tail(0, 20));
+    }
+    // 60 transactions: 73M gas, more than one 60M block.
+    let mut hashes = Vec::new();
+    for index in 1..=6u32 {
+        let provider = wallet(index, &urls[0]);
+        let from = dev_key(index).address();
+        let nonce = provider.get_transaction_count(from).pending().await.unwrap();
+        for k in 0..10 {
+            let tx = TxRequest::default()
+                .with_to(Address::repeat_byte(0xda))
+                .with_input(Bytes::from(vec![0u8; FAT_CALLDATA]))
+                .with_gas_limit(FAT_GAS)
+                .with_nonce(nonce + k);
+            hashes.push(*provider.send_transaction(tx).await.unwrap().tx_hash());
+        }
+    }
+    let last = wait_receipts(&urls[0], &hashes, 180).await;
+    if let Err(e) = wait_all(&urls[..3], "finalized", last, 120).await {
+        panic!("{e}\n{}", net.log_tail(0, 30));
+    }
+    // The fullest block carries most of a 60M-gas block's worth of calldata.
+    let mut fullest = (0u64, 0usize);
+    let mut blocks = std::collections::BTreeSet::new();
+    for h in &hashes {
+        blocks.insert(receipt_at(&urls[0], *h).await.unwrap().0);
+    }
+    for n in blocks {
+        let block =
+            rpc(&urls[0], "eth_getBlockByNumber", json!([format!("{n:#x}"), true])).await.unwrap();
+        let bytes: usize = block["transactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["input"].as_str().unwrap().len().saturating_sub(2) / 2)
+            .sum();
+        if bytes > fullest.1 {
+            fullest = (n, bytes);
+        }
+    }
+    assert!(fullest.1 >= 45 * FAT_CALLDATA, "fullest block {} has {} bytes", fullest.0, fullest.1);
+    // The validator that missed it comes back and fetches the blocks.
+    net.start(3).unwrap();
+    if let Err(e) = wait_all(&urls, "finalized", last + 2, 180).await {
+        panic!("{e}\n{}", net.log_tail(3, 30));
+    }
+    assert_same_chain(&urls, min_finalized(&urls).await).await;
+    assert_eq!(receipt_at(&urls[3], hashes[0]).await, receipt_at(&urls[0], hashes[0]).await);
+}

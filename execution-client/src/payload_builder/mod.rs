@@ -41,13 +41,13 @@ pub const DEFAULT_EXTRA_DATA: &[u8] = b"tandem";
 
 /// Most bytes of encoded transactions a built block carries.
 ///
-/// A consensus proposal carries the payload as Engine API JSON, where every transaction byte
-/// becomes two hex characters; consensus messages are capped at 10 MiB (gossip and direct
-/// frames). 4 MiB of transactions (well under EIP-7934's 8 MiB RLP block limit) keeps the
-/// proposal under that cap with room for the header and certificates. Without a cap, about
-/// 5.7 MB of calldata fits a 60M-gas block: its proposal cannot be sent, the transactions stay
-/// in every pool and every later leader builds the same block.
-pub const MAX_BLOCK_TRANSACTIONS_BYTES: usize = 4 * 1024 * 1024;
+/// Consensus messages are capped at 10 MiB (gossip and direct frames) and carry the payload in
+/// binary, about the size of its transactions; 7 MiB of transactions keeps a proposal under
+/// that cap with room for the header and certificates, and the block under EIP-7934's 8 MiB of
+/// RLP. Without a cap, about 5.7 MB of calldata fits a 60M-gas block, and a larger gas limit
+/// lets a block outgrow any message: its proposal cannot be sent, the transactions stay in
+/// every pool and every later leader builds the same block.
+pub const MAX_BLOCK_TRANSACTIONS_BYTES: usize = 7 * 1024 * 1024;
 
 /// What a payload builds on.
 #[derive(Debug, Clone)]
