@@ -58,4 +58,5 @@ impl Drop for ChildGuard {
 }
 
 pub mod loadgen;
+pub mod netns;
 pub mod testnet;

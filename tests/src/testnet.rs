@@ -56,6 +56,8 @@ pub struct Testnet {
     pub nodes: Vec<Value>,
     running: Vec<Option<Running>>,
     tmp: Option<tempfile::TempDir>,
+    /// A command each node's processes are started through (`ip netns exec NS`), if any.
+    wrap: Vec<Option<String>>,
 }
 
 impl Drop for Testnet {
@@ -128,7 +130,8 @@ impl Testnet {
             return Err(TestnetError::Generate(format!("{} nodes, expected {n}", nodes.len())));
         }
         let running = nodes.iter().map(|_| None).collect();
-        Ok(Self { dir, nodes, running, tmp: Some(tmp) })
+        let wrap = nodes.iter().map(|_| None).collect();
+        Ok(Self { dir, nodes, running, tmp: Some(tmp), wrap })
     }
 
     /// Number of nodes.
@@ -141,9 +144,26 @@ impl Testnet {
         self.nodes.is_empty()
     }
 
+    /// The address node `i` listens on (`127.0.0.1` unless generated with `--hosts`).
+    pub fn host(&self, i: usize) -> String {
+        self.nodes[i]["host"].as_str().unwrap_or("127.0.0.1").to_string()
+    }
+
     /// The EL JSON-RPC URL of node `i`.
     pub fn http(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.nodes[i]["ports"]["http"].as_u64().unwrap_or(0))
+        let port = self.nodes[i]["ports"]["http"].as_u64().unwrap_or(0);
+        format!("http://{}:{port}", self.host(i))
+    }
+
+    /// The CL status URL (`/status`) of node `i`.
+    pub fn status_url(&self, i: usize) -> String {
+        let port = self.nodes[i]["ports"]["cl_http"].as_u64().unwrap_or(0);
+        format!("http://{}:{port}/status", self.host(i))
+    }
+
+    /// Starts node `i`'s processes through `prefix` (e.g. `ip netns exec NS`) from now on.
+    pub fn run_through(&mut self, i: usize, prefix: &str) {
+        self.wrap[i] = Some(prefix.to_string());
     }
 
     /// The EL JSON-RPC URLs of all nodes.
@@ -175,14 +195,15 @@ impl Testnet {
         }
         let node = &self.nodes[i];
         let name = node["name"].as_str().unwrap_or("node");
-        let el = self.spawn(
-            node["el_command"].as_str().unwrap_or_default(),
-            &self.dir.join(format!("{name}-el.log")),
-        )?;
-        let cl = self.spawn(
-            node["cl_command"].as_str().unwrap_or_default(),
-            &self.dir.join(format!("{name}-cl.log")),
-        )?;
+        let line = |key: &str| {
+            let cmd = node[key].as_str().unwrap_or_default();
+            match &self.wrap[i] {
+                Some(prefix) => format!("{prefix} {cmd}"),
+                None => cmd.to_string(),
+            }
+        };
+        let el = self.spawn(&line("el_command"), &self.dir.join(format!("{name}-el.log")))?;
+        let cl = self.spawn(&line("cl_command"), &self.dir.join(format!("{name}-cl.log")))?;
         self.running[i] = Some(Running { el, cl });
         Ok(())
     }
@@ -208,6 +229,18 @@ impl Testnet {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
+        }
+        Ok(())
+    }
+
+    /// Freezes (`SIGSTOP`) or resumes (`SIGCONT`) node `i`'s CL and EL.
+    pub fn signal(&self, i: usize, signal: &str) -> Result<(), TestnetError> {
+        let Some(running) = &self.running[i] else { return Ok(()) };
+        for child in [&running.cl, &running.el] {
+            Command::new("kill")
+                .args([&format!("-{signal}"), &child.id().to_string()])
+                .status()
+                .map_err(io(format!("kill -{signal}")))?;
         }
         Ok(())
     }

@@ -118,6 +118,11 @@ pub struct TestnetArgs {
     /// Directory of the binaries named in the commands (default: beside this `tandem-cl`).
     #[arg(long = "bin-dir", value_name = "DIR")]
     pub bin_dir: Option<PathBuf>,
+    /// One address per node, comma-separated (nodes in their own network namespaces): each
+    /// node's p2p, JSON-RPC, status and metrics listen there and peers dial it. Default: every
+    /// node on 127.0.0.1.
+    #[arg(long = "hosts", value_name = "IP,IP,...", value_delimiter = ',')]
+    pub hosts: Vec<std::net::IpAddr>,
 }
 
 /// `tandem-cl keys …`.
@@ -198,6 +203,7 @@ fn testnet(args: TestnetArgs) -> eyre::Result<()> {
         bin_dir,
         port_offset: args.port_offset,
         genesis_timestamp: tandem_shared::jwt::unix_now(),
+        hosts: args.hosts,
     };
     let manifest = crate::testnet::generate(&params)?;
     let out = std::fs::canonicalize(&params.out).unwrap_or(params.out);

@@ -59,6 +59,17 @@ pub struct TestnetParams {
     pub port_offset: u16,
     /// EL genesis timestamp (seconds).
     pub genesis_timestamp: u64,
+    /// Each node's address (its p2p, JSON-RPC, status and metrics listen there and peers dial
+    /// it; the Engine API stays on the node's own loopback); empty: every node on 127.0.0.1.
+    pub hosts: Vec<std::net::IpAddr>,
+}
+
+/// An address as the host part of `host:port`.
+fn socket_host(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(a) => a.to_string(),
+        std::net::IpAddr::V6(a) => format!("[{a}]"),
+    }
 }
 
 /// Ports of one node.
@@ -115,6 +126,9 @@ pub struct ManifestNode {
     pub jwt_secret: PathBuf,
     /// Its ports.
     pub ports: Ports,
+    /// Its address (`127.0.0.1` unless `--hosts` gave one).
+    #[serde(default = "localhost")]
+    pub host: std::net::IpAddr,
     /// Shell line starting its EL.
     pub el_command: String,
     /// Shell line starting its CL.
@@ -123,6 +137,10 @@ pub struct ManifestNode {
 
 fn validator_default() -> bool {
     true
+}
+
+fn localhost() -> std::net::IpAddr {
+    std::net::IpAddr::from([127, 0, 0, 1])
 }
 
 /// `testnet.json`.
@@ -390,14 +408,28 @@ pub fn generate(params: &TestnetParams) -> Result<Manifest, TestnetError> {
     let el_bin = params.bin_dir.join("tandem-el");
     let cl_bin = params.bin_dir.join("tandem-cl");
     let offset = params.port_offset;
+    if !params.hosts.is_empty() && params.hosts.len() != node_dirs.len() {
+        return Err(TestnetError::Params(format!(
+            "{} hosts for {} nodes: give one address per node",
+            params.hosts.len(),
+            node_dirs.len()
+        )));
+    }
+    let host = |i: usize| params.hosts.get(i).copied().unwrap_or_else(localhost);
+    let ip4 = |i: usize| match host(i) {
+        std::net::IpAddr::V4(a) => format!("/ip4/{a}"),
+        std::net::IpAddr::V6(a) => format!("/ip6/{a}"),
+    };
     let bootnode = format!(
-        "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+        "{}/tcp/{}/p2p/{}",
+        ip4(0),
         Ports::of(0, offset).map_or(0, |p| p.cl_p2p),
         validators.first().map(|v| v.peer_id.as_str()).unwrap_or_default()
     );
     // Node 0's EL is the other ELs' bootnode for transaction gossip.
     let el_bootnode = format!(
-        "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+        "{}/tcp/{}/p2p/{}",
+        ip4(0),
         Ports::of(0, offset).map_or(0, |p| p.el_p2p),
         el_peer_ids.first().map(ToString::to_string).unwrap_or_default()
     );
@@ -407,6 +439,7 @@ pub fn generate(params: &TestnetParams) -> Result<Manifest, TestnetError> {
             return Err(TestnetError::Params(format!("no ports for node {i}")));
         };
         let p = |path: &Path| path.display().to_string();
+        let addr = host(i).to_string();
         let el_args = vec![
             "node".into(),
             "--chain".into(),
@@ -415,10 +448,12 @@ pub fn generate(params: &TestnetParams) -> Result<Manifest, TestnetError> {
             p(&dir.join("el")),
             "--http".into(),
             "--http.addr".into(),
-            "127.0.0.1".into(),
+            addr.clone(),
             "--http.port".into(),
             ports.http.to_string(),
             "--ws".into(),
+            "--ws.addr".into(),
+            addr.clone(),
             "--ws.port".into(),
             ports.ws.to_string(),
             "--authrpc.addr".into(),
@@ -428,11 +463,11 @@ pub fn generate(params: &TestnetParams) -> Result<Manifest, TestnetError> {
             "--authrpc.jwtsecret".into(),
             p(&jwt),
             "--p2p.addr".into(),
-            "127.0.0.1".into(),
+            addr.clone(),
             "--p2p.port".into(),
             ports.el_p2p.to_string(),
             "--metrics".into(),
-            format!("127.0.0.1:{}", ports.el_metrics),
+            format!("{}:{}", socket_host(host(i)), ports.el_metrics),
         ];
         let mut el_args = el_args;
         if i != 0 {
@@ -453,12 +488,16 @@ pub fn generate(params: &TestnetParams) -> Result<Manifest, TestnetError> {
             format!("http://127.0.0.1:{}", ports.authrpc),
             "--jwt-secret".into(),
             p(&jwt),
+            "--p2p.addr".into(),
+            addr.clone(),
             "--p2p.port".into(),
             ports.cl_p2p.to_string(),
+            "--http.addr".into(),
+            addr.clone(),
             "--http.port".into(),
             ports.cl_http.to_string(),
             "--metrics".into(),
-            format!("127.0.0.1:{}", ports.cl_metrics),
+            format!("{}:{}", socket_host(host(i)), ports.cl_metrics),
         ]);
         if i != 0 {
             cl_args.push("--bootnodes".into());
@@ -470,6 +509,7 @@ pub fn generate(params: &TestnetParams) -> Result<Manifest, TestnetError> {
             el_genesis: el_path.clone(),
             jwt_secret: jwt,
             ports,
+            host: host(i),
             el_command: command(&el_bin, &el_args),
             cl_command: command(&cl_bin, &cl_args),
         });
@@ -496,6 +536,7 @@ mod tests {
             bin_dir: PathBuf::from("/opt/tandem/bin"),
             port_offset: 0,
             genesis_timestamp: 1_700_000_000,
+            hosts: Vec::new(),
         }
     }
 
@@ -521,10 +562,17 @@ mod tests {
         assert_eq!(on_disk["chain_id"], 1337);
         let node = &on_disk["nodes"][1];
         let keys: Vec<&str> = node.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys.len(), 7, "{keys:?}");
-        for k in
-            ["name", "validator", "el_genesis", "jwt_secret", "ports", "el_command", "cl_command"]
-        {
+        assert_eq!(keys.len(), 8, "{keys:?}");
+        for k in [
+            "name",
+            "validator",
+            "el_genesis",
+            "jwt_secret",
+            "ports",
+            "host",
+            "el_command",
+            "cl_command",
+        ] {
             assert!(node.get(k).is_some(), "{k}");
         }
         assert_eq!(node["ports"].as_object().unwrap().len(), 8);
@@ -583,6 +631,30 @@ mod tests {
             ConsensusGenesis::from_file(&dir.path().join("consensus-genesis.json")).unwrap();
         assert_eq!(genesis.validators.len(), 2, "followers are not in the validator set");
         assert!(dir.path().join("node2/el/p2p.key").is_file());
+    }
+
+    /// With `--hosts`, each node listens on and is dialled at its own address; the Engine
+    /// API stays on its own loopback.
+    #[test]
+    fn nodes_on_their_own_hosts_listen_and_are_dialled_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = params(dir.path(), 2, true);
+        p.hosts = vec!["10.231.9.1".parse().unwrap(), "10.231.9.2".parse().unwrap()];
+        let m = generate(&p).unwrap();
+        assert_eq!(m.nodes[1].host, p.hosts[1]);
+        let (el, cl) = (&m.nodes[1].el_command, &m.nodes[1].cl_command);
+        assert!(
+            el.contains("--http.addr 10.231.9.2") && el.contains("--p2p.addr 10.231.9.2"),
+            "{el}"
+        );
+        assert!(el.contains("--bootnodes /ip4/10.231.9.1/tcp/"), "{el}");
+        assert!(el.contains("--authrpc.addr 127.0.0.1"), "{el}");
+        assert!(cl.contains("--bootnodes /ip4/10.231.9.1/tcp/9000/p2p/"), "{cl}");
+        assert!(cl.contains("--http.addr 10.231.9.2") && cl.contains("--engine http://127.0.0.1:"));
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = params(dir.path(), 3, true);
+        p.hosts = vec!["10.231.9.1".parse().unwrap()];
+        assert!(generate(&p).unwrap_err().to_string().contains("1 hosts for 3 nodes"));
     }
 
     #[test]
