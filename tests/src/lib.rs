@@ -20,12 +20,17 @@ pub struct BinaryMissing {
 
 /// Path of a workspace binary built in the same profile as the running test.
 ///
-/// Test executables live in `<target>/<profile>/deps/`; the binaries sit in `<target>/<profile>/`,
-/// which honours `CARGO_TARGET_DIR` and the profile without guessing.
+/// Test executables live in `<target>/<profile>/deps/`, this package's own binaries (the load
+/// and fault benchmarks) in `<target>/<profile>/` beside the node binaries; either way this
+/// honours `CARGO_TARGET_DIR` and the profile without guessing.
 pub fn binary(name: &str) -> Result<PathBuf, BinaryMissing> {
     let exe = std::env::current_exe().unwrap_or_default();
-    let profile_dir =
-        exe.parent().and_then(|deps| deps.parent()).map(PathBuf::from).unwrap_or_default();
+    let dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+    let profile_dir = if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().map(PathBuf::from).unwrap_or_default()
+    } else {
+        dir
+    };
     let path = profile_dir.join(name);
     if path.is_file() {
         Ok(path)
