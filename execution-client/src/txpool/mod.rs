@@ -12,12 +12,22 @@
 //!
 //! Replacement (same sender and nonce) needs a 10% bump of both fee cap and tip. The pool is
 //! bounded by count, bytes and per-sender slots; when over a bound it evicts the cheapest
-//! highest-nonce transaction (queued before executable, remote before local), so eviction never
-//! opens a nonce gap, and a single sender cannot fill the pool.
+//! highest-nonce transaction, so eviction never opens a nonce gap, and a single sender cannot
+//! fill the pool. What goes first is decided by what the transaction is worth to a block: those
+//! that cannot be included now (queued behind a gap or balance, or parked below the base fee)
+//! before includable ones, then the lowest effective tip, and on a tie the newest (so an equal
+//! offer never churns the pool). Where a transaction came from plays no part: one sent to this
+//! node's RPC never outranks or evicts a better-paying executable one from a peer.
 //!
-//! The pool is plain data guarded by the caller (see [`SharedPool`]); it never reads the clock.
+//! Queued transactions are bounded per sender (geth's `AccountQueue`) and live at most
+//! [`PoolConfig::lifetime`] without their sender making progress (geth's `Lifetime`), so nonce-gapped
+//! junk cannot sit in the pool forever.
+//!
+//! The pool is plain data guarded by the caller (see [`SharedPool`]); it reads the time only
+//! through its [`Clock`].
 
 mod best;
+mod clock;
 mod error;
 pub mod journal;
 pub mod senders;
@@ -26,6 +36,7 @@ mod validate;
 use std::{
     collections::{BTreeMap, HashMap},
     sync::Arc,
+    time::{Duration, Instant},
 };
 
 use alloy_consensus::{Transaction, TxEnvelope};
@@ -35,6 +46,7 @@ use parking_lot::RwLock;
 use tandem_shared::Fork;
 
 pub use best::BestTransactions;
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::PoolError;
 pub use validate::{MAX_INITCODE_SIZE, intrinsic_gas, upfront_cost, validate_stateless};
 
@@ -47,6 +59,10 @@ pub struct PoolConfig {
     pub max_bytes: usize,
     /// Most transactions one sender may hold.
     pub max_per_sender: usize,
+    /// Most non-executable (nonce-gapped or unaffordable) transactions one sender may hold.
+    pub account_queue: usize,
+    /// How long a sender's queued transactions stay without the sender making progress.
+    pub lifetime: Duration,
     /// Minimum priority fee (tip) per gas, in wei.
     pub min_tip: u128,
     /// Fee bump a replacement needs, in percent.
@@ -61,6 +77,8 @@ impl Default for PoolConfig {
             max_count: 20_000,
             max_bytes: 64 * 1024 * 1024,
             max_per_sender: 64,
+            account_queue: 64,
+            lifetime: Duration::from_secs(3 * 60 * 60),
             min_tip: 1,
             price_bump_percent: 10,
             max_tx_bytes: 128 * 1024,
@@ -105,7 +123,8 @@ impl PoolContext {
 /// Where a transaction came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// Sent to this node over RPC: journaled, evicted last.
+    /// Sent to this node over RPC: journaled and re-announced, but evicted by price like any
+    /// other.
     Local,
     /// Received by gossip or re-injected after a re-org.
     External,
@@ -187,14 +206,42 @@ pub struct PoolStatus {
     pub queued: usize,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct SenderQueue {
     state_nonce: u64,
     balance: U256,
     txs: BTreeMap<u64, Arc<PooledTx>>,
+    /// Last time the sender made progress (a transaction became executable, the state nonce
+    /// moved) or, with nothing queued, got its first queued transaction: its queued
+    /// transactions expire [`PoolConfig::lifetime`] after it.
+    heartbeat: Instant,
 }
 
 impl SenderQueue {
+    fn new(now: Instant) -> Self {
+        Self { state_nonce: 0, balance: U256::ZERO, txs: BTreeMap::new(), heartbeat: now }
+    }
+
+    /// Number of transactions not in the executable head of the queue.
+    fn queued_len(&self) -> usize {
+        self.txs.len() - self.executable_len()
+    }
+
+    /// Number of transactions at the head of the queue a block at `base_fee` could include: the
+    /// executable ones up to the first whose fee cap is below the base fee.
+    fn ready_len(&self, base_fee: u64) -> usize {
+        self.txs
+            .range(self.state_nonce..)
+            .take(self.executable_len())
+            .take_while(|(_, tx)| tx.effective_tip(base_fee).is_some())
+            .count()
+    }
+
+    /// Whether `nonce` lies in the first `len` nonces from the state nonce.
+    fn within(&self, nonce: u64, len: usize) -> bool {
+        nonce >= self.state_nonce && nonce - self.state_nonce < len as u64
+    }
+
     /// Number of executable transactions at the head of the queue.
     fn executable_len(&self) -> usize {
         let mut spent = U256::ZERO;
@@ -224,14 +271,20 @@ pub struct TxPool {
     bytes: usize,
     next_id: u64,
     generation: u64,
+    clock: Arc<dyn Clock>,
 }
 
 /// A pool shared between threads.
 pub type SharedPool = Arc<RwLock<TxPool>>;
 
 impl TxPool {
-    /// An empty pool.
+    /// An empty pool on the system clock.
     pub fn new(config: PoolConfig, ctx: PoolContext) -> Self {
+        Self::with_clock(config, ctx, Arc::new(SystemClock))
+    }
+
+    /// An empty pool reading the time from `clock`.
+    pub fn with_clock(config: PoolConfig, ctx: PoolContext, clock: Arc<dyn Clock>) -> Self {
         Self {
             config,
             ctx,
@@ -240,6 +293,7 @@ impl TxPool {
             bytes: 0,
             next_id: 0,
             generation: 0,
+            clock,
         }
     }
 
@@ -315,7 +369,8 @@ impl TxPool {
             return Err(PoolError::InsufficientFunds { balance, cost, overshot: cost - balance });
         }
 
-        let queue = self.senders.entry(sender).or_default();
+        let now = self.clock.now();
+        let queue = self.senders.entry(sender).or_insert_with(|| SenderQueue::new(now));
         queue.state_nonce = state_nonce;
         queue.balance = balance;
         // Drop what the state has already consumed.
@@ -344,15 +399,36 @@ impl TxPool {
             }
         };
         let executable_before = queue.executable_len();
+        let queued_before = queue.txs.len() - executable_before;
         let id = self.next_id;
         self.next_id += 1;
         let pooled = Arc::new(PooledTx { tx, sender, hash, encoded_len, cost, origin, id });
-        if let Some(old) = queue.txs.insert(nonce, pooled.clone()) {
+        let old = queue.txs.insert(nonce, pooled.clone());
+        let executable_after = queue.executable_len();
+        let queued_after = queue.txs.len() - executable_after;
+        // A new transaction may not push the sender's queued (non-executable) count past
+        // geth's AccountQueue: nonce-gapped transactions cost the sender nothing until the gap
+        // is filled, so without this cap they would be the cheapest way to fill the pool.
+        if old.is_none() && queued_after > queued_before && queued_after > self.config.account_queue
+        {
+            queue.txs.remove(&nonce);
+            if queue.txs.is_empty() {
+                self.senders.remove(&sender);
+            }
+            self.forget(removed);
+            let limit = self.config.account_queue;
+            return Err(PoolError::AccountLimitExceeded { address: sender, limit });
+        }
+        if let Some(old) = old {
             removed.push(old);
         }
-        let executable_after = queue.executable_len();
         let position = nonce - state_nonce;
         let executable = (position as usize) < executable_after;
+        if executable || queued_before == 0 {
+            // Progress, or the first queued transaction: the lifetime of its queued ones
+            // starts now (as geth's heartbeat).
+            queue.heartbeat = now;
+        }
         let promoted: Vec<TxHash> = if executable_after > executable_before + 1 {
             queue
                 .txs
@@ -389,7 +465,11 @@ impl TxPool {
     /// Evicts until within bounds; returns the evicted hashes.
     fn enforce_limits(&mut self) -> Vec<TxHash> {
         let mut evicted = Vec::new();
-        while self.by_hash.len() > self.config.max_count || self.bytes > self.config.max_bytes {
+        if self.is_over_bounds() {
+            // Expired queued transactions go before anything is evicted for price.
+            evicted = self.expire_queued();
+        }
+        while self.is_over_bounds() {
             let Some((sender, nonce)) = self.eviction_candidate() else { break };
             if let Some(queue) = self.senders.get_mut(&sender)
                 && let Some(tx) = queue.txs.remove(&nonce)
@@ -404,19 +484,22 @@ impl TxPool {
         evicted
     }
 
-    /// The cheapest last transaction of any sender, queued before executable, remote before
-    /// local, newest on ties.
+    fn is_over_bounds(&self) -> bool {
+        self.by_hash.len() > self.config.max_count || self.bytes > self.config.max_bytes
+    }
+
+    /// The last transaction of the sender whose last transaction is worth least to a block:
+    /// not includable now (queued, or parked below the base fee) before includable, then the
+    /// lowest effective tip and fee cap, then the newest; never by origin.
     fn eviction_candidate(&self) -> Option<(Address, u64)> {
+        let base_fee = self.ctx.base_fee;
         self.senders
             .iter()
             .filter_map(|(sender, queue)| {
                 let (nonce, tx) = queue.txs.last_key_value()?;
-                let executable = nonce.saturating_sub(queue.state_nonce)
-                    < queue.executable_len() as u64
-                    && *nonce >= queue.state_nonce;
                 let key = (
-                    tx.origin == Origin::Local,
-                    executable,
+                    queue.within(*nonce, queue.ready_len(base_fee)),
+                    tx.effective_tip(base_fee).unwrap_or(0),
                     tx.tx.max_fee_per_gas(),
                     std::cmp::Reverse(tx.id),
                 );
@@ -426,8 +509,44 @@ impl TxPool {
             .map(|(_, at)| at)
     }
 
+    /// Drops the queued (non-executable) transactions of every sender that has made no
+    /// progress for [`PoolConfig::lifetime`]; returns their hashes. Executable ones stay.
+    pub fn expire_queued(&mut self) -> Vec<TxHash> {
+        let now = self.clock.now();
+        let lifetime = self.config.lifetime;
+        let mut removed = Vec::new();
+        let mut emptied = Vec::new();
+        for (sender, queue) in &mut self.senders {
+            if now.saturating_duration_since(queue.heartbeat) <= lifetime || queue.queued_len() == 0
+            {
+                continue;
+            }
+            let executable = queue.executable_len();
+            let expired: Vec<u64> =
+                queue.txs.keys().copied().filter(|n| !queue.within(*n, executable)).collect();
+            for n in expired {
+                if let Some(tx) = queue.txs.remove(&n) {
+                    removed.push(tx);
+                }
+            }
+            if queue.txs.is_empty() {
+                emptied.push(*sender);
+            }
+        }
+        for sender in emptied {
+            self.senders.remove(&sender);
+        }
+        let hashes: Vec<TxHash> = removed.iter().map(|tx| tx.hash).collect();
+        if !hashes.is_empty() {
+            self.generation += 1;
+        }
+        self.forget(removed);
+        hashes
+    }
+
     /// Applies a new canonical head: new chain context, fresh state for the accounts it touched
-    /// (senders of its transactions and any other changed account), and drops what it included.
+    /// (senders of its transactions and any other changed account); drops what it included and
+    /// the queued transactions past their lifetime.
     pub fn on_new_head(
         &mut self,
         ctx: PoolContext,
@@ -435,9 +554,14 @@ impl TxPool {
     ) -> Vec<TxHash> {
         self.ctx = ctx;
         self.generation += 1;
+        let now = self.clock.now();
         let mut dropped = Vec::new();
         for (address, nonce, balance) in changed {
             let Some(queue) = self.senders.get_mut(&address) else { continue };
+            if nonce > queue.state_nonce {
+                // The sender's transactions are being included: its queue is alive.
+                queue.heartbeat = now;
+            }
             queue.state_nonce = nonce;
             queue.balance = balance;
             let stale: Vec<u64> = queue.txs.range(..nonce).map(|(n, _)| *n).collect();
@@ -453,6 +577,7 @@ impl TxPool {
             }
             self.forget(removed);
         }
+        dropped.extend(self.expire_queued());
         dropped
     }
 

@@ -1,6 +1,6 @@
 //! One test per pool rule.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEip4844, TxEip7702, TxEnvelope, TxLegacy};
 use alloy_eips::eip7702::{Authorization, SignedAuthorization};
@@ -49,6 +49,25 @@ impl Fixture {
     fn add(&mut self, tx: TxEnvelope) -> Result<AddOutcome, PoolError> {
         let sender = senders::recover_sender(&tx)?;
         self.pool.add(tx, sender, Origin::External, &self.state)
+    }
+
+    /// Adds as if sent to this node's RPC.
+    fn add_local(&mut self, tx: TxEnvelope) -> Result<AddOutcome, PoolError> {
+        let sender = senders::recover_sender(&tx)?;
+        self.pool.add(tx, sender, Origin::Local, &self.state)
+    }
+
+    /// Funds `n` more keys (just enough for a few 1-wei transfers each); returns their indexes.
+    fn more_keys(&mut self, n: usize, balance: U256) -> std::ops::Range<usize> {
+        let first = self.keys.len();
+        for i in 0..n {
+            let mut secret = [0x40u8; 32];
+            secret[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
+            let key = PrivateKeySigner::from_bytes(&secret.into()).unwrap();
+            self.state.0.insert(key.address(), (0, balance));
+            self.keys.push(key);
+        }
+        first..self.keys.len()
     }
 
     fn addr(&self, key: usize) -> Address {
@@ -388,4 +407,133 @@ fn sender_cache_recovers_once() {
     cache.insert(alloy_primitives::B256::repeat_byte(1), Address::ZERO);
     assert_eq!(cache.len(), 2);
     assert_eq!(cache.get(tx.tx_hash()), None, "oldest entry dropped at capacity");
+}
+
+#[test]
+fn local_transactions_get_no_eviction_privilege() {
+    let config = PoolConfig { max_count: 3, ..PoolConfig::default() };
+    let mut f = Fixture::new(config);
+    // Base fee 1 gwei: the peers' transfers earn 2 gwei a gas, the local ones 0.5 gwei.
+    let local_gapped = f.add_local(transfer(&f, 0, 5, 90 * GWEI, 50 * GWEI)).unwrap().hash;
+    let local_cheap = f.add_local(transfer(&f, 1, 0, 2 * GWEI, GWEI / 2)).unwrap().hash;
+    f.add(transfer(&f, 2, 0, 10 * GWEI, 2 * GWEI)).unwrap();
+    // Full: a peer's executable transaction evicts the local nonce-gapped one, however much
+    // that one offers.
+    let peer = f.add(transfer(&f, 3, 0, 10 * GWEI, 2 * GWEI)).unwrap();
+    assert_eq!(peer.evicted, vec![local_gapped]);
+    // A cheap local transaction does not push out better-paying peers ...
+    let err = f.add_local(transfer(&f, 0, 0, 2 * GWEI, GWEI / 2)).unwrap_err();
+    assert_eq!(err.to_string(), "txpool is full");
+    // ... and is itself evicted by a better-paying peer.
+    let peer = f.add(transfer(&f, 0, 0, 10 * GWEI, 2 * GWEI)).unwrap();
+    assert_eq!(peer.evicted, vec![local_cheap]);
+    assert_eq!(f.pool.status(), PoolStatus { pending: 3, queued: 0 });
+}
+
+#[test]
+fn a_local_transaction_does_not_win_ties() {
+    let config = PoolConfig { max_count: 2, ..PoolConfig::default() };
+    let mut f = Fixture::new(config);
+    let first = f.add(transfer(&f, 0, 0, 10 * GWEI, 2 * GWEI)).unwrap().hash;
+    let second = f.add(transfer(&f, 1, 0, 10 * GWEI, 2 * GWEI)).unwrap().hash;
+    // Same offer as the cheapest held: refused (as geth), not swapped for a peer's.
+    let err = f.add_local(transfer(&f, 2, 0, 10 * GWEI, 2 * GWEI)).unwrap_err();
+    assert_eq!(err, PoolError::PoolFull);
+    assert!(f.pool.contains(&first) && f.pool.contains(&second));
+}
+
+#[test]
+fn parked_below_base_fee_is_evicted_before_includable() {
+    let config = PoolConfig { max_count: 2, ..PoolConfig::default() };
+    let mut f = Fixture::new(config);
+    f.pool.on_new_head(ctx(10 * GWEI as u64), []);
+    // Nonce 0, fee cap under the base fee: executable by nonce, but no block takes it now.
+    let parked = f.add_local(transfer(&f, 0, 0, 9 * GWEI, 9 * GWEI)).unwrap().hash;
+    f.add(transfer(&f, 1, 0, 12 * GWEI, GWEI)).unwrap();
+    let peer = f.add(transfer(&f, 2, 0, 12 * GWEI, GWEI)).unwrap();
+    assert_eq!(peer.evicted, vec![parked]);
+}
+
+#[test]
+fn queued_transactions_per_sender_are_capped() {
+    let config = PoolConfig { account_queue: 4, max_per_sender: 16, ..PoolConfig::default() };
+    let mut f = Fixture::new(config);
+    for nonce in 1..=4 {
+        assert!(!f.add(transfer(&f, 0, nonce, 2 * GWEI, GWEI)).unwrap().executable);
+    }
+    let err = f.add_local(transfer(&f, 0, 5, 2 * GWEI, GWEI)).unwrap_err();
+    assert_eq!(err.to_string(), format!("account limit exceeded: address {}, limit 4", f.addr(0)));
+    assert_eq!(f.pool.len(), 4);
+    // Replacing a queued one is not a new slot.
+    f.add(transfer(&f, 0, 4, 3 * GWEI, 2 * GWEI)).unwrap();
+    // Filling the gap makes them executable, which frees the queue for later nonces.
+    assert_eq!(f.add(transfer(&f, 0, 0, 2 * GWEI, GWEI)).unwrap().promoted.len(), 4);
+    for nonce in 6..=9 {
+        f.add(transfer(&f, 0, nonce, 2 * GWEI, GWEI)).unwrap();
+    }
+    let err = f.add(transfer(&f, 0, 10, 2 * GWEI, GWEI)).unwrap_err();
+    assert!(matches!(err, PoolError::AccountLimitExceeded { limit: 4, .. }), "{err}");
+    assert_eq!(f.pool.status(), PoolStatus { pending: 5, queued: 4 });
+}
+
+#[test]
+fn queued_transactions_expire_after_their_lifetime() {
+    let clock = Arc::new(ManualClock::new());
+    let mut f = Fixture::new(PoolConfig::default());
+    f.pool = TxPool::with_clock(PoolConfig::default(), ctx(GWEI as u64), clock.clone());
+    let hour = Duration::from_secs(3600);
+    let pending = f.add(transfer(&f, 0, 0, 2 * GWEI, GWEI)).unwrap().hash;
+    let gapped = f.add_local(transfer(&f, 0, 2, 2 * GWEI, GWEI)).unwrap().hash;
+    let lone = f.add(transfer(&f, 1, 3, 2 * GWEI, GWEI)).unwrap().hash;
+    let progressing = f.add(transfer(&f, 2, 1, 2 * GWEI, GWEI)).unwrap().hash;
+
+    clock.advance(2 * hour);
+    // Key 2 makes progress (fills its gap and adds a new gapped one): its clock restarts.
+    f.add(transfer(&f, 2, 0, 2 * GWEI, GWEI)).unwrap();
+    let later = f.add(transfer(&f, 2, 3, 2 * GWEI, GWEI)).unwrap().hash;
+    // Key 1 only adds more gapped transactions: that is no progress.
+    let lone2 = f.add(transfer(&f, 1, 5, 2 * GWEI, GWEI)).unwrap().hash;
+
+    clock.advance(hour - Duration::from_secs(1));
+    assert!(f.pool.on_new_head(ctx(GWEI as u64), []).is_empty(), "not yet 3 hours");
+    clock.advance(Duration::from_secs(2));
+    let mut dropped = f.pool.on_new_head(ctx(GWEI as u64), []);
+    dropped.sort();
+    let mut expected = vec![gapped, lone, lone2];
+    expected.sort();
+    assert_eq!(dropped, expected);
+    assert!(f.pool.contains(&pending) && f.pool.contains(&progressing) && f.pool.contains(&later));
+    assert!(!f.pool.is_tracked(&f.addr(1)));
+    assert_eq!(f.pool.status(), PoolStatus { pending: 3, queued: 1 });
+}
+
+#[test]
+fn gapped_one_wei_junk_cannot_lock_peers_out() {
+    let config = PoolConfig { max_count: 100, account_queue: 8, ..PoolConfig::default() };
+    let mut f = Fixture::new(config);
+    // The cheapest junk that passes validation: 1 wei fee cap and tip, from 20 local senders,
+    // half with nonce gaps (up to their queue cap), half parked below the base fee.
+    let junk_keys = f.more_keys(20, U256::from(10u64.pow(9)));
+    for (i, key) in junk_keys.enumerate() {
+        let nonces = if i % 2 == 0 { 1..9 } else { 0..2 };
+        for nonce in nonces {
+            f.add_local(transfer(&f, key, nonce, 1, 1)).unwrap();
+        }
+    }
+    assert_eq!(f.pool.len(), 100);
+    let err = f.add_local(transfer(&f, 0, 1, 1, 1)).unwrap_err();
+    assert_eq!(err, PoolError::PoolFull, "more junk only replaces junk");
+
+    let mut normal = Vec::new();
+    for key in 0..4 {
+        for nonce in 0..3 {
+            let added = f.add(transfer(&f, key, nonce, 2 * GWEI, GWEI)).unwrap();
+            assert!(added.executable);
+            assert_eq!(added.evicted.len(), 1);
+            normal.push(added.hash);
+        }
+    }
+    let best: Vec<TxHash> = f.pool.best_transactions().map(|t| t.hash).collect();
+    assert_eq!(best.len(), normal.len());
+    assert!(normal.iter().all(|h| best.contains(h)));
 }
