@@ -55,6 +55,12 @@ pub struct NodeArgs {
     /// Most transactions the pool holds.
     #[arg(long = "txpool.max-count", default_value_t = 20_000)]
     pub pool_max_count: usize,
+    /// Most non-executable (nonce-gapped or unaffordable) transactions the pool holds per account.
+    #[arg(long = "txpool.accountqueue", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub account_queue: u64,
+    /// How long an account's non-executable transactions stay in the pool while it makes no progress (e.g. 3h, 90m).
+    #[arg(long = "txpool.lifetime", default_value = "3h", value_parser = parse_lifetime)]
+    pub pool_lifetime: Duration,
     /// Public JSON-RPC (HTTP and WS).
     #[command(flatten)]
     pub rpc: RpcArgs,
@@ -64,6 +70,29 @@ pub struct NodeArgs {
     /// Metrics.
     #[command(flatten)]
     pub metrics: MetricsArgs,
+}
+
+impl NodeArgs {
+    /// The pool's limits from the `--txpool.*` flags.
+    pub fn pool_config(&self) -> PoolConfig {
+        PoolConfig {
+            min_tip: self.price_limit,
+            max_count: self.pool_max_count,
+            account_queue: usize::try_from(self.account_queue).unwrap_or(usize::MAX),
+            lifetime: self.pool_lifetime,
+            ..PoolConfig::default()
+        }
+    }
+}
+
+/// A positive duration such as `3h` or `90m` (a zero lifetime would drop every queued
+/// transaction at the next block).
+fn parse_lifetime(text: &str) -> Result<Duration, String> {
+    let lifetime = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if lifetime.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(lifetime)
 }
 
 fn default_datadir(chain_id: u64) -> PathBuf {
@@ -149,11 +178,7 @@ async fn run_async(args: &NodeArgs) -> eyre::Result<()> {
             persistence_threshold: args.persistence_threshold,
             ..TreeConfig::default()
         },
-        pool: PoolConfig {
-            min_tip: args.price_limit,
-            max_count: args.pool_max_count,
-            ..PoolConfig::default()
-        },
+        pool: args.pool_config(),
         jobs: JobConfig::default(),
         rpc: args.rpc.config(),
         dev: args.dev.then_some(dev::DevConfig {
@@ -186,4 +211,29 @@ async fn run_async(args: &NodeArgs) -> eyre::Result<()> {
     servers.stop();
     running.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        node: NodeArgs,
+    }
+
+    #[test]
+    fn txpool_flags_parse_like_geth() {
+        let defaults = Cli::parse_from(["x"]).node.pool_config();
+        assert_eq!(defaults.account_queue, 64);
+        assert_eq!(defaults.lifetime, Duration::from_secs(3 * 3600));
+        let cli = Cli::parse_from(["x", "--txpool.accountqueue", "16", "--txpool.lifetime", "90m"]);
+        let config = cli.node.pool_config();
+        assert_eq!((config.account_queue, config.lifetime), (16, Duration::from_secs(90 * 60)));
+        assert!(Cli::try_parse_from(["x", "--txpool.accountqueue", "0"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--txpool.lifetime", "0s"]).is_err());
+    }
 }
