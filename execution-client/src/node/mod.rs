@@ -25,7 +25,8 @@ use crate::{
     rpc::{RpcConfig, RpcContext, eth_module},
     storage::Database,
     txpool::{
-        Origin, PoolConfig, PoolContext, SharedPool, StateReader, TxPool, journal::Journal,
+        Origin, PoolConfig, PoolContext, SharedPool, StateReader, TxPool,
+        journal::{self, Journal},
         senders::SenderCache,
     },
 };
@@ -253,7 +254,9 @@ fn engine_port_eth_methods(rpc: Arc<RpcContext>) -> jsonrpsee::RpcModule<()> {
     module
 }
 
-/// Re-adds journaled local transactions and rewrites the journal with those still valid.
+/// Re-adds journaled local transactions (read record by record), rewrites the journal with
+/// those still valid, and has it compacted to the pool's live local transactions whenever it
+/// grows past [`journal::DEFAULT_COMPACT_BYTES`].
 fn restore_journal(
     config: &NodeConfig,
     db: &Database,
@@ -261,9 +264,9 @@ fn restore_journal(
     senders: &SenderCache,
 ) -> Result<Journal, NodeError> {
     let path = config.datadir.join(JOURNAL_FILE);
-    let records = Journal::load(&path)?;
+    let mut records = Journal::load(&path, config.pool.max_tx_bytes)?.peekable();
     let mut kept = Vec::new();
-    if !records.is_empty() {
+    if records.peek().is_some() {
         let state = db.latest()?;
         let reader = StateReader(&state);
         let mut pool = pool.write();
@@ -283,7 +286,16 @@ fn restore_journal(
         }
         info!(restored = kept.len(), "local transactions restored from the journal");
     }
-    Ok(Journal::rewrite(&path, kept.iter().map(Vec::as_slice))?)
+    let pool = pool.clone();
+    let live = move || {
+        pool.read()
+            .by_origin(Origin::Local)
+            .iter()
+            .map(|tx| alloy_eips::eip2718::Encodable2718::encoded_2718(&tx.tx))
+            .collect()
+    };
+    Ok(Journal::rewrite(&path, kept.iter().map(Vec::as_slice))?
+        .compact_above(journal::DEFAULT_COMPACT_BYTES, live))
 }
 
 impl RunningNode {
