@@ -16,7 +16,7 @@ use crate::{
     payload_builder::{BuildTarget, BuiltPayload, build_payload},
     storage::Database,
     txpool::{
-        AccountReader, Origin, PoolConfig, PoolContext, PoolError, SharedPool, TxPool,
+        AccountReader, AddOutcome, Origin, PoolConfig, PoolContext, PoolError, SharedPool, TxPool,
         senders::SenderCache,
     },
 };
@@ -106,9 +106,14 @@ impl Kit {
 
     /// Adds a transaction to the pool against the head state.
     pub fn submit(&self, tx: TxEnvelope) {
-        let sender = crate::txpool::senders::recover_sender(&tx).unwrap();
+        self.add(tx, Origin::Local).unwrap();
+    }
+
+    /// Adds a transaction from `origin` to the pool against the head state; the pool's answer.
+    pub fn add(&self, tx: TxEnvelope, origin: Origin) -> Result<AddOutcome, PoolError> {
+        let sender = crate::txpool::senders::recover_sender(&tx)?;
         let state = HeadState(self);
-        self.pool.write().add(tx, sender, Origin::Local, &state).unwrap();
+        self.pool.write().add(tx, sender, origin, &state)
     }
 
     pub fn attributes(&mut self, fee_recipient: Address) -> PayloadAttributes {

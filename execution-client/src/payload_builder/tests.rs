@@ -90,6 +90,76 @@ fn failing_transactions_are_skipped_and_reported() {
     assert!(kit.tree.new_payload(second.block.block.clone()).unwrap().status.is_valid());
 }
 
+/// Issue #18: a pool filled through the RPC with the cheapest junk that passes validation (1 wei
+/// fee cap and tip, nonce-gapped or parked below the base fee, from many senders) still takes a
+/// peer's normal transactions, and the next block carries them.
+#[test]
+fn a_pool_full_of_junk_still_takes_and_builds_peer_transactions() {
+    use alloy_consensus::{SignableTransaction, TxEip1559};
+    use alloy_primitives::TxKind;
+    use alloy_signer::SignerSync;
+    use alloy_signer_local::PrivateKeySigner;
+
+    use crate::{
+        testkit::{CHAIN_ID, GWEI, genesis_json},
+        txpool::{Origin, PoolConfig, PoolError, TxPool},
+    };
+
+    let junk_keys: Vec<PrivateKeySigner> = (0..40u8)
+        .map(|i| PrivateKeySigner::from_bytes(&B256::repeat_byte(0x80 + i)).unwrap())
+        .collect();
+    let mut kit = Kit::with_genesis(TreeConfig::default(), |keys| {
+        genesis_json(&[keys, junk_keys.as_slice()].concat(), false)
+    });
+    let ctx = kit.pool.read().context();
+    let config = PoolConfig { max_count: 200, account_queue: 8, ..PoolConfig::default() };
+    *kit.pool.write() = TxPool::new(config, ctx);
+    let sign = |key: &PrivateKeySigner, nonce: u64, fee_cap: u128, tip: u128| {
+        let tx = TxEip1559 {
+            chain_id: CHAIN_ID,
+            nonce,
+            gas_limit: 21_000,
+            max_fee_per_gas: fee_cap,
+            max_priority_fee_per_gas: tip,
+            to: TxKind::Call(Address::repeat_byte(0xb0)),
+            ..Default::default()
+        };
+        let sig = key.sign_hash_sync(&tx.signature_hash()).unwrap();
+        alloy_consensus::TxEnvelope::from(tx.into_signed(sig))
+    };
+    // 20 senders with 8 nonce-gapped transactions each, 20 with 2 below the 1 gwei base fee.
+    for (i, key) in junk_keys.iter().enumerate() {
+        let nonces = if i % 2 == 0 { 1..9 } else { 0..2 };
+        for nonce in nonces {
+            kit.add(sign(key, nonce, 1, 1), Origin::Local).unwrap();
+        }
+    }
+    assert_eq!(kit.pool.read().len(), 200);
+
+    // A peer's ordinary transfers (2 gwei fee cap, 1 gwei tip) from four senders.
+    let mut peer = Vec::new();
+    for key in 0..4 {
+        for nonce in 0..5 {
+            let tx = sign(&kit.keys[key], nonce, 2 * GWEI, GWEI);
+            let added = kit.add(tx, Origin::External).unwrap();
+            assert_eq!(added.evicted.len(), 1, "each takes the place of one junk transaction");
+            peer.push(added.hash);
+        }
+    }
+    assert_eq!(kit.pool.read().len(), 200);
+    // More junk cannot push them out again: at best it takes the place of other junk.
+    let more = kit.add(sign(&junk_keys[1], 2, 1, 1), Origin::Local).unwrap_err();
+    assert_eq!(more, PoolError::PoolFull);
+    let genesis = kit.tree.head().hash;
+    let built = kit.build_on(genesis, Address::repeat_byte(0xfe));
+    let included: Vec<B256> =
+        built.block.block.body.transactions.iter().map(|tx| *tx.tx_hash()).collect();
+    assert_eq!(included.len(), peer.len(), "the peer's transactions and nothing else");
+    assert!(peer.iter().all(|hash| included.contains(hash)));
+    assert!(built.invalid.is_empty());
+    assert!(kit.tree.new_payload(built.block.block.clone()).unwrap().status.is_valid());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_improve_until_resolved_and_then_stop() {
     use crate::payload_builder::job::{JobConfig, PayloadJobs};
