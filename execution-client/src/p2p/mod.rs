@@ -276,9 +276,12 @@ pub enum BatchError {
     /// Bytes after the list.
     #[error("trailing bytes after the batch")]
     Trailing,
-    /// An empty list, or more than [`MAX_BATCH_TXS`] transactions.
+    /// An empty list.
     #[error("batch of {0} transactions (1 to {MAX_BATCH_TXS} allowed)")]
     Size(usize),
+    /// More than [`MAX_BATCH_TXS`] elements (counted no further than that).
+    #[error("batch of more than {MAX_BATCH_TXS} transactions")]
+    TooMany,
     /// An element is not a transaction.
     #[error("transaction {index}: {reason}")]
     Transaction {
@@ -290,21 +293,43 @@ pub enum BatchError {
 }
 
 /// Decodes a gossip message into transactions.
+///
+/// The list's elements are counted from their RLP headers before any is copied or decoded, so a
+/// message of a million one-byte elements costs a scan of its headers up to the 257th, not a
+/// million allocations.
 pub fn decode_batch(data: &[u8]) -> Result<Vec<TxEnvelope>, BatchError> {
+    use alloy_rlp::{Error as RlpError, Header};
     let mut rest = data;
-    let items = <Vec<alloy_primitives::Bytes> as alloy_rlp::Decodable>::decode(&mut rest)
-        .map_err(BatchError::Rlp)?;
-    if !rest.is_empty() {
+    let header = Header::decode(&mut rest).map_err(BatchError::Rlp)?;
+    if !header.list {
+        return Err(BatchError::Rlp(RlpError::UnexpectedString));
+    }
+    let payload =
+        rest.get(..header.payload_length).ok_or(BatchError::Rlp(RlpError::InputTooShort))?;
+    if rest.len() > header.payload_length {
         return Err(BatchError::Trailing);
     }
-    if items.is_empty() || items.len() > MAX_BATCH_TXS {
-        return Err(BatchError::Size(items.len()));
+    let mut count = 0usize;
+    let mut scan = payload;
+    while !scan.is_empty() {
+        count += 1;
+        if count > MAX_BATCH_TXS {
+            return Err(BatchError::TooMany);
+        }
+        let element = Header::decode(&mut scan).map_err(BatchError::Rlp)?;
+        if element.list {
+            return Err(BatchError::Rlp(RlpError::UnexpectedList));
+        }
+        scan =
+            scan.get(element.payload_length..).ok_or(BatchError::Rlp(RlpError::InputTooShort))?;
     }
-    items
-        .iter()
-        .enumerate()
-        .map(|(index, item)| {
-            let mut bytes = item.as_ref();
+    if count == 0 {
+        return Err(BatchError::Size(0));
+    }
+    let mut items = payload;
+    (0..count)
+        .map(|index| {
+            let mut bytes = Header::decode_bytes(&mut items, false).map_err(BatchError::Rlp)?;
             match TxEnvelope::decode_2718(&mut bytes) {
                 Ok(tx) if bytes.is_empty() => Ok(tx),
                 Ok(_) => Err(BatchError::Transaction {

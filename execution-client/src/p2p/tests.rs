@@ -119,13 +119,38 @@ fn batches_round_trip_and_malformed_ones_are_refused() {
     assert!(matches!(decode_batch(b"garbage"), Err(BatchError::Rlp(_))));
     assert!(matches!(decode_batch(&encode_batch(&[])), Err(BatchError::Size(0))));
     let too_many = vec![txs[0].clone(); MAX_BATCH_TXS + 1];
-    assert!(matches!(decode_batch(&encode_batch(&too_many)), Err(BatchError::Size(_))));
+    assert!(matches!(decode_batch(&encode_batch(&too_many)), Err(BatchError::TooMany)));
     let mut trailing = encode_batch(&txs);
     trailing.push(0);
     assert!(matches!(decode_batch(&trailing), Err(BatchError::Trailing)));
     let bad = vec![txs[0].clone(), Bytes::from_static(b"\x02\xff")];
     let err = decode_batch(&encode_batch(&bad)).unwrap_err();
     assert!(matches!(err, BatchError::Transaction { index: 1, .. }), "{err}");
+}
+
+#[test]
+fn batch_elements_are_counted_before_anything_is_decoded() {
+    use super::{BatchError, MAX_BATCH_TXS, decode_batch};
+    // 257 one-byte elements, then an element whose header claims 65,535 bytes that are not
+    // there: the count refuses the batch before the scan reaches (or anything decodes) it.
+    let mut payload = vec![0x01u8; MAX_BATCH_TXS + 1];
+    payload.extend_from_slice(&[0xb9, 0xff, 0xff]);
+    let mut message = Vec::new();
+    alloy_rlp::Header { list: true, payload_length: payload.len() }.encode(&mut message);
+    message.extend_from_slice(&payload);
+    let err = decode_batch(&message).unwrap_err();
+    assert!(matches!(err, BatchError::TooMany), "{err}");
+    assert_eq!(err.to_string(), format!("batch of more than {MAX_BATCH_TXS} transactions"));
+    // A million one-byte elements: refused from the headers alone.
+    let mut huge = Vec::new();
+    alloy_rlp::Header { list: true, payload_length: 1_000_000 }.encode(&mut huge);
+    huge.resize(huge.len() + 1_000_000, 0x01);
+    assert!(matches!(decode_batch(&huge), Err(BatchError::TooMany)));
+    // An element that is a list, not a transaction's bytes.
+    let mut nested = Vec::new();
+    alloy_rlp::Header { list: true, payload_length: 1 }.encode(&mut nested);
+    nested.push(0xc0);
+    assert!(matches!(decode_batch(&nested), Err(BatchError::Rlp(_))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
