@@ -7,8 +7,10 @@
 //! reordering, a partition that heals), per-validator clock skew of up to ±1.5 s, crashes and restarts from each node's own storage
 //! (some of them torn: the node dies part-way through performing one event's actions), and up
 //! to f byzantine validators: an equivocating leader, a twin that runs the same key twice, a
-//! sender of malformed, mutated and replayed messages, and a leader whose payload reuses its
-//! parent's block hash over another body. Each node's executor behaves like the real one
+//! sender of malformed, mutated and replayed messages, a leader whose payload reuses its
+//! parent's block hash over another body, a validator that withholds its votes, one that sends
+//! its proposals and timeouts to only some peers, and a block-fetch server that alters the
+//! blocks it serves. Each node's executor behaves like the real one
 //! (`node::executor`): it remembers validated payloads in the same [`ValidatedPayloads`] cache,
 //! and its mock EL knows each block hash at one height, so building on a hash the EL knows at
 //! another height fails as it would with a real EL. Time is virtual; events are processed in
@@ -751,6 +753,16 @@ impl Sim {
             }
             Action::Send { to, message } => {
                 self.check_signed(index, &message)?;
+                let message = match (self.byz(index), message) {
+                    (Some(Byzantine::Withholder), Message::Vote(_)) => return Ok(()),
+                    (Some(Byzantine::BadFetchServer), Message::BlockResponse { mut blocks }) => {
+                        for b in &mut blocks {
+                            b.payload.body.push(0xBD);
+                        }
+                        Message::BlockResponse { blocks }
+                    }
+                    (_, message) => message,
+                };
                 let bytes = message.encode();
                 self.byzantine_extra(index, &bytes);
                 self.send(index, to, bytes);
@@ -773,8 +785,9 @@ impl Sim {
                 }
                 let bytes = message.encode();
                 self.byzantine_extra(index, &bytes);
+                let selective = self.byz(index) == Some(Byzantine::Selective);
                 for to in 0..self.sc.n as ValidatorIndex {
-                    if to != index {
+                    if to != index && !(selective && self.rng.gen_bool(0.5)) {
                         self.send(index, to, bytes.clone());
                     }
                 }

@@ -18,6 +18,12 @@ pub enum Byzantine {
     /// own body (correct consensus fields, correctly signed): only an executor that checks the
     /// body refuses it.
     HashReuse,
+    /// Never sends its votes (withholds them from the next leader).
+    Withholder,
+    /// Sends its proposals and timeouts to only some of its peers.
+    Selective,
+    /// Answers block requests with blocks whose bodies it altered.
+    BadFetchServer,
 }
 
 /// A crash of an honest node.
@@ -101,13 +107,16 @@ impl Scenario {
         let mut byzantine = Vec::new();
         let mut twin = false;
         for &i in &chosen {
-            let b = match rng.gen_range(0..4) {
+            let b = match rng.gen_range(0..7) {
                 0 => Byzantine::Equivocator,
                 1 if !twin => {
                     twin = true;
                     Byzantine::Twin
                 }
                 2 => Byzantine::HashReuse,
+                3 => Byzantine::Withholder,
+                4 => Byzantine::Selective,
+                5 => Byzantine::BadFetchServer,
                 _ => Byzantine::Garbage,
             };
             byzantine.push((i, b));

@@ -224,9 +224,17 @@ fn seeds_cover_every_setting() {
     assert!(scs.iter().any(|s| s.partition.is_some()));
     assert!(scs.iter().any(|s| s.crashes.iter().any(|c| c.torn)));
     assert!(scs.iter().any(|s| s.crashes.iter().any(|c| c.stale_ms.is_some())));
-    for b in [Byzantine::Equivocator, Byzantine::Twin, Byzantine::Garbage, Byzantine::HashReuse] {
+    for b in [
+        Byzantine::Equivocator,
+        Byzantine::Twin,
+        Byzantine::Garbage,
+        Byzantine::HashReuse,
+        Byzantine::Withholder,
+        Byzantine::Selective,
+        Byzantine::BadFetchServer,
+    ] {
         assert!(
-            scs.iter().filter(|s| s.byzantine.iter().any(|(_, x)| *x == b)).count() >= 50,
+            scs.iter().filter(|s| s.byzantine.iter().any(|(_, x)| *x == b)).count() >= 25,
             "{b:?}"
         );
     }
