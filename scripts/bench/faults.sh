@@ -52,7 +52,7 @@ for loss in $LOSSES; do
   ls "$OUT/loss$loss-"*.json >/dev/null 2>&1 || continue
   runs=$(jq -s -r '[.[].committed_tps | floor | tostring] | join(", ")' "$OUT/loss$loss-"*.json)
   lost=$(jq -s '[.[].lost] | add' "$OUT/loss$loss-"*.json)
-  printf "| %s %% | **%.0f** | %.0f ms | %.0f ms | %.1f | %s | %s |\n' "$loss" \
+  printf '| %s %% | **%.0f** | %.0f ms | %.0f ms | %.1f | %s | %s |\n' "$loss" \
     "$(median "$loss" .committed_tps)" "$(median "$loss" .latency_ms.p50)" \
     "$(median "$loss" .latency_ms.p99)" "$(median "$loss" .finalized_blocks_per_sec)" "$lost" "$runs"
 done

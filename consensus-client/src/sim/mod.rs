@@ -476,8 +476,13 @@ impl Sim {
                     self.schedule(at, SimEvent::Snapshot { inst });
                 }
                 self.schedule(T0_MS + c.at_ms, SimEvent::Crash { inst, torn_after });
+                let back = if c.at_ms >= sc.gst_ms {
+                    c.at_ms + c.down_ms
+                } else {
+                    (c.at_ms + c.down_ms).min(sc.gst_ms)
+                };
                 self.schedule(
-                    T0_MS + (c.at_ms + c.down_ms).min(sc.gst_ms),
+                    T0_MS + back,
                     SimEvent::Restart { inst, stale: c.stale_ms.is_some() },
                 );
             }
@@ -495,7 +500,15 @@ impl Sim {
                 if self.honest_min_height() >= needed {
                     break;
                 }
-                if self.now > T0_MS + sc.gst_ms + LIVENESS_BOUND_MS {
+                // Every honest node is up from GST on, except those that crash after it:
+                // liveness is owed from the last restart.
+                let all_up = sc
+                    .crashes
+                    .iter()
+                    .filter(|c| c.at_ms >= sc.gst_ms)
+                    .map(|c| c.at_ms + c.down_ms)
+                    .fold(sc.gst_ms, u64::max);
+                if self.now > T0_MS + all_up + LIVENESS_BOUND_MS {
                     return Err(format!(
                         "liveness: {}ms after GST honest heights are {:?}, need {needed}",
                         LIVENESS_BOUND_MS,
@@ -780,6 +793,11 @@ impl Sim {
                             self.reuse_parent_hash(index, p);
                             return Ok(());
                         }
+                        Some(Byzantine::ForkBelowLock) if p.tc.is_some() => {
+                            if self.fork_below_lock(inst, p) {
+                                return Ok(());
+                            }
+                        }
                         _ => {}
                     }
                 }
@@ -906,6 +924,47 @@ impl Sim {
                 self.send(index, to, forged.clone());
             }
         }
+    }
+
+    /// A leader that proposes after a TC on an older QC than the TC's highest: the parent of
+    /// the block its honest proposal extends, with a payload correctly built on it. Returns
+    /// whether it sent one (it needs that older block).
+    fn fork_below_lock(&mut self, inst: usize, p: &crate::types::Proposal) -> bool {
+        let index = self.instances[inst].index;
+        let Some(core) = self.instances[inst].core.as_ref() else { return false };
+        let store = core.block_store();
+        let Some(extended) = store.get(&p.block.qc.block_id) else { return false };
+        let older = extended.qc.clone();
+        if older.round == 0 {
+            return false;
+        }
+        let Some(parent) = store.get(&older.block_id).cloned() else { return false };
+        let round = p.block.round;
+        let attributes = PayloadAttributes {
+            parent_hash: parent.payload.block_hash,
+            number: parent.payload.number + 1,
+            timestamp: p.block.payload.timestamp.max(parent.payload.timestamp + 1),
+            prev_randao: crate::types::payload::derive_prev_randao(&older.block_id, round),
+            parent_beacon_block_root: older.block_id,
+        };
+        let block = Block {
+            round,
+            parent_id: older.block_id,
+            qc: older,
+            payload: mock_payload(&attributes, vec![0xF0]),
+            proposer: index,
+        };
+        let id = block.id();
+        let signer = self.keys.signer(usize::from(index));
+        let signature = signer.sign(&crate::types::Proposal::signing_bytes(7, &id));
+        let fork = Message::Proposal(crate::types::Proposal { block, tc: p.tc.clone(), signature })
+            .encode();
+        for to in 0..self.sc.n as ValidatorIndex {
+            if to != index {
+                self.send(index, to, fork.clone());
+            }
+        }
+        true
     }
 
     /// A garbage sender: alongside its honest traffic, mutated, truncated, replayed and

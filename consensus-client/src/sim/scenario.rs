@@ -24,6 +24,9 @@ pub enum Byzantine {
     Selective,
     /// Answers block requests with blocks whose bodies it altered.
     BadFetchServer,
+    /// When it proposes after a timeout certificate, proposes a block extending an older QC
+    /// than the certificate's highest (a fork below the lock), correctly built and signed.
+    ForkBelowLock,
 }
 
 /// A crash of an honest node.
@@ -69,7 +72,7 @@ pub struct Scenario {
     pub duplication: f64,
     /// A partition before GST: one side and its start/end time.
     pub partition: Option<(Vec<ValidatorIndex>, u64, u64)>,
-    /// Crashes of honest nodes.
+    /// Crashes of honest nodes (restarted no later than GST, except those after GST).
     pub crashes: Vec<Crash>,
     /// Byzantine validators (at most f).
     pub byzantine: Vec<(ValidatorIndex, Byzantine)>,
@@ -107,7 +110,7 @@ impl Scenario {
         let mut byzantine = Vec::new();
         let mut twin = false;
         for &i in &chosen {
-            let b = match rng.gen_range(0..7) {
+            let b = match rng.gen_range(0..8) {
                 0 => Byzantine::Equivocator,
                 1 if !twin => {
                     twin = true;
@@ -117,6 +120,7 @@ impl Scenario {
                 3 => Byzantine::Withholder,
                 4 => Byzantine::Selective,
                 5 => Byzantine::BadFetchServer,
+                6 => Byzantine::ForkBelowLock,
                 _ => Byzantine::Garbage,
             };
             byzantine.push((i, b));
@@ -149,14 +153,25 @@ impl Scenario {
             (0..n).map(|_| if skewed { rng.gen_range(-1_500..=1_500) } else { 0 }).collect();
         // Drawn from a separate stream so adding it left every other choice of a seed as it was.
         let mut stale_rng = StdRng::seed_from_u64(seed ^ 0x57a1_e000);
-        // Only a node without which the others still hold a quorum: a stale node abstains
-        // until the others pass the rounds it may have signed, which they cannot do without
-        // it if it holds more than a third of the power (the chain then halts, by design).
+        // Only a node without which the other honest validators still hold a quorum: a stale
+        // node abstains until the others pass the rounds it may have signed, which they cannot
+        // do without it otherwise (byzantine validators need not help; the chain then halts,
+        // by design, rather than risk a double signature).
         for c in &mut crashes {
-            let others = total - powers[usize::from(c.node)];
+            let others = total - powers[usize::from(c.node)] - byz_power;
             if others * 3 > total * 2 && stale_rng.gen_bool(0.3) {
                 c.stale_ms = Some(stale_rng.gen_range(0..5_000));
             }
+        }
+        // A crash after GST (with its data intact); liveness is then measured from its restart.
+        if stale_rng.gen_bool(0.15) {
+            crashes.push(Crash {
+                node: honest[stale_rng.gen_range(0..honest.len())],
+                at_ms: gst_ms + stale_rng.gen_range(0..5_000),
+                down_ms: stale_rng.gen_range(100..3_000),
+                torn: stale_rng.gen_bool(0.5),
+                stale_ms: None,
+            });
         }
         Self {
             powers,

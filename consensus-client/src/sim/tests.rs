@@ -224,6 +224,7 @@ fn seeds_cover_every_setting() {
     assert!(scs.iter().any(|s| s.partition.is_some()));
     assert!(scs.iter().any(|s| s.crashes.iter().any(|c| c.torn)));
     assert!(scs.iter().any(|s| s.crashes.iter().any(|c| c.stale_ms.is_some())));
+    assert!(scs.iter().filter(|s| s.crashes.iter().any(|c| c.at_ms >= s.gst_ms)).count() >= 50);
     for b in [
         Byzantine::Equivocator,
         Byzantine::Twin,
@@ -232,6 +233,7 @@ fn seeds_cover_every_setting() {
         Byzantine::Withholder,
         Byzantine::Selective,
         Byzantine::BadFetchServer,
+        Byzantine::ForkBelowLock,
     ] {
         assert!(
             scs.iter().filter(|s| s.byzantine.iter().any(|(_, x)| *x == b)).count() >= 25,
