@@ -33,6 +33,8 @@
 //!   same-IP penalty are off: consensus topics are quiet between rounds, and a devnet runs
 //!   every node on one address.
 //!
+//! - Connections are bounded ([`connection_limits`]): per peer, in all, inbound, and pending.
+//!
 //! One task owns the swarm ([`spawn`]); the node talks to it through [`NetworkHandle`] and
 //! receives [`NetEvent`]s on a channel.
 
@@ -75,6 +77,14 @@ const INVALID_PENALTY: i32 = 20;
 pub const MAX_CONCURRENT_SERVES: usize = 4;
 /// Most sync requests of one peer served at once: one peer cannot take every serve slot.
 pub const MAX_CONCURRENT_SERVES_PER_PEER: usize = 1;
+/// Most connections with one peer (a redial may overlap the old connection briefly).
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+/// Most established connections in all (validators, followers and their dials).
+pub const MAX_CONNECTIONS: u32 = 256;
+/// Most established inbound connections (room is kept for our own dials to validators).
+pub const MAX_INBOUND_CONNECTIONS: u32 = 192;
+/// Most connections being set up at once, each way.
+pub const MAX_PENDING_CONNECTIONS: u32 = 32;
 /// How long a sync request may take before it fails.
 pub const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -288,6 +298,7 @@ impl NetworkHandle {
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    limits: libp2p::connection_limits::Behaviour,
     gossipsub: gossipsub::Behaviour,
     direct: request_response::Behaviour<DirectCodec>,
     sync: request_response::Behaviour<DirectCodec>,
@@ -334,6 +345,17 @@ struct Task {
     events: mpsc::Sender<NetEvent>,
     /// (kind, reason) of publish failures already logged.
     publish_failures_logged: HashSet<(&'static str, &'static str)>,
+}
+
+/// The swarm's connection limits: one peer, or a crowd of them, cannot exhaust the node's
+/// connections or file descriptors.
+pub fn connection_limits() -> libp2p::connection_limits::ConnectionLimits {
+    libp2p::connection_limits::ConnectionLimits::default()
+        .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+        .with_max_established(Some(MAX_CONNECTIONS))
+        .with_max_established_incoming(Some(MAX_INBOUND_CONNECTIONS))
+        .with_max_pending_incoming(Some(MAX_PENDING_CONNECTIONS))
+        .with_max_pending_outgoing(Some(MAX_PENDING_CONNECTIONS))
 }
 
 /// Gossipsub peer-score parameters for the consensus topics (see the module docs).
@@ -423,7 +445,8 @@ pub fn spawn(
                 kad::Config::new(StreamProtocol::new("/tandem/kad/1")),
             );
             kad.set_mode(Some(kad::Mode::Server));
-            Ok(Behaviour { gossipsub, direct, sync, identify, ping, kad })
+            let limits = libp2p::connection_limits::Behaviour::new(connection_limits());
+            Ok(Behaviour { limits, gossipsub, direct, sync, identify, ping, kad })
         })
         .map_err(|e| setup(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))

@@ -300,3 +300,63 @@ async fn a_re_sent_timeout_reaches_a_validator_that_missed_it() {
         }
     }
 }
+
+/// One peer dialling a node again and again gets at most [`MAX_CONNECTIONS_PER_PEER`]
+/// connections; the rest are refused by the node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_peer_cannot_open_more_than_its_share_of_connections() {
+    use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+    let key = Keypair::generate_ed25519();
+    let (node, _rx) = spawn(NetworkConfig {
+        validators: vec![key.public().to_peer_id()],
+        keypair: key,
+        listen_addr: "127.0.0.1".parse().unwrap(),
+        port: 0,
+        bootnodes: vec![],
+        chain_id: 7,
+        sync_server: None,
+    })
+    .unwrap();
+    let addr = listening(&node).await;
+    let mut attacker = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .unwrap()
+        .with_behaviour(|_| libp2p::swarm::dummy::Behaviour)
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    for _ in 0..6 {
+        let opts = DialOpts::peer_id(node.peer_id)
+            .addresses(vec![addr.clone()])
+            .condition(PeerCondition::Always)
+            .build();
+        attacker.dial(opts).unwrap();
+    }
+    let mut open = 0u32;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut settled = 0;
+    while settled < 6 {
+        let Ok(event) = tokio::time::timeout_at(deadline, attacker.select_next_some()).await else {
+            break;
+        };
+        match event {
+            SwarmEvent::ConnectionEstablished { .. } => {
+                open += 1;
+                settled += 1;
+            }
+            SwarmEvent::OutgoingConnectionError { .. } => settled += 1,
+            SwarmEvent::ConnectionClosed { .. } => open = open.saturating_sub(1),
+            _ => {}
+        }
+    }
+    // Connections the node refused after the handshake close on the attacker's side.
+    let linger = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(event) = tokio::time::timeout_at(linger, attacker.select_next_some()).await {
+        if let SwarmEvent::ConnectionClosed { .. } = event {
+            open = open.saturating_sub(1);
+        }
+    }
+    assert!(open >= 1, "not even one connection");
+    assert!(open <= MAX_CONNECTIONS_PER_PEER, "{open} connections from one peer");
+}

@@ -122,8 +122,29 @@ impl GossipHandle {
     }
 }
 
+/// Most connections with one peer (a redial may overlap the old connection briefly).
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+/// Most established connections in all.
+pub const MAX_CONNECTIONS: u32 = 256;
+/// Most established inbound connections (room is kept for our own dials).
+pub const MAX_INBOUND_CONNECTIONS: u32 = 192;
+/// Most connections being set up at once, each way.
+pub const MAX_PENDING_CONNECTIONS: u32 = 32;
+
+/// The swarm's connection limits: one peer, or a crowd of them, cannot exhaust the node's
+/// connections or file descriptors.
+fn connection_limits() -> libp2p::connection_limits::ConnectionLimits {
+    libp2p::connection_limits::ConnectionLimits::default()
+        .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+        .with_max_established(Some(MAX_CONNECTIONS))
+        .with_max_established_incoming(Some(MAX_INBOUND_CONNECTIONS))
+        .with_max_pending_incoming(Some(MAX_PENDING_CONNECTIONS))
+        .with_max_pending_outgoing(Some(MAX_PENDING_CONNECTIONS))
+}
+
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    limits: libp2p::connection_limits::Behaviour,
     gossipsub: gossipsub::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
@@ -164,7 +185,8 @@ pub fn spawn(config: P2pConfig, ctx: Arc<RpcContext>) -> Result<GossipHandle, P2
                 kad::Config::new(StreamProtocol::new("/tandem-el/kad/1")),
             );
             kad.set_mode(Some(kad::Mode::Server));
-            Ok(Behaviour { gossipsub, identify, ping, kad })
+            let limits = libp2p::connection_limits::Behaviour::new(connection_limits());
+            Ok(Behaviour { limits, gossipsub, identify, ping, kad })
         })
         .map_err(|e| setup(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))

@@ -222,3 +222,38 @@ async fn a_bootnode_that_starts_later_is_dialled_again() {
         el.gossip.stop();
     }
 }
+
+/// One peer dialling an EL again and again gets at most `MAX_CONNECTIONS_PER_PEER`
+/// connections; the rest are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_peer_cannot_open_more_than_its_share_of_connections() {
+    use futures::StreamExt;
+    use libp2p::swarm::{SwarmEvent, dial_opts::DialOpts};
+    let el = start(Vec::new());
+    let addr = listen_addr(&el).await;
+    let mut attacker = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| libp2p::swarm::dummy::Behaviour)
+        .unwrap()
+        .build();
+    for _ in 0..6 {
+        attacker.dial(DialOpts::unknown_peer_id().address(addr.clone()).build()).unwrap();
+    }
+    let mut open = 0i32;
+    let until = tokio::time::Instant::now() + Duration::from_secs(6);
+    while let Ok(event) = tokio::time::timeout_at(until, attacker.select_next_some()).await {
+        match event {
+            SwarmEvent::ConnectionEstablished { .. } => open += 1,
+            SwarmEvent::ConnectionClosed { .. } => open -= 1,
+            _ => {}
+        }
+    }
+    assert!((1..=super::MAX_CONNECTIONS_PER_PEER as i32).contains(&open), "{open} connections");
+    el.gossip.stop();
+}
