@@ -793,10 +793,10 @@ impl Sim {
                             self.reuse_parent_hash(index, p);
                             return Ok(());
                         }
-                        Some(Byzantine::ForkBelowLock) if p.tc.is_some() => {
-                            if self.fork_below_lock(inst, p) {
-                                return Ok(());
-                            }
+                        Some(Byzantine::ForkBelowLock)
+                            if p.tc.is_some() && self.fork_below_lock(inst, p) =>
+                        {
+                            return Ok(());
                         }
                         _ => {}
                     }
