@@ -2,6 +2,7 @@
 //! `genesis.json`, Engine API JWT secrets and tokens, the Engine API types, logging and metrics
 //! set-up, and shutdown signals.
 
+pub mod accept;
 pub mod chainspec;
 pub mod fixtures;
 pub mod jwt;

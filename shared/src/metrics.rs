@@ -68,7 +68,8 @@ pub async fn serve(addr: SocketAddr) -> Result<MetricsServer, MetricsError> {
     let addr = listener.local_addr().map_err(|source| MetricsError::Bind { addr, source })?;
     let task = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let (stream, _) =
+                crate::accept::accept_with_backoff("metrics", || listener.accept()).await;
             let handle = handle.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |_req: Request<hyper::body::Incoming>| {

@@ -45,7 +45,8 @@ pub async fn serve(addr: SocketAddr, status: Arc<Mutex<Status>>) -> std::io::Res
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let (stream, _) =
+                tandem_shared::accept::accept_with_backoff("status", || listener.accept()).await;
             let status = status.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
