@@ -10,13 +10,18 @@
 //!   for [`BATCH_WINDOW`] (or until a batch is full) and published together;
 //! - a gossiped batch is decoded, its senders recovered in parallel (with the shared cache, so
 //!   `newPayload` later finds them) and its transactions added to the pool as
-//!   [`Origin::External`] against one view of the latest state. Gossipsub forwards the batch
-//!   only when the pool accepted at least one of them (`Accept`); a batch the pool already
-//!   holds or refuses for state reasons (nonce, balance, price) is `Ignore`d: not forwarded, no
-//!   penalty, since it may be valid on a peer whose state differs; undecodable bytes, a bad
-//!   signature or a foreign chain id anywhere in it get the batch `Reject`ed, which lowers the
-//!   peer's gossipsub score, and a peer that sends [`MAX_STRIKES`] of those is disconnected and
-//!   refused from then on;
+//!   [`Origin::External`] against one view of the latest state. Only what the pool accepted is
+//!   passed on: a batch accepted whole is forwarded as it is; of a batch accepted in part, the
+//!   accepted transactions go into this node's own next batch and the batch itself is not
+//!   forwarded; a batch the pool already holds or refuses for state reasons (nonce, balance,
+//!   price) is `Ignore`d: not forwarded, no penalty, since it may be valid on a peer whose
+//!   state differs; undecodable bytes, a bad signature or a foreign chain id anywhere in it get
+//!   the batch `Reject`ed, which lowers the peer's gossipsub score, and a peer that sends
+//!   [`MAX_STRIKES`] of those is disconnected and refused from then on;
+//! - peers pay for what they send: each peer's transactions are metered by a token bucket
+//!   ([`PEER_TXS_PER_SEC`], burst [`PEER_TXS_BURST`]; batches beyond it are ignored unread),
+//!   and a peer most of whose transactions cannot pay (refused for any reason but "already
+//!   known", over [`JUNK_WINDOW`] transactions) takes a strike;
 //! - duplicates are suppressed by gossipsub's message cache (message id = hash of the batch)
 //!   and by the pool (`already known`).
 
@@ -46,6 +51,13 @@ use crate::{
     rpc::RpcContext,
     txpool::{Origin, PoolError, StateReader},
 };
+
+/// Transactions a peer may send per second, on average.
+pub const PEER_TXS_PER_SEC: u32 = 4_000;
+/// Transactions a peer may send in a burst.
+pub const PEER_TXS_BURST: u32 = 8_000;
+/// Transactions of a peer over which the share refused is judged.
+pub const JUNK_WINDOW: u32 = 256;
 
 /// Rejected messages after which a peer is disconnected and refused.
 pub const MAX_STRIKES: u32 = 5;
@@ -217,6 +229,8 @@ pub fn spawn(config: P2pConfig, ctx: Arc<RpcContext>) -> Result<GossipHandle, P2
         connected: HashSet::new(),
         subscribed: HashSet::new(),
         strikes: HashMap::new(),
+        buckets: HashMap::new(),
+        junk: HashMap::new(),
         banned: HashSet::new(),
         batch: Vec::new(),
         batch_bytes: 0,
@@ -259,6 +273,10 @@ struct Gossip {
     subscribed: HashSet<PeerId>,
     strikes: HashMap<PeerId, u32>,
     banned: HashSet<PeerId>,
+    /// Per peer: transaction tokens left and when they were last refilled.
+    buckets: HashMap<PeerId, (f64, std::time::Instant)>,
+    /// Per peer: transactions refused (not "already known") and seen, in the current window.
+    junk: HashMap<PeerId, (u32, u32)>,
     /// Encoded transactions waiting to be published together.
     batch: Vec<alloy_primitives::Bytes>,
     batch_bytes: usize,
@@ -320,6 +338,32 @@ pub enum BatchError {
 /// message of a million one-byte elements costs a scan of its headers up to the 257th, not a
 /// million allocations.
 pub fn decode_batch(data: &[u8]) -> Result<Vec<TxEnvelope>, BatchError> {
+    use alloy_rlp::Header;
+    let (count, payload) = scan_batch(data)?;
+    let mut items = payload;
+    (0..count)
+        .map(|index| {
+            let mut bytes = Header::decode_bytes(&mut items, false).map_err(BatchError::Rlp)?;
+            match TxEnvelope::decode_2718(&mut bytes) {
+                Ok(tx) if bytes.is_empty() => Ok(tx),
+                Ok(_) => Err(BatchError::Transaction {
+                    index,
+                    reason: "trailing bytes after the transaction".into(),
+                }),
+                Err(e) => Err(BatchError::Transaction { index, reason: format!("rlp: {e}") }),
+            }
+        })
+        .collect()
+}
+
+/// The number of elements of a batch, counted from their RLP headers (refused above
+/// [`MAX_BATCH_TXS`]), without decoding any: what a peer's rate limit is charged.
+pub fn count_batch(data: &[u8]) -> Result<usize, BatchError> {
+    scan_batch(data).map(|(count, _)| count)
+}
+
+/// Checks a batch's list header and element headers; returns the count and the list payload.
+fn scan_batch(data: &[u8]) -> Result<(usize, &[u8]), BatchError> {
     use alloy_rlp::{Error as RlpError, Header};
     let mut rest = data;
     let header = Header::decode(&mut rest).map_err(BatchError::Rlp)?;
@@ -348,26 +392,15 @@ pub fn decode_batch(data: &[u8]) -> Result<Vec<TxEnvelope>, BatchError> {
     if count == 0 {
         return Err(BatchError::Size(0));
     }
-    let mut items = payload;
-    (0..count)
-        .map(|index| {
-            let mut bytes = Header::decode_bytes(&mut items, false).map_err(BatchError::Rlp)?;
-            match TxEnvelope::decode_2718(&mut bytes) {
-                Ok(tx) if bytes.is_empty() => Ok(tx),
-                Ok(_) => Err(BatchError::Transaction {
-                    index,
-                    reason: "trailing bytes after the transaction".into(),
-                }),
-                Err(e) => Err(BatchError::Transaction { index, reason: format!("rlp: {e}") }),
-            }
-        })
-        .collect()
+    Ok((count, payload))
 }
 
 /// How a gossiped batch fared.
 enum Verdict {
-    /// At least one transaction added to the pool: forward it.
+    /// Every transaction added to the pool: forward the batch as it is.
     Accept,
+    /// Some added: pass those on in our own batch, do not forward this one.
+    Partly(Vec<alloy_primitives::TxHash>),
     /// All known already, or refused for state reasons: do not forward, no penalty.
     Ignore(String),
     /// Malformed, badly signed or for another chain: do not forward, penalize.
@@ -434,29 +467,68 @@ impl Gossip {
         }
     }
 
-    fn verdict(&self, data: &[u8]) -> Verdict {
-        use rayon::prelude::*;
+    /// Takes `count` transaction tokens from `peer`'s bucket; `false` when it has too few.
+    fn take_tokens(&mut self, peer: PeerId, count: usize) -> bool {
+        let now = std::time::Instant::now();
+        let (tokens, last) = self.buckets.entry(peer).or_insert((f64::from(PEER_TXS_BURST), now));
+        let refill = now.duration_since(*last).as_secs_f64() * f64::from(PEER_TXS_PER_SEC);
+        *tokens = (*tokens + refill).min(f64::from(PEER_TXS_BURST));
+        *last = now;
+        if *tokens < count as f64 {
+            return false;
+        }
+        *tokens -= count as f64;
+        true
+    }
+
+    /// Counts a batch's refused transactions against `peer`; a strike when most of a window's
+    /// could not pay.
+    fn account_junk(&mut self, peer: PeerId, refused: u32, seen: u32) {
+        let entry = self.junk.entry(peer).or_default();
+        entry.0 += refused;
+        entry.1 += seen;
+        if entry.1 < JUNK_WINDOW {
+            return;
+        }
+        let (refused, seen) = std::mem::take(entry);
+        if refused * 2 > seen {
+            self.strike(peer, &format!("{refused} of its last {seen} transactions cannot pay"));
+        }
+    }
+
+    /// Decodes a batch and adds it to the pool; also returns how many transactions were
+    /// refused for other reasons than "already known", and how many it held.
+    fn verdict(&self, data: &[u8]) -> (Verdict, u32, u32) {
         let txs = match decode_batch(data) {
             Ok(txs) => txs,
-            Err(e) => return Verdict::Reject(e.to_string()),
+            Err(e) => return (Verdict::Reject(e.to_string()), 0, 0),
         };
+        let seen = u32::try_from(txs.len()).unwrap_or(u32::MAX);
+        let (verdict, refused) = self.add_batch(txs);
+        (verdict, refused, seen)
+    }
+
+    fn add_batch(&self, txs: Vec<TxEnvelope>) -> (Verdict, u32) {
+        use rayon::prelude::*;
         let cache = &self.ctx.senders;
         let senders: Result<Vec<_>, _> = txs.par_iter().map(|tx| cache.recover(tx)).collect();
         let senders = match senders {
             Ok(senders) => senders,
-            Err(e) => return Verdict::Reject(e.to_string()),
+            Err(e) => return (Verdict::Reject(e.to_string()), 0),
         };
         let view = self.ctx.snapshot();
         let state = match view.latest_state(&self.ctx.db) {
             Ok(state) => state,
-            Err(e) => return Verdict::Ignore(e.to_string()),
+            Err(e) => return (Verdict::Ignore(e.to_string()), 0),
         };
         let reader = StateReader(&state);
         let mut pool = self.ctx.pool.write();
-        let (mut accepted, mut last_refusal) = (0usize, None);
+        let total = txs.len();
+        let (mut accepted, mut refused, mut last_refusal) = (Vec::new(), 0u32, None);
         for (tx, sender) in txs.into_iter().zip(senders) {
+            let hash = *tx.tx_hash();
             match pool.add(tx, sender, Origin::External, &reader) {
-                Ok(_) => accepted += 1,
+                Ok(_) => accepted.push(hash),
                 Err(
                     e @ (PoolError::Decode(_)
                     | PoolError::InvalidSender
@@ -464,14 +536,20 @@ impl Gossip {
                     | PoolError::TxTypeNotSupported
                     | PoolError::BlobNotSupported
                     | PoolError::Oversized { .. }),
-                ) => return Verdict::Reject(e.to_string()),
-                Err(e) => last_refusal = Some(e.to_string()),
+                ) => return (Verdict::Reject(e.to_string()), refused),
+                Err(PoolError::AlreadyKnown) => last_refusal = Some("already known".to_string()),
+                Err(e) => {
+                    refused += 1;
+                    last_refusal = Some(e.to_string());
+                }
             }
         }
-        match (accepted, last_refusal) {
+        let verdict = match (accepted.len(), last_refusal) {
             (0, Some(why)) => Verdict::Ignore(why),
-            _ => Verdict::Accept,
-        }
+            (n, _) if n == total => Verdict::Accept,
+            _ => Verdict::Partly(accepted),
+        };
+        (verdict, refused)
     }
 
     fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -528,9 +606,22 @@ impl Gossip {
                 message_id,
                 message,
             })) => {
-                let verdict = self.verdict(&message.data);
+                let peer = propagation_source;
+                let claimed = count_batch(&message.data).unwrap_or(1).max(1);
+                let (verdict, refused, seen) = if self.take_tokens(peer, claimed) {
+                    self.verdict(&message.data)
+                } else {
+                    (Verdict::Ignore("peer over its transaction rate".into()), 0, 0)
+                };
+                self.account_junk(peer, refused, seen);
                 let (acceptance, why) = match verdict {
                     Verdict::Accept => (MessageAcceptance::Accept, None),
+                    Verdict::Partly(accepted) => {
+                        for hash in accepted {
+                            self.queue(hash);
+                        }
+                        (MessageAcceptance::Ignore, None)
+                    }
                     Verdict::Ignore(why) => {
                         debug!(peer = %propagation_source, "gossiped transaction not added: {why}");
                         (MessageAcceptance::Ignore, None)

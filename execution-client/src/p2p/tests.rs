@@ -155,30 +155,11 @@ fn batch_elements_are_counted_before_anything_is_decoded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_sending_garbage_is_disconnected() {
-    use libp2p::{futures::StreamExt, noise, tcp, yamux};
+    use libp2p::futures::StreamExt;
     let a = start(Vec::new());
     let boot = listen_addr(&a).await;
     // A bare gossipsub peer on the same topic that publishes bytes that are no transaction.
-    let mut rogue = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
-        .unwrap()
-        .with_behaviour(|key| {
-            let config = gossipsub::ConfigBuilder::default()
-                .heartbeat_interval(Duration::from_millis(500))
-                .build()
-                .unwrap();
-            gossipsub::Behaviour::<
-                gossipsub::IdentityTransform,
-                gossipsub::AllowAllSubscriptionFilter,
-            >::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)
-            .unwrap()
-        })
-        .unwrap()
-        .build();
-    let topic = gossipsub::IdentTopic::new(super::topic_name(crate::testkit::CHAIN_ID));
-    rogue.behaviour_mut().subscribe(&topic).unwrap();
-    rogue.dial(boot).unwrap();
+    let (mut rogue, topic) = rogue_peer(boot);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut sent = 0u32;
     let mut disconnected = false;
@@ -256,4 +237,97 @@ async fn one_peer_cannot_open_more_than_its_share_of_connections() {
     }
     assert!((1..=super::MAX_CONNECTIONS_PER_PEER as i32).contains(&open), "{open} connections");
     el.gossip.stop();
+}
+
+/// A bare gossipsub peer on the transaction topic, dialling `boot`.
+fn rogue_peer(
+    boot: libp2p::Multiaddr,
+) -> (
+    libp2p::Swarm<
+        gossipsub::Behaviour<gossipsub::IdentityTransform, gossipsub::AllowAllSubscriptionFilter>,
+    >,
+    gossipsub::IdentTopic,
+) {
+    use libp2p::{noise, tcp, yamux};
+    let mut rogue = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .unwrap()
+        .with_behaviour(|key| {
+            let config = gossipsub::ConfigBuilder::default()
+                .heartbeat_interval(Duration::from_millis(500))
+                .max_transmit_size(4 * 1024 * 1024)
+                .build()
+                .unwrap();
+            gossipsub::Behaviour::<
+                gossipsub::IdentityTransform,
+                gossipsub::AllowAllSubscriptionFilter,
+            >::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)
+            .unwrap()
+        })
+        .unwrap()
+        .build();
+    let topic = gossipsub::IdentTopic::new(super::topic_name(crate::testkit::CHAIN_ID));
+    rogue.behaviour_mut().subscribe(&topic).unwrap();
+    rogue.dial(boot).unwrap();
+    (rogue, topic)
+}
+
+/// A peer whose batches are well-formed, correctly signed transactions that cannot pay (their
+/// senders hold nothing) takes a strike per window of mostly-junk and is disconnected; no
+/// transaction of it enters the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_gossiping_transactions_that_cannot_pay_is_disconnected() {
+    use alloy_consensus::{SignableTransaction, TxEip1559};
+    use alloy_primitives::{TxKind, U256};
+    use alloy_signer::SignerSync;
+    use libp2p::futures::StreamExt;
+    let a = start(Vec::new());
+    let boot = listen_addr(&a).await;
+    let (mut rogue, topic) = rogue_peer(boot);
+    let broke = alloy_signer_local::PrivateKeySigner::random();
+    let mut nonce = 0u64;
+    let mut junk_batch = || {
+        let txs: Vec<alloy_consensus::TxEnvelope> = (0..super::MAX_BATCH_TXS)
+            .map(|_| {
+                let tx = TxEip1559 {
+                    chain_id: crate::testkit::CHAIN_ID,
+                    nonce,
+                    gas_limit: 21_000,
+                    max_fee_per_gas: 100_000_000_000,
+                    max_priority_fee_per_gas: 1_000_000_000,
+                    to: TxKind::Call(Address::repeat_byte(0xb3)),
+                    value: U256::from(1u64),
+                    ..Default::default()
+                };
+                nonce += 1;
+                let sig = broke.sign_hash_sync(&tx.signature_hash()).unwrap();
+                tx.into_signed(sig).into()
+            })
+            .collect();
+        super::encode_batch(
+            &txs.iter()
+                .map(|t| alloy_primitives::Bytes::from(t.encoded_2718()))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (mut sent, mut disconnected) = (0u32, false);
+    while tokio::time::Instant::now() < deadline && !disconnected {
+        tokio::select! {
+            event = rogue.select_next_some() => {
+                if let libp2p::swarm::SwarmEvent::ConnectionClosed { .. } = event {
+                    disconnected = sent >= super::MAX_STRIKES;
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(300)) => {
+                if rogue.behaviour_mut().publish(topic.clone(), junk_batch()).is_ok() {
+                    sent += 1;
+                }
+            }
+        }
+    }
+    assert!(disconnected, "still connected after {sent} batches of transactions that cannot pay");
+    assert!(a.kit.pool.read().is_empty());
+    a.gossip.stop();
 }
