@@ -9,6 +9,7 @@ pub mod jwt;
 pub mod l1_genesis;
 pub mod logging;
 pub mod metrics;
+pub mod rate;
 pub mod signal;
 pub mod system_contracts;
 

@@ -33,7 +33,9 @@
 //!   same-IP penalty are off: consensus topics are quiet between rounds, and a devnet runs
 //!   every node on one address.
 //!
-//! - Connections are bounded ([`connection_limits`]): per peer, in all, inbound, and pending.
+//! - Connections are bounded ([`connection_limits`]): per peer, in all, inbound, and pending;
+//!   each peer's direct messages are metered ([`DIRECT_PER_SEC`], burst [`DIRECT_BURST`]),
+//!   beyond which they are dropped before decoding.
 //!
 //! One task owns the swarm ([`spawn`]); the node talks to it through [`NetworkHandle`] and
 //! receives [`NetEvent`]s on a channel.
@@ -58,6 +60,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use tandem_shared::rate::TokenBucket;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
@@ -85,6 +88,11 @@ pub const MAX_CONNECTIONS: u32 = 256;
 pub const MAX_INBOUND_CONNECTIONS: u32 = 192;
 /// Most connections being set up at once, each way.
 pub const MAX_PENDING_CONNECTIONS: u32 = 32;
+/// Direct messages a peer may send per second, on average (a validator sends a few votes,
+/// sync infos and block requests a round).
+pub const DIRECT_PER_SEC: u32 = 100;
+/// Direct messages a peer may send in a burst.
+pub const DIRECT_BURST: u32 = 200;
 /// How long a sync request may take before it fails.
 pub const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -345,6 +353,8 @@ struct Task {
     events: mpsc::Sender<NetEvent>,
     /// (kind, reason) of publish failures already logged.
     publish_failures_logged: HashSet<(&'static str, &'static str)>,
+    /// Per peer: direct messages it may still send.
+    direct_quota: HashMap<PeerId, TokenBucket>,
 }
 
 /// The swarm's connection limits: one peer, or a crowd of them, cannot exhaust the node's
@@ -531,6 +541,7 @@ pub fn spawn(
         validator_dial: (Instant::now(), Duration::from_secs(1)),
         events: events_tx,
         publish_failures_logged: HashSet::new(),
+        direct_quota: HashMap::new(),
     };
     tokio::spawn(task.run(rx, served_rx));
     Ok((handle, events_rx))
@@ -838,6 +849,16 @@ impl Task {
             })) => {
                 let _ = self.swarm.behaviour_mut().direct.send_response(channel, Vec::new());
                 if self.is_banned(&peer) {
+                    return;
+                }
+                let now = Instant::now();
+                let quota = self
+                    .direct_quota
+                    .entry(peer)
+                    .or_insert_with(|| TokenBucket::new(DIRECT_PER_SEC, DIRECT_BURST, now));
+                if !quota.take(1, now) {
+                    metrics::counter!("tandem_cl_direct_over_quota_total").increment(1);
+                    debug!(%peer, "direct message over the peer's quota dropped");
                     return;
                 }
                 let Some(from) = self.validators.get(&peer).copied() else {

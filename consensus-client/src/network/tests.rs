@@ -360,3 +360,44 @@ async fn one_peer_cannot_open_more_than_its_share_of_connections() {
     assert!(open >= 1, "not even one connection");
     assert!(open <= MAX_CONNECTIONS_PER_PEER, "{open} connections from one peer");
 }
+
+/// A validator flooding direct messages gets its burst and its rate through, not the flood.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_flooding_direct_messages_is_held_to_its_quota() {
+    let keys: Vec<Keypair> = (0..2).map(|_| Keypair::generate_ed25519()).collect();
+    let validators: Vec<PeerId> = keys.iter().map(|k| k.public().to_peer_id()).collect();
+    let config = |i: usize, bootnodes: Vec<Multiaddr>| NetworkConfig {
+        keypair: keys[i].clone(),
+        listen_addr: "127.0.0.1".parse().unwrap(),
+        port: 0,
+        bootnodes,
+        validators: validators.clone(),
+        chain_id: 7,
+        sync_server: None,
+    };
+    let (h0, mut rx0) = spawn(config(0, vec![])).unwrap();
+    let boot = listening(&h0).await;
+    let (h1, _rx1) = spawn(config(1, vec![boot])).unwrap();
+    // The route is up once one message gets through.
+    assert_eq!(resend_until_received(&h1, 0, &mut rx0, &request(1)).await, 1);
+    tokio::time::sleep(Duration::from_secs(3)).await; // the bucket refills to its burst
+    while rx0.try_recv().is_ok() {}
+    let started = Instant::now();
+    let flood = 6 * DIRECT_BURST;
+    for i in 0..flood {
+        h1.send(0, request((i % 250) as u8 + 2));
+    }
+    let mut delivered = 0u32;
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(Some(ev)) = tokio::time::timeout_at(until, rx0.recv()).await {
+        delivered += u32::from(delivered_msg(ev));
+    }
+    let allowed =
+        DIRECT_BURST + (started.elapsed().as_secs_f64() * f64::from(DIRECT_PER_SEC)) as u32;
+    assert!(delivered >= DIRECT_BURST / 2, "only {delivered} delivered");
+    assert!(delivered <= allowed, "{delivered} of {flood} delivered, quota allows {allowed}");
+}
+
+fn delivered_msg(ev: NetEvent) -> bool {
+    delivered(ev).is_some()
+}

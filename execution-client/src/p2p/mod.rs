@@ -44,6 +44,7 @@ use libp2p::{
     tcp, yamux,
 };
 use parking_lot::Mutex;
+use tandem_shared::rate::TokenBucket;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, info, warn};
 
@@ -273,8 +274,8 @@ struct Gossip {
     subscribed: HashSet<PeerId>,
     strikes: HashMap<PeerId, u32>,
     banned: HashSet<PeerId>,
-    /// Per peer: transaction tokens left and when they were last refilled.
-    buckets: HashMap<PeerId, (f64, std::time::Instant)>,
+    /// Per peer: transactions it may still send.
+    buckets: HashMap<PeerId, TokenBucket>,
     /// Per peer: transactions refused (not "already known") and seen, in the current window.
     junk: HashMap<PeerId, (u32, u32)>,
     /// Encoded transactions waiting to be published together.
@@ -470,15 +471,10 @@ impl Gossip {
     /// Takes `count` transaction tokens from `peer`'s bucket; `false` when it has too few.
     fn take_tokens(&mut self, peer: PeerId, count: usize) -> bool {
         let now = std::time::Instant::now();
-        let (tokens, last) = self.buckets.entry(peer).or_insert((f64::from(PEER_TXS_BURST), now));
-        let refill = now.duration_since(*last).as_secs_f64() * f64::from(PEER_TXS_PER_SEC);
-        *tokens = (*tokens + refill).min(f64::from(PEER_TXS_BURST));
-        *last = now;
-        if *tokens < count as f64 {
-            return false;
-        }
-        *tokens -= count as f64;
-        true
+        self.buckets
+            .entry(peer)
+            .or_insert_with(|| TokenBucket::new(PEER_TXS_PER_SEC, PEER_TXS_BURST, now))
+            .take(count, now)
     }
 
     /// Counts a batch's refused transactions against `peer`; a strike when most of a window's
