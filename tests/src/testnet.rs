@@ -245,6 +245,12 @@ impl Testnet {
         Ok(())
     }
 
+    /// Whether node `i`'s CL and EL processes are both still running (neither has exited).
+    pub fn is_alive(&mut self, i: usize) -> bool {
+        let Some(running) = self.running[i].as_mut() else { return false };
+        [&mut running.cl, &mut running.el].into_iter().all(|c| matches!(c.0.try_wait(), Ok(None)))
+    }
+
     /// Whether node `i` is running (as far as this handle knows).
     pub fn is_running(&self, i: usize) -> bool {
         self.running[i].is_some()
