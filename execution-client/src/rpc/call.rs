@@ -25,7 +25,9 @@ use revm::{
 };
 use revm_inspectors::{access_list::AccessListInspector, tracing::DebugInspector};
 
-use super::{RpcContext, RpcError, RpcResult, chain::BlockData, decode_revert_reason};
+use super::{
+    RpcContext, RpcError, RpcResult, chain::BlockData, decode_revert_reason, heavy::Deadline,
+};
 use crate::storage::StorageError;
 
 /// Gas of a plain value transfer.
@@ -147,18 +149,25 @@ impl RpcContext {
         Ok(PreparedCall { env, tx })
     }
 
-    /// Runs `call` on `state` (with `overrides` applied) and returns its result.
+    /// Runs `call` on `state` (with `overrides` applied) and returns its result; the EVM is
+    /// halted at `deadline` (then the time-out is the error, whatever the halted run returned).
     pub(crate) fn run_call<S: DatabaseRef<Error = StorageError> + std::fmt::Debug>(
         &self,
         state: S,
         call: &PreparedCall,
+        deadline: &Deadline,
     ) -> RpcResult<ExecutionResult> {
+        deadline.check()?;
         let db = CacheDB::new(state);
         let mut evm = EthEvmBuilder::new(db, call.env.clone())
             .precompiles(self.executor.precompiles(&call.env))
+            .activate_inspector(deadline.inspector())
             .build();
-        let result = evm.transact_raw(call.tx.clone()).map_err(evm_error)?;
-        Ok(result.result)
+        let result = evm.transact_raw(call.tx.clone());
+        if evm.inspector().passed() {
+            return Err(deadline.error());
+        }
+        Ok(result.map_err(evm_error)?.result)
     }
 
     /// Whether `call` succeeds; a gas limit under the intrinsic cost counts as failure (the
@@ -167,8 +176,9 @@ impl RpcContext {
         &self,
         state: S,
         call: &PreparedCall,
+        deadline: &Deadline,
     ) -> RpcResult<bool> {
-        match self.run_call(state, call) {
+        match self.run_call(state, call, deadline) {
             Ok(result) => Ok(result.is_success()),
             Err(RpcError::Execution(_)) => Ok(false),
             Err(other) => Err(other),
@@ -180,15 +190,18 @@ impl RpcContext {
         &self,
         state: S,
         call: &PreparedCall,
+        deadline: &Deadline,
     ) -> RpcResult<Bytes> {
-        into_output(self.run_call(state, call)?)
+        into_output(self.run_call(state, call, deadline)?)
     }
 
-    /// `eth_estimateGas`: the least gas limit with which the call succeeds (binary search).
+    /// `eth_estimateGas`: the least gas limit with which the call succeeds (binary search); each
+    /// run is halted at `deadline` and no round starts after it.
     pub(crate) fn estimate_gas<S: DatabaseRef<Error = StorageError> + std::fmt::Debug>(
         &self,
         state: S,
         mut call: PreparedCall,
+        deadline: &Deadline,
     ) -> RpcResult<u64> {
         let state = CacheDB::new(state);
         let mut hi = call.tx.gas_limit;
@@ -212,13 +225,13 @@ impl RpcContext {
                 .is_none_or(|a| a.code_hash == alloy_primitives::KECCAK256_EMPTY);
             if code_empty && hi >= TRANSFER_GAS {
                 call.tx.gas_limit = TRANSFER_GAS;
-                if self.run_call(&state, &call)?.is_success() {
+                if self.run_call(&state, &call, deadline)?.is_success() {
                     return Ok(TRANSFER_GAS);
                 }
             }
         }
         call.tx.gas_limit = hi;
-        let first = self.run_call(&state, &call)?;
+        let first = self.run_call(&state, &call, deadline)?;
         let used = match first {
             ExecutionResult::Success { .. } => first.tx_gas_used(),
             ExecutionResult::Revert { output, .. } => return Err(reverted(output)),
@@ -236,16 +249,17 @@ impl RpcContext {
         let optimistic = used.saturating_add(2_300).saturating_mul(64) / 63;
         if optimistic < hi {
             call.tx.gas_limit = optimistic;
-            if self.succeeds(&state, &call)? {
+            if self.succeeds(&state, &call, deadline)? {
                 hi = optimistic;
             } else {
                 lo = optimistic;
             }
         }
         while lo + 1 < hi {
+            deadline.check()?;
             let mid = lo + (hi - lo) / 2;
             call.tx.gas_limit = mid;
-            if self.succeeds(&state, &call)? {
+            if self.succeeds(&state, &call, deadline)? {
                 hi = mid;
             } else {
                 lo = mid;
@@ -259,11 +273,13 @@ impl RpcContext {
         &self,
         state: S,
         mut call: PreparedCall,
+        deadline: &Deadline,
     ) -> RpcResult<(AccessList, u64, Option<String>)> {
         let state = CacheDB::new(state);
         let mut list = call.tx.access_list.clone();
         for _ in 0..8 {
-            let inspector = AccessListInspector::new(list.clone());
+            deadline.check()?;
+            let inspector = (deadline.inspector(), AccessListInspector::new(list.clone()));
             call.tx.access_list = list.clone();
             if call.tx.tx_type == 0 {
                 call.tx.tx_type = 1;
@@ -273,8 +289,12 @@ impl RpcContext {
                 .precompiles(self.executor.precompiles(&call.env))
                 .activate_inspector(inspector)
                 .build();
-            let result = evm.transact_raw(call.tx.clone()).map_err(evm_error)?;
-            let next = evm.inspector().access_list();
+            let result = evm.transact_raw(call.tx.clone());
+            if evm.inspector().0.passed() {
+                return Err(deadline.error());
+            }
+            let result = result.map_err(evm_error)?;
+            let next = evm.inspector().1.access_list();
             let gas = result.result.tx_gas_used();
             let error = match &result.result {
                 ExecutionResult::Success { .. } => None,
@@ -291,24 +311,31 @@ impl RpcContext {
         Err(RpcError::Execution("access list did not converge".into()))
     }
 
-    /// Runs `call` under the tracer `opts` asks for.
+    /// Runs `call` under the tracer `opts` asks for, halted at `deadline` (a tracer's record of
+    /// an endless loop would otherwise grow until the gas runs out).
     pub(crate) fn trace_call<S: DatabaseRef<Error = StorageError> + std::fmt::Debug>(
         &self,
         state: S,
         call: &PreparedCall,
         opts: GethDebugTracingOptions,
         tx_context: Option<revm_inspectors::tracing::TransactionContext>,
+        deadline: &Deadline,
     ) -> RpcResult<GethTrace> {
+        deadline.check()?;
         let inspector =
             DebugInspector::new(opts).map_err(|e| RpcError::InvalidParams(e.to_string()))?;
         let db = CacheDB::new(state);
         let mut evm = EthEvmBuilder::new(db, call.env.clone())
             .precompiles(self.executor.precompiles(&call.env))
-            .activate_inspector(inspector)
+            .activate_inspector((deadline.inspector(), inspector))
             .build();
-        let result = evm.transact_raw(call.tx.clone()).map_err(evm_error)?;
+        let result = evm.transact_raw(call.tx.clone());
+        if evm.inspector().0.passed() {
+            return Err(deadline.error());
+        }
+        let result = result.map_err(evm_error)?;
         let block_env = call.env.block_env.clone();
-        let (db, inspector, _) = evm.components_mut();
+        let (db, (_, inspector), _) = evm.components_mut();
         inspector
             .get_result(tx_context, &call.tx, &block_env, &result, db)
             .map_err(|e| RpcError::Internal(e.to_string()))
@@ -323,6 +350,7 @@ impl RpcContext {
         block: &BlockData,
         index: usize,
         opts: GethDebugTracingOptions,
+        deadline: &Deadline,
     ) -> RpcResult<GethTrace> {
         use revm::DatabaseCommit;
         let transactions = &block.block.body.transactions;
@@ -340,11 +368,19 @@ impl RpcContext {
                 .apply_pre_execution_changes(block.header(), &mut evm)
                 .map_err(|e| RpcError::Internal(format!("block system calls: {e}")))?;
         }
+        // The replay stops at the deadline like the traced call: a block holds up to its gas
+        // limit of earlier transactions.
         for (tx, sender) in transactions.iter().zip(&block.senders).take(index) {
+            deadline.check()?;
             let mut evm = EthEvmBuilder::new(&mut db, env.clone())
                 .precompiles(self.executor.precompiles(&env))
+                .activate_inspector(deadline.inspector())
                 .build();
-            let result = evm.transact_raw(tx_env(tx, *sender)).map_err(evm_error)?;
+            let result = evm.transact_raw(tx_env(tx, *sender));
+            if evm.inspector().passed() {
+                return Err(deadline.error());
+            }
+            let result = result.map_err(evm_error)?;
             drop(evm);
             db.commit(result.state);
         }
@@ -354,7 +390,7 @@ impl RpcContext {
             tx_hash: Some(*target.tx_hash()),
             tx_index: Some(index),
         };
-        self.trace_call(&db, &call, opts, Some(context))
+        self.trace_call(&db, &call, opts, Some(context), deadline)
     }
 }
 

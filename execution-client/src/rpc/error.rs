@@ -48,6 +48,10 @@ pub enum RpcError {
     /// A configured limit was exceeded.
     #[error("{0}")]
     LimitExceeded(String),
+    /// The request's work passed its deadline (`--rpc.evmtimeout`) and was stopped (geth's
+    /// words); distinct from [`RpcError::Execution`] so no caller mistakes it for a failed call.
+    #[error("execution aborted (timeout = {}s)", .0.as_secs_f64())]
+    TimedOut(std::time::Duration),
     /// The filter id is not installed.
     #[error("filter not found")]
     FilterNotFound,

@@ -21,6 +21,7 @@ use super::{
     call::apply_overrides,
     convert::{rpc_block, rpc_pending_transaction, rpc_receipt, rpc_receipts, rpc_transaction},
     filters,
+    heavy::{Deadline, run_heavy},
 };
 use crate::txpool::{AccountReader, Origin, PoolError};
 
@@ -46,72 +47,26 @@ macro_rules! sync_method {
     }};
 }
 
-macro_rules! blocking_method {
+/// A method run by [`run_heavy`] as `$f(ctx, params, deadline)`; `$permits`, a field of the
+/// context, is the method's own smaller bound where it has one.
+macro_rules! heavy_method {
     ($module:expr, $ctx:expr, $name:literal, $f:expr) => {{
-        let ctx = $ctx.clone();
-        $module.register_async_method($name, move |params, _, _| {
-            let ctx = ctx.clone();
-            async move { run_blocking(ctx, move |ctx| $f(&ctx, params)).await }
-        })?;
+        heavy_method!(@register $module, $ctx, $name, |_: &RpcContext| None, $f)
     }};
-}
-
-/// A method run by [`run_limited`] under the permits `ctx.$permits`.
-macro_rules! limited_method {
     ($module:expr, $ctx:expr, $name:literal, $permits:ident, $f:expr) => {{
+        heavy_method!(@register $module, $ctx, $name, |c: &RpcContext| Some(c.$permits.clone()), $f)
+    }};
+    (@register $module:expr, $ctx:expr, $name:literal, $permits:expr, $f:expr) => {{
         let ctx = $ctx.clone();
         $module.register_async_method($name, move |params, _, _| {
             let ctx = ctx.clone();
             async move {
-                let permits = ctx.$permits.clone();
-                run_limited(ctx, permits, $name, move |ctx| $f(&ctx, params)).await
+                let permits = ($permits)(&ctx);
+                run_heavy(ctx, $name, permits, move |ctx, deadline| $f(&ctx, params, &deadline))
+                    .await
             }
         })?;
     }};
-}
-
-/// Runs an EVM-heavy method off the async threads, with the EVM time-out.
-async fn run_blocking<T: Send + 'static>(
-    ctx: Arc<RpcContext>,
-    f: impl FnOnce(Arc<RpcContext>) -> MethodResult<T> + Send + 'static,
-) -> MethodResult<T> {
-    let timeout = ctx.config.evm_timeout;
-    let task = tokio::task::spawn_blocking(move || f(ctx));
-    match tokio::time::timeout(timeout, task).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(join)) => Err(RpcError::Internal(join.to_string()).into()),
-        Err(_) => {
-            Err(RpcError::Execution(format!("execution aborted (timeout = {})", humanize(timeout)))
-                .into())
-        }
-    }
-}
-
-/// [`run_blocking`] once one of `permits` is free: heavy methods run a bounded number at once,
-/// and a request that finds no permit within the EVM time-out is refused. The permit is held
-/// until the work is done, even when the caller has timed out.
-pub(super) async fn run_limited<T: Send + 'static>(
-    ctx: Arc<RpcContext>,
-    permits: Arc<tokio::sync::Semaphore>,
-    method: &'static str,
-    f: impl FnOnce(Arc<RpcContext>) -> MethodResult<T> + Send + 'static,
-) -> MethodResult<T> {
-    let permit = tokio::time::timeout(ctx.config.evm_timeout, permits.acquire_owned())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .ok_or_else(|| {
-            RpcError::LimitExceeded(format!("too many {method} requests at once, try again"))
-        })?;
-    run_blocking(ctx, move |ctx| {
-        let _permit = permit;
-        f(ctx)
-    })
-    .await
-}
-
-fn humanize(d: std::time::Duration) -> String {
-    format!("{}s", d.as_secs_f64())
 }
 
 fn register_all(
@@ -169,12 +124,13 @@ fn register_all(
             .unwrap_or(1);
         MethodResult::Ok(U256::from(fee))
     });
-    sync_method!(module, ctx, "eth_feeHistory", |c: &RpcContext, p: Params<'_>| {
+    // Up to `max_fee_history` blocks and their receipts: a heavy request.
+    heavy_method!(module, ctx, "eth_feeHistory", |c: &RpcContext, p: Params<'_>, d: &Deadline| {
         let mut seq = p.sequence();
         let count: U64 = seq.next()?;
         let newest: BlockNumberOrTag = seq.next()?;
         let percentiles: Option<Vec<f64>> = seq.optional_next()?;
-        MethodResult::Ok(c.fee_history(count.to(), newest, percentiles)?)
+        MethodResult::Ok(c.fee_history(count.to(), newest, percentiles, d)?)
     });
 
     // state
@@ -223,13 +179,16 @@ fn register_all(
     });
 
     // Proofs walk the trie (disk, hashing): a bounded number at once.
-    limited_method!(module, ctx, "eth_getProof", proof_permits, |c: &RpcContext, p: Params<'_>| {
+    let proof = |c: &RpcContext, p: Params<'_>, d: &Deadline| {
         let mut seq = p.sequence();
         let address: Address = seq.next()?;
         let keys: Vec<alloy_serde::storage::JsonStorageKey> = seq.next()?;
         let block: Option<BlockId> = seq.optional_next()?;
+        // One trie walk of at most MAX_PROOF_KEYS keys: it cannot be stopped half-way.
+        d.check()?;
         MethodResult::Ok(c.proof(address, keys, block.unwrap_or_default())?)
-    });
+    };
+    heavy_method!(module, ctx, "eth_getProof", proof_permits, proof);
 
     // blocks
     sync_method!(module, ctx, "eth_getBlockByNumber", |c: &RpcContext, p: Params<'_>| {
@@ -350,7 +309,7 @@ fn register_all(
     })?;
 
     // EVM
-    blocking_method!(module, ctx, "eth_call", |c: &RpcContext, p: Params<'_>| {
+    heavy_method!(module, ctx, "eth_call", |c: &RpcContext, p: Params<'_>, d: &Deadline| {
         let mut seq = p.sequence();
         let request: TransactionRequest = seq.next()?;
         let block: Option<BlockId> = seq.optional_next()?;
@@ -363,9 +322,9 @@ fn register_all(
         if let Some(overrides) = overrides {
             apply_overrides(&mut db, overrides)?;
         }
-        MethodResult::Ok(c.call(&db, &call)?)
+        MethodResult::Ok(c.call(&db, &call, d)?)
     });
-    blocking_method!(module, ctx, "eth_estimateGas", |c: &RpcContext, p: Params<'_>| {
+    heavy_method!(module, ctx, "eth_estimateGas", |c: &RpcContext, p: Params<'_>, d: &Deadline| {
         let mut seq = p.sequence();
         let request: TransactionRequest = seq.next()?;
         let block: Option<BlockId> = seq.optional_next()?;
@@ -377,19 +336,20 @@ fn register_all(
         if let Some(overrides) = overrides {
             apply_overrides(&mut db, overrides)?;
         }
-        MethodResult::Ok(U64::from(c.estimate_gas(&db, call)?))
+        MethodResult::Ok(U64::from(c.estimate_gas(&db, call, d)?))
     });
-    blocking_method!(module, ctx, "eth_createAccessList", |c: &RpcContext, p: Params<'_>| {
+    let access_list = |c: &RpcContext, p: Params<'_>, d: &Deadline| {
         let mut seq = p.sequence();
         let request: TransactionRequest = seq.next()?;
         let block: Option<BlockId> = seq.optional_next()?;
         let view = c.snapshot();
         let (state, header) = c.state_at_id(&view, block.unwrap_or_default())?;
         let call = c.prepare_call(&header, &request, None)?;
-        let (access_list, gas_used, error) = c.create_access_list(&state, call)?;
+        let (access_list, gas_used, error) = c.create_access_list(&state, call, d)?;
         MethodResult::Ok(AccessListResult { access_list, gas_used: U256::from(gas_used), error })
-    });
-    blocking_method!(module, ctx, "debug_traceCall", |c: &RpcContext, p: Params<'_>| {
+    };
+    heavy_method!(module, ctx, "eth_createAccessList", access_list);
+    heavy_method!(module, ctx, "debug_traceCall", |c: &RpcContext, p: Params<'_>, d: &Deadline| {
         let mut seq = p.sequence();
         let request: TransactionRequest = seq.next()?;
         let block: Option<BlockId> = seq.optional_next()?;
@@ -402,10 +362,10 @@ fn register_all(
         if let Some(overrides) = opts.state_overrides.clone() {
             apply_overrides(&mut db, overrides)?;
         }
-        MethodResult::Ok(c.trace_call(&db, &call, opts.tracing_options, None)?)
+        MethodResult::Ok(c.trace_call(&db, &call, opts.tracing_options, None, d)?)
     });
     // Replays the block up to the transaction: a bounded number at once.
-    let trace = |c: &RpcContext, p: Params<'_>| {
+    let trace = |c: &RpcContext, p: Params<'_>, d: &Deadline| {
         let mut seq = p.sequence();
         let hash: B256 = seq.next()?;
         let opts: Option<GethDebugTracingOptions> = seq.optional_next()?;
@@ -422,14 +382,15 @@ fn register_all(
             &block,
             located.index,
             opts.unwrap_or_default(),
+            d,
         )?)
     };
-    limited_method!(module, ctx, "debug_traceTransaction", replay_permits, trace);
+    heavy_method!(module, ctx, "debug_traceTransaction", replay_permits, trace);
 
     // logs and filters
-    blocking_method!(module, ctx, "eth_getLogs", |c: &RpcContext, p: Params<'_>| {
+    heavy_method!(module, ctx, "eth_getLogs", |c: &RpcContext, p: Params<'_>, d: &Deadline| {
         let (filter,): (Filter,) = p.parse()?;
-        MethodResult::Ok(c.logs(&filter)?)
+        MethodResult::Ok(c.logs(&filter, d)?)
     });
     filters::register(module, ctx.clone())?;
 
@@ -441,11 +402,13 @@ fn register_all(
             "queued": U64::from(status.queued),
         }))
     });
-    sync_method!(module, ctx, "txpool_content", |c: &RpcContext, _p: Params<'_>| {
+    // Every pooled transaction as JSON (the pool holds thousands): a heavy request.
+    heavy_method!(module, ctx, "txpool_content", |c: &RpcContext, _p: Params<'_>, d: &Deadline| {
         let content = c.pool.read().content();
-        let side = |m: &BTreeMap<Address, BTreeMap<u64, Arc<crate::txpool::PooledTx>>>| -> Value {
+        let side = |m: &BTreeMap<Address, BTreeMap<u64, Arc<crate::txpool::PooledTx>>>| -> RpcResult<Value> {
             let mut out = serde_json::Map::new();
             for (sender, txs) in m {
+                d.check()?;
                 let mut by_nonce = serde_json::Map::new();
                 for (nonce, tx) in txs {
                     by_nonce.insert(
@@ -456,17 +419,18 @@ fn register_all(
                 }
                 out.insert(sender.to_checksum(None), Value::Object(by_nonce));
             }
-            Value::Object(out)
+            RpcResult::Ok(Value::Object(out))
         };
         MethodResult::Ok(
-            json!({ "pending": side(&content.pending), "queued": side(&content.queued) }),
+            json!({ "pending": side(&content.pending)?, "queued": side(&content.queued)? }),
         )
     });
-    sync_method!(module, ctx, "txpool_inspect", |c: &RpcContext, _p: Params<'_>| {
+    heavy_method!(module, ctx, "txpool_inspect", |c: &RpcContext, _p: Params<'_>, d: &Deadline| {
         let content = c.pool.read().content();
-        let side = |m: &BTreeMap<Address, BTreeMap<u64, Arc<crate::txpool::PooledTx>>>| -> Value {
+        let side = |m: &BTreeMap<Address, BTreeMap<u64, Arc<crate::txpool::PooledTx>>>| -> RpcResult<Value> {
             let mut out = serde_json::Map::new();
             for (sender, txs) in m {
+                d.check()?;
                 let mut by_nonce = serde_json::Map::new();
                 for (nonce, tx) in txs {
                     let to =
@@ -482,10 +446,10 @@ fn register_all(
                 }
                 out.insert(sender.to_checksum(None), Value::Object(by_nonce));
             }
-            Value::Object(out)
+            RpcResult::Ok(Value::Object(out))
         };
         MethodResult::Ok(
-            json!({ "pending": side(&content.pending), "queued": side(&content.queued) }),
+            json!({ "pending": side(&content.pending)?, "queued": side(&content.queued)? }),
         )
     });
     super::l1::register(module, ctx.clone())?;
@@ -587,11 +551,12 @@ impl RpcContext {
     }
 
     /// `eth_feeHistory`.
-    fn fee_history(
+    pub(crate) fn fee_history(
         &self,
         count: u64,
         newest: BlockNumberOrTag,
         percentiles: Option<Vec<f64>>,
+        deadline: &Deadline,
     ) -> RpcResult<FeeHistory> {
         use alloy_eips::eip1559::BaseFeeParams;
         let view = self.snapshot();
@@ -618,6 +583,7 @@ impl RpcContext {
         let mut rewards = Vec::new();
         let mut last_header = None;
         for number in oldest..=newest {
+            deadline.check()?;
             let block = self.block_by_number(&view, number)?.ok_or(RpcError::HeaderNotFound)?;
             let header = block.header().clone();
             let base_fee = header.base_fee_per_gas.unwrap_or_default();

@@ -33,6 +33,7 @@ use super::{
     RpcContext, RpcError, RpcResult,
     chain::BlockData,
     convert::{block_logs, rpc_header},
+    heavy::{Deadline, run_heavy},
 };
 
 /// What a polling filter reports.
@@ -74,8 +75,8 @@ impl FilterStore {
 }
 
 impl RpcContext {
-    /// `eth_getLogs`.
-    pub(crate) fn logs(&self, filter: &Filter) -> RpcResult<Vec<Log>> {
+    /// `eth_getLogs`; the block walk stops at `deadline`.
+    pub(crate) fn logs(&self, filter: &Filter, deadline: &Deadline) -> RpcResult<Vec<Log>> {
         let view = self.snapshot();
         let (from, to) = match filter.block_option {
             FilterBlockOption::AtBlockHash(hash) => {
@@ -105,6 +106,7 @@ impl RpcContext {
         }
         let mut out = Vec::new();
         for number in from..=to {
+            deadline.check()?;
             let Some((header, _)) = self.header_by_number(&view, number)? else { break };
             if !filter.matches_bloom(header.logs_bloom) {
                 continue;
@@ -156,7 +158,7 @@ impl RpcContext {
         Ok(U128::from(id))
     }
 
-    fn filter_changes(&self, id: U128) -> RpcResult<FilterChanges> {
+    fn filter_changes(&self, id: U128, deadline: &Deadline) -> RpcResult<FilterChanges> {
         let view = self.snapshot();
         let id = id.to::<u128>();
         // Take what is needed out of the map, then read the chain without holding the lock.
@@ -192,6 +194,7 @@ impl RpcContext {
             None => {
                 let mut hashes = Vec::new();
                 for number in from..=to {
+                    deadline.check()?;
                     if let Some((_, hash)) = self.header_by_number(&view, number)? {
                         hashes.push(hash);
                     }
@@ -216,12 +219,12 @@ impl RpcContext {
                     from_block: Some(BlockNumberOrTag::Number(lo)),
                     to_block: Some(BlockNumberOrTag::Number(hi)),
                 };
-                Ok(FilterChanges::Logs(self.logs(&ranged)?))
+                Ok(FilterChanges::Logs(self.logs(&ranged, deadline)?))
             }
         }
     }
 
-    fn filter_logs(&self, id: U128) -> RpcResult<Vec<Log>> {
+    fn filter_logs(&self, id: U128, deadline: &Deadline) -> RpcResult<Vec<Log>> {
         let filter = {
             let mut filters = self.filters.filters.lock();
             let installed = filters.get_mut(&id.to::<u128>()).ok_or(RpcError::FilterNotFound)?;
@@ -231,7 +234,7 @@ impl RpcContext {
                 _ => return Err(RpcError::FilterNotFound),
             }
         };
-        self.logs(&filter)
+        self.logs(&filter, deadline)
     }
 }
 
@@ -262,15 +265,16 @@ pub(crate) fn register(
         let (id,): (U128,) = p.parse()?;
         Ok(c.filters.filters.lock().remove(&id.to::<u128>()).is_some())
     })?;
+    // Both walk blocks like eth_getLogs: heavy requests.
     let c = ctx.clone();
     module.register_async_method("eth_getFilterChanges", move |p: Params<'static>, _, _| {
         let c = c.clone();
         async move {
             let (id,): (U128,) = p.parse()?;
-            tokio::task::spawn_blocking(move || c.filter_changes(id))
-                .await
-                .map_err(|e| RpcError::Internal(e.to_string()))?
-                .map_err(ErrorObjectOwned::from)
+            run_heavy(c, "eth_getFilterChanges", None, move |c, deadline| {
+                Ok(c.filter_changes(id, &deadline)?)
+            })
+            .await
         }
     })?;
     let c = ctx.clone();
@@ -278,10 +282,10 @@ pub(crate) fn register(
         let c = c.clone();
         async move {
             let (id,): (U128,) = p.parse()?;
-            tokio::task::spawn_blocking(move || c.filter_logs(id))
-                .await
-                .map_err(|e| RpcError::Internal(e.to_string()))?
-                .map_err(ErrorObjectOwned::from)
+            run_heavy(c, "eth_getFilterLogs", None, move |c, deadline| {
+                Ok(c.filter_logs(id, &deadline)?)
+            })
+            .await
         }
     })?;
     let c = ctx;

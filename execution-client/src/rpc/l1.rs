@@ -85,10 +85,10 @@ pub(crate) fn register(
         let ctx = c.clone();
         async move {
             let block: Option<BlockId> = p.sequence().optional_next()?;
-            // A whole block executed again: a bounded number at once, off the async workers.
-            let permits = ctx.replay_permits.clone();
-            super::eth::run_limited(ctx, permits, "l1_blockEvents", move |ctx| {
-                block_events(&ctx, block.unwrap_or_default())
+            // A whole block executed again: a bounded number at once, a heavy request.
+            let permits = Some(ctx.replay_permits.clone());
+            super::heavy::run_heavy(ctx, "l1_blockEvents", permits, move |ctx, deadline| {
+                block_events(&ctx, block.unwrap_or_default(), &deadline)
             })
             .await
         }
@@ -98,7 +98,13 @@ pub(crate) fn register(
 
 /// `l1_blockEvents`: the funding, liquidations and bad debt of a block's end-of-block step. A
 /// system call has no receipt, so the block is executed again on its parent's state.
-fn block_events(ctx: &RpcContext, block: BlockId) -> MethodResult<Vec<view::SystemEventView>> {
+/// The block's own execution cannot be halted from here (it is the engine's executor), but it is
+/// bounded by the block's gas limit; the deadline is checked before it starts.
+fn block_events(
+    ctx: &RpcContext,
+    block: BlockId,
+    deadline: &super::heavy::Deadline,
+) -> MethodResult<Vec<view::SystemEventView>> {
     if ctx.executor.l1_config().is_none() {
         return Err(
             RpcError::Execution("the L1 exchange is not enabled on this chain".into()).into()
@@ -112,6 +118,7 @@ fn block_events(ctx: &RpcContext, block: BlockId) -> MethodResult<Vec<view::Syst
     }
     let data = ctx.block_by_number(&view, number)?.ok_or(RpcError::HeaderNotFound)?;
     let state = view.state_at(&ctx.db, number - 1).map_err(RpcError::from)?;
+    deadline.check()?;
     let output = ctx
         .executor
         .execute(data.block.inner(), &data.senders, &state)

@@ -10,9 +10,11 @@
 //! as in geth, until it has named one), `earliest` is genesis.
 //!
 //! Limits (see [`RpcConfig`]): request body size and batch length are enforced by the server;
-//! `eth_call`/`eth_estimateGas` gas is capped by `--rpc.gascap` and their wall time by
-//! `--rpc.evmtimeout` (the caller gets an error at the deadline; the EVM work itself is bounded
-//! by the gas cap); `eth_getLogs` by a block range and a result count.
+//! `eth_call`/`eth_estimateGas` gas is capped by `--rpc.gascap`; heavy methods (EVM runs,
+//! traces, proofs, log and fee walks, the pool's content) run at most
+//! `--rpc.max-tracing-requests` at once off the async threads, each stopped at its
+//! `--rpc.evmtimeout` deadline by the work itself (see `heavy`); `eth_getLogs` is bounded by a
+//! block range and a result count.
 //!
 //! Errors are geth's: `-32000` with geth's message for state and pool errors, `3` with the
 //! revert data for reverts, `-32602` for bad parameters, `-32005` for limits.
@@ -23,6 +25,7 @@ mod convert;
 mod error;
 mod eth;
 mod filters;
+mod heavy;
 mod l1;
 mod server;
 
@@ -34,6 +37,7 @@ use tandem_shared::ChainSpec;
 
 pub use error::{RpcError, RpcResult, decode_revert_reason};
 pub use eth::eth_module;
+pub use heavy::{Deadline, DeadlineInspector, default_max_heavy_requests};
 
 #[cfg(test)]
 mod tests;
@@ -79,6 +83,8 @@ pub struct RpcConfig {
     pub max_connections: u32,
     /// Minimum tip suggested by `eth_maxPriorityFeePerGas`, in wei.
     pub min_suggested_tip: u128,
+    /// Most heavy requests (EVM runs, traces, proofs, log and fee walks) run at once.
+    pub max_heavy_requests: usize,
 }
 
 impl Default for RpcConfig {
@@ -97,6 +103,7 @@ impl Default for RpcConfig {
             max_batch_response_bytes: 25_000_000,
             max_connections: 500,
             min_suggested_tip: 1_000_000_000,
+            max_heavy_requests: default_max_heavy_requests(),
         }
     }
 }
@@ -133,6 +140,9 @@ pub struct RpcContext {
     pub proof_permits: Arc<tokio::sync::Semaphore>,
     /// Permits of the methods that execute a whole block again ([`BLOCK_REPLAY_PERMITS`]).
     pub replay_permits: Arc<tokio::sync::Semaphore>,
+    /// Slots of all heavy requests, [`RpcConfig::max_heavy_requests`] of them, made on first use
+    /// (so a context whose configuration is set after [`RpcContext::new`] gets its size).
+    heavy_slots: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
 }
 
 /// Most blocks executed again at once (`l1_blockEvents`, `debug_traceTransaction`): each is up
@@ -176,6 +186,7 @@ impl RpcContext {
             peer_count: Arc::default(),
             proof_permits: Arc::new(tokio::sync::Semaphore::new(PROOF_PERMITS)),
             replay_permits: Arc::new(tokio::sync::Semaphore::new(BLOCK_REPLAY_PERMITS)),
+            heavy_slots: std::sync::OnceLock::new(),
         }
     }
 

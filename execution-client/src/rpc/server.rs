@@ -102,6 +102,24 @@ pub struct RpcArgs {
     /// Most concurrent connections per server.
     #[arg(long = "rpc.max-connections", default_value_t = 500)]
     pub max_connections: u32,
+    /// Most heavy requests run at once, over all of them: eth_call, eth_estimateGas,
+    /// eth_createAccessList, debug_trace*, eth_getProof, eth_getLogs, eth_getFilterLogs,
+    /// eth_getFilterChanges, eth_feeHistory, txpool_content/inspect, l1_blockEvents. Others wait
+    /// for a slot until their --rpc.evmtimeout deadline. Default: the cores minus two, at least 1.
+    #[arg(
+        long = "rpc.max-tracing-requests",
+        default_value_t = super::default_max_heavy_requests(),
+        value_parser = at_least_one
+    )]
+    pub max_heavy_requests: usize,
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn humantime_duration(s: &str) -> Result<Duration, String> {
@@ -135,6 +153,7 @@ impl RpcArgs {
             max_batch: self.max_batch,
             max_batch_response_bytes: self.max_batch_response_bytes,
             max_connections: self.max_connections,
+            max_heavy_requests: self.max_heavy_requests,
             ..RpcConfig::default()
         }
     }

@@ -533,6 +533,98 @@ async fn evm_timeout_aborts_calls() {
     assert!(e["message"].as_str().unwrap().starts_with("execution aborted (timeout"), "{e}");
 }
 
+/// Heavy work past its deadline stops by itself: an endless loop given a trillion gas (minutes
+/// of work) returns the time-out error at the deadline and gives its slot back, so with a
+/// single slot the next request is served (were the loop still running, it would wait out its
+/// own deadline for the slot and be refused). Covers the plain EVM, the estimate's search, the
+/// access-list rounds and a tracer.
+#[tokio::test]
+async fn heavy_work_stops_at_its_deadline_and_frees_its_slot() {
+    let config = RpcConfig {
+        evm_timeout: std::time::Duration::from_millis(300),
+        gas_cap: 1_000_000_000_000,
+        max_heavy_requests: 1,
+        ..RpcConfig::default()
+    };
+    let h = Harness::new(TreeConfig::default(), config);
+    // JUMPDEST PUSH1 0 JUMP, put in place by a state override.
+    let looping = Address::repeat_byte(0x10);
+    let overrides = json!({looping.to_string(): {"code": "0x5b600056"}});
+    let request = json!({"to": looping, "gas": "0xe8d4a51000"});
+    let endless: [(&str, Value); 4] = [
+        ("eth_call", json!([request, "latest", overrides])),
+        ("eth_estimateGas", json!([request, "latest", overrides])),
+        // No override parameter: the loop runs as the init code of a contract creation.
+        ("eth_createAccessList", json!([{"gas": "0xe8d4a51000", "input": "0x5b600056"}])),
+        (
+            "debug_traceCall",
+            json!([request, "latest", {"tracer": "callTracer", "stateOverrides": overrides}]),
+        ),
+    ];
+    for (method, params) in endless {
+        let started = std::time::Instant::now();
+        let e = h.err(method, params).await;
+        assert!(e["message"].as_str().unwrap().starts_with("execution aborted (timeout"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{method}: not prompt");
+        let quick = json!([{"to": Address::repeat_byte(0x11)}, "latest"]);
+        assert_eq!(h.ok("eth_call", quick).await, "0x", "after {method}");
+        assert_eq!(h.ctx.heavy_slots().available_permits(), 1, "after {method}");
+    }
+}
+
+/// Block walks look at the deadline between blocks: a walk whose deadline has passed stops.
+#[tokio::test]
+async fn block_walks_stop_at_their_deadline() {
+    let mut h = Harness::new(TreeConfig::default(), RpcConfig::default());
+    for nonce in 0..3 {
+        h.kit.submit(h.kit.transfer(2, nonce, Address::repeat_byte(1), 1));
+        h.mine();
+    }
+    let passed = super::Deadline::after(std::time::Duration::ZERO);
+    let filter = alloy_rpc_types_eth::Filter::new().from_block(0).to_block(3);
+    let live = super::Deadline::after(std::time::Duration::from_secs(60));
+    assert!(h.ctx.logs(&filter, &live).is_ok());
+    assert!(matches!(h.ctx.logs(&filter, &passed), Err(super::RpcError::TimedOut(_))));
+    let newest = alloy_eips::BlockNumberOrTag::Latest;
+    assert!(h.ctx.fee_history(3, newest, Some(vec![50.0]), &live).is_ok());
+    let late = h.ctx.fee_history(3, newest, Some(vec![50.0]), &passed);
+    assert!(matches!(late, Err(super::RpcError::TimedOut(_))));
+}
+
+/// Every heavy method waits for one of the shared heavy slots: with all of them taken it is
+/// refused once its deadline passes, and served when one frees.
+#[tokio::test]
+async fn heavy_methods_share_one_bounded_pool() {
+    let config = RpcConfig {
+        evm_timeout: std::time::Duration::from_millis(200),
+        max_heavy_requests: 2,
+        ..RpcConfig::default()
+    };
+    let h = Harness::new(TreeConfig::default(), config);
+    let sender = h.kit.keys[0].address();
+    let calls: [(&str, Value); 8] = [
+        ("eth_call", json!([{"to": sender}, "latest"])),
+        ("eth_estimateGas", json!([{"to": sender}, "latest"])),
+        ("eth_createAccessList", json!([{"to": sender}, "latest"])),
+        ("debug_traceCall", json!([{"to": sender}, "latest", {"tracer": "callTracer"}])),
+        ("eth_getProof", json!([sender, [], "latest"])),
+        ("eth_getLogs", json!([{"fromBlock": "0x0"}])),
+        ("eth_feeHistory", json!(["0x1", "latest", [50.0]])),
+        ("txpool_content", json!([])),
+    ];
+    let held = h.ctx.heavy_slots().clone().acquire_many_owned(2).await.unwrap();
+    for (method, params) in &calls {
+        let e = h.err(method, params.clone()).await;
+        assert_eq!(e["code"], -32005, "{method}: {e}");
+        assert!(e["message"].as_str().unwrap().contains("requests at once"), "{method}: {e}");
+    }
+    drop(held);
+    for (method, params) in calls {
+        h.ok(method, params).await;
+    }
+    assert_eq!(h.ctx.heavy_slots().available_permits(), 2);
+}
+
 #[tokio::test]
 async fn limits_give_clear_errors() {
     let config = RpcConfig { max_logs: 0, max_filters: 1, ..RpcConfig::default() };
@@ -619,6 +711,8 @@ fn rpc_args_parse_like_reth() {
         "250ms",
         "--rpc.max-logs-range",
         "50",
+        "--rpc.max-tracing-requests",
+        "3",
     ]);
     let http = cli.rpc.http_server().unwrap();
     assert_eq!(http.addr.to_string(), "127.0.0.1:9545");
@@ -629,6 +723,10 @@ fn rpc_args_parse_like_reth() {
     assert_eq!((config.gas_cap, config.max_logs_range), (1_000_000, 50));
     assert_eq!(config.evm_timeout, std::time::Duration::from_millis(250));
     assert!(Cli::try_parse_from(["x", "--rpc.evmtimeout", "soon"]).is_err());
+    assert_eq!(config.max_heavy_requests, 3);
+    assert!(Cli::try_parse_from(["x", "--rpc.max-tracing-requests", "0"]).is_err());
+    let defaults = Cli::parse_from(["x"]).rpc.config();
+    assert_eq!(defaults.max_heavy_requests, super::default_max_heavy_requests());
 }
 
 #[test]
