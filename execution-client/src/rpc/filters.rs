@@ -1,6 +1,13 @@
 //! `eth_getLogs`, polling filters (`eth_newFilter` and friends) and WS subscriptions
 //! (`eth_subscribe` to `newHeads`, `logs`, `newPendingTransactions`).
 //!
+//! Subscriptions are bounded per WebSocket connection (`--rpc.max-subscriptions-per-connection`,
+//! the server refuses more); notifications are sent as they are made, each with a send time-out:
+//! a client that does not read loses its subscriptions instead of holding them and their chain
+//! events (and its connection, which no longer answers pings, is closed by the server). Polling
+//! filters have no connection (HTTP), so, as in geth and reth, they are bounded globally and by
+//! their time-out.
+//!
 //! Polling filters remember the last block they reported and are removed when not polled for
 //! [`super::RpcConfig::filter_timeout`]. Pending-transaction filters hold a receiver of the pool's
 //! announcements; one that falls behind by more than the channel holds loses the oldest hashes.
@@ -296,6 +303,7 @@ pub(crate) fn register(
         move |p: Params<'static>, pending: PendingSubscriptionSink, _, _| {
             let c = c.clone();
             async move {
+                let timeout = c.config.subscription_send_timeout;
                 let mut seq = p.sequence();
                 let kind: String = match seq.next() {
                     Ok(kind) => kind,
@@ -308,7 +316,8 @@ pub(crate) fn register(
                     "newHeads" => {
                         let events = c.events.subscribe();
                         if let Ok(sink) = pending.accept().await {
-                            follow_chain(sink, events, None).await;
+                            let _live = LiveSubscription::new(&c);
+                            follow_chain(sink, events, None, timeout).await;
                         }
                     }
                     "logs" => {
@@ -321,7 +330,9 @@ pub(crate) fn register(
                         };
                         let events = c.events.subscribe();
                         if let Ok(sink) = pending.accept().await {
-                            follow_chain(sink, events, Some(filter.unwrap_or_default())).await;
+                            let _live = LiveSubscription::new(&c);
+                            let filter = Some(filter.unwrap_or_default());
+                            follow_chain(sink, events, filter, timeout).await;
                         }
                     }
                     "newPendingTransactions" => {
@@ -329,8 +340,9 @@ pub(crate) fn register(
                         let full: Option<bool> = seq.optional_next().unwrap_or(None);
                         let rx = c.pending_txs.subscribe();
                         if let Ok(sink) = pending.accept().await {
+                            let _live = LiveSubscription::new(&c);
                             let pool = full.unwrap_or(false).then(|| c.pool.clone());
-                            follow_pending(sink, rx, pool).await;
+                            follow_pending(sink, rx, pool, timeout).await;
                         }
                     }
                     other => {
@@ -349,11 +361,51 @@ pub(crate) fn register(
     Ok(())
 }
 
-/// Sends each applied block's header (`filter` is `None`) or matching logs.
+/// Counts a subscription in [`RpcContext::live_subscriptions`] while it is served.
+struct LiveSubscription(Arc<std::sync::atomic::AtomicUsize>);
+
+impl LiveSubscription {
+    fn new(ctx: &RpcContext) -> Self {
+        ctx.live_subscriptions.fetch_add(1, Ordering::Relaxed);
+        Self(ctx.live_subscriptions.clone())
+    }
+}
+
+impl Drop for LiveSubscription {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Sends one notification; `false` ends the subscription: the connection is gone, or its
+/// client has not made room for a message within `timeout` (it is not reading, and the
+/// subscription must not wait on it holding the chain events it has not sent).
+async fn notify(
+    sink: &jsonrpsee::SubscriptionSink,
+    value: &impl serde::Serialize,
+    timeout: std::time::Duration,
+) -> bool {
+    let Ok(raw) = serde_json::value::to_raw_value(value) else { return true };
+    match sink.send_timeout(SubscriptionMessage::from(raw), timeout).await {
+        Ok(()) => true,
+        Err(jsonrpsee::core::server::SendTimeoutError::Timeout(_)) => {
+            tracing::debug!(
+                subscription = ?sink.subscription_id(),
+                "subscriber does not read its notifications: subscription dropped"
+            );
+            false
+        }
+        Err(jsonrpsee::core::server::SendTimeoutError::Closed(_)) => false,
+    }
+}
+
+/// Sends each applied block's header (`filter` is `None`) or matching logs, each notification as
+/// soon as it is made.
 async fn follow_chain(
     sink: jsonrpsee::SubscriptionSink,
     mut events: broadcast::Receiver<Arc<CanonicalChange>>,
     filter: Option<Filter>,
+    timeout: std::time::Duration,
 ) {
     loop {
         let event = tokio::select! {
@@ -368,30 +420,33 @@ async fn follow_chain(
             }
             Err(RecvError::Closed) => return,
         };
-        let mut messages: Vec<serde_json::Value> = Vec::new();
-        if let Some(filter) = &filter {
-            for block in change.reverted.iter().rev() {
-                let data = BlockData { block: block.block.clone(), senders: block.senders.clone() };
-                messages.extend(matching_logs(filter, &data, &block.receipts, true));
-            }
-        }
-        for block in &change.applied {
-            match &filter {
-                None => messages.push(
-                    serde_json::to_value(rpc_header(block.header(), block.hash()))
-                        .unwrap_or_default(),
-                ),
-                Some(filter) => {
-                    let data =
-                        BlockData { block: block.block.clone(), senders: block.senders.clone() };
-                    messages.extend(matching_logs(filter, &data, &block.receipts, false));
+        match &filter {
+            None => {
+                for block in &change.applied {
+                    if !notify(&sink, &rpc_header(block.header(), block.hash()), timeout).await {
+                        return;
+                    }
                 }
             }
-        }
-        for message in messages {
-            let Ok(raw) = serde_json::value::to_raw_value(&message) else { continue };
-            if sink.send(SubscriptionMessage::from(raw)).await.is_err() {
-                return;
+            Some(filter) => {
+                let data = |block: &crate::storage::SealedBlock, senders: &Vec<_>| BlockData {
+                    block: block.clone(),
+                    senders: senders.clone(),
+                };
+                let reverted = change
+                    .reverted
+                    .iter()
+                    .rev()
+                    .map(|b| (data(&b.block, &b.senders), &b.receipts, true));
+                let applied =
+                    change.applied.iter().map(|b| (data(&b.block, &b.senders), &b.receipts, false));
+                for (block, receipts, removed) in reverted.chain(applied) {
+                    for log in matching_logs(filter, &block, receipts, removed) {
+                        if !notify(&sink, &log, timeout).await {
+                            return;
+                        }
+                    }
+                }
             }
         }
     }
@@ -403,7 +458,7 @@ fn matching_logs(
     block: &BlockData,
     receipts: &[alloy_consensus::ReceiptEnvelope],
     removed: bool,
-) -> Vec<serde_json::Value> {
+) -> Vec<Log> {
     let header = block.header();
     if !filter.matches_bloom(header.logs_bloom)
         || !filter.matches_block(&alloy_eips::BlockNumHash::new(block.number(), block.hash()))
@@ -417,7 +472,6 @@ fn matching_logs(
             log.removed = removed;
             log
         })
-        .filter_map(|log| serde_json::to_value(log).ok())
         .collect()
 }
 
@@ -427,6 +481,7 @@ async fn follow_pending(
     sink: jsonrpsee::SubscriptionSink,
     mut rx: broadcast::Receiver<TxHash>,
     pool: Option<crate::txpool::SharedPool>,
+    timeout: std::time::Duration,
 ) {
     loop {
         let hash: B256 = tokio::select! {
@@ -437,18 +492,16 @@ async fn follow_pending(
                 Err(RecvError::Closed) => return,
             },
         };
-        let raw = match &pool {
-            None => serde_json::value::to_raw_value(&hash),
+        let sent = match &pool {
+            None => notify(&sink, &hash, timeout).await,
             Some(pool) => {
                 // Gone already (mined or replaced): nothing to show.
                 let Some(tx) = pool.read().get(&hash) else { continue };
-                serde_json::value::to_raw_value(&super::convert::rpc_pending_transaction(
-                    &tx.tx, tx.sender,
-                ))
+                let tx = super::convert::rpc_pending_transaction(&tx.tx, tx.sender);
+                notify(&sink, &tx, timeout).await
             }
         };
-        let Ok(raw) = raw else { continue };
-        if sink.send(SubscriptionMessage::from(raw)).await.is_err() {
+        if !sent {
             return;
         }
     }

@@ -85,6 +85,15 @@ pub struct RpcConfig {
     pub min_suggested_tip: u128,
     /// Most heavy requests (EVM runs, traces, proofs, log and fee walks) run at once.
     pub max_heavy_requests: usize,
+    /// Most subscriptions one WebSocket connection holds.
+    pub max_subscriptions_per_connection: u32,
+    /// Messages queued for one WebSocket connection before its subscriptions wait.
+    pub ws_message_buffer: u32,
+    /// A subscription whose client has not made room for its next message for this long is
+    /// dropped (the client is not reading).
+    pub subscription_send_timeout: Duration,
+    /// WebSocket ping period; a connection that has not answered for twice this is closed.
+    pub ws_ping_interval: Duration,
 }
 
 impl Default for RpcConfig {
@@ -104,6 +113,10 @@ impl Default for RpcConfig {
             max_connections: 500,
             min_suggested_tip: 1_000_000_000,
             max_heavy_requests: default_max_heavy_requests(),
+            max_subscriptions_per_connection: 1024,
+            ws_message_buffer: 1024,
+            subscription_send_timeout: Duration::from_secs(10),
+            ws_ping_interval: Duration::from_secs(30),
         }
     }
 }
@@ -143,6 +156,8 @@ pub struct RpcContext {
     /// Slots of all heavy requests, [`RpcConfig::max_heavy_requests`] of them, made on first use
     /// (so a context whose configuration is set after [`RpcContext::new`] gets its size).
     heavy_slots: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
+    /// Subscriptions being served now, over all connections.
+    pub live_subscriptions: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Most blocks executed again at once (`l1_blockEvents`, `debug_traceTransaction`): each is up
@@ -187,6 +202,7 @@ impl RpcContext {
             proof_permits: Arc::new(tokio::sync::Semaphore::new(PROOF_PERMITS)),
             replay_permits: Arc::new(tokio::sync::Semaphore::new(BLOCK_REPLAY_PERMITS)),
             heavy_slots: std::sync::OnceLock::new(),
+            live_subscriptions: Arc::default(),
         }
     }
 

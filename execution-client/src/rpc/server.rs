@@ -26,7 +26,8 @@ use jsonrpsee::{
         server::{BatchResponseBuilder, MethodResponse},
     },
     server::{
-        BatchRequestConfig, HttpBody, HttpRequest, HttpResponse, Server, ServerConfig, ServerHandle,
+        BatchRequestConfig, HttpBody, HttpRequest, HttpResponse, PingConfig, Server, ServerConfig,
+        ServerHandle,
     },
 };
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
@@ -112,6 +113,9 @@ pub struct RpcArgs {
         value_parser = at_least_one
     )]
     pub max_heavy_requests: usize,
+    /// Most subscriptions (`eth_subscribe`) one WebSocket connection may hold (reth's flag).
+    #[arg(long = "rpc.max-subscriptions-per-connection", default_value_t = 1024)]
+    pub max_subscriptions_per_connection: u32,
 }
 
 fn at_least_one(s: &str) -> Result<usize, String> {
@@ -154,6 +158,7 @@ impl RpcArgs {
             max_batch_response_bytes: self.max_batch_response_bytes,
             max_connections: self.max_connections,
             max_heavy_requests: self.max_heavy_requests,
+            max_subscriptions_per_connection: self.max_subscriptions_per_connection,
             ..RpcConfig::default()
         }
     }
@@ -560,6 +565,15 @@ async fn start_one(
         .max_response_body_size(config.max_response_bytes)
         .max_connections(config.max_connections)
         .set_batch_request_config(BatchRequestConfig::Limit(config.max_batch));
+    // A WebSocket connection holds a bounded number of subscriptions and of queued messages,
+    // and one that stops answering pings (a client that does not read) is closed.
+    let ping = PingConfig::new()
+        .ping_interval(config.ws_ping_interval)
+        .inactive_limit(config.ws_ping_interval.saturating_mul(2));
+    let builder = builder
+        .max_subscriptions_per_connection(config.max_subscriptions_per_connection)
+        .set_message_buffer_capacity(config.ws_message_buffer.max(1))
+        .enable_ws_ping(ping);
     let server_config = if ws { builder.ws_only() } else { builder.http_only() }.build();
     let middleware = tower::ServiceBuilder::new()
         .layer(cors_layer(settings.cors.as_deref())?)

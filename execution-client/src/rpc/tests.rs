@@ -971,3 +971,155 @@ async fn a_transaction_receipt_equals_its_entry_in_the_block_receipts() {
     }
     assert_eq!(log_indexes, vec![0, 1, 2]);
 }
+
+/// A WebSocket client written by hand, so that it can stop reading.
+mod raw_ws {
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::{TcpSocket, TcpStream},
+    };
+
+    /// Opens a WebSocket on `addr` with a small receive buffer (a client that stops reading
+    /// fills it soon).
+    pub async fn connect(addr: std::net::SocketAddr) -> TcpStream {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut stream = socket.connect(addr).await.unwrap();
+        let request = format!(
+            "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(stream.read_u8().await.unwrap());
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+        stream
+    }
+
+    /// Sends `text` as one masked text frame.
+    pub async fn send(stream: &mut TcpStream, text: &str) {
+        let mask = [0x11u8, 0x22, 0x33, 0x44];
+        let mut frame = vec![0x81];
+        match text.len() {
+            len @ 0..=125 => frame.push(0x80 | len as u8),
+            len => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&mask);
+        frame.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        stream.write_all(&frame).await.unwrap();
+    }
+
+    /// The next text frame (pings are read and not answered); `None` at the end of the stream
+    /// or on a close frame.
+    pub async fn next_text(stream: &mut TcpStream) -> Option<String> {
+        loop {
+            let head = stream.read_u16().await.ok()?;
+            let opcode = (head >> 8) as u8 & 0x0f;
+            let len = match head as u8 & 0x7f {
+                126 => u64::from(stream.read_u16().await.ok()?),
+                127 => stream.read_u64().await.ok()?,
+                len => u64::from(len),
+            };
+            let mut payload = vec![0; usize::try_from(len).ok()?];
+            stream.read_exact(&mut payload).await.ok()?;
+            match opcode {
+                0x1 => return String::from_utf8(payload).ok(),
+                0x8 => return None,
+                _ => continue,
+            }
+        }
+    }
+}
+
+/// Subscriptions are limited per WebSocket connection, and a client that stops reading is let
+/// go: its subscriptions end when a notification cannot be queued within the send time-out
+/// (they do not wait on it forever, holding chain events), and the connection, which no longer
+/// answers pings, is closed by the server.
+#[tokio::test]
+async fn websocket_clients_are_bounded_per_connection_and_dropped_when_not_reading() {
+    use std::{sync::atomic::Ordering, time::Duration};
+    let config = RpcConfig {
+        max_subscriptions_per_connection: 2,
+        ws_message_buffer: 4,
+        subscription_send_timeout: Duration::from_millis(300),
+        ws_ping_interval: Duration::from_secs(2),
+        ..RpcConfig::default()
+    };
+    let mut h = Harness::new(TreeConfig::default(), config);
+    let head = h.kit.tree.head().hash;
+    let built = h.kit.build_on(head, Address::repeat_byte(0xfe));
+    let block = built.block.block.clone();
+    h.kit.tree.new_payload(block.clone()).unwrap();
+    let crate::fork_choice::ForkchoiceOutcome::Valid { change, .. } = h.kit.fcu(block.hash(), head)
+    else {
+        panic!("the block is not valid")
+    };
+    let settings = super::ServerSettings {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        apis: vec!["eth".into()],
+        cors: None,
+        vhosts: vec!["*".into()],
+        ws_origins: Vec::new(),
+    };
+    let servers = super::start_http_ws(h.ctx.clone(), None, Some(settings)).await.unwrap();
+    let addr = servers.ws.as_ref().unwrap().0;
+
+    let mut client = raw_ws::connect(addr).await;
+    for id in 1..=3 {
+        let request =
+            json!({"jsonrpc": "2.0", "id": id, "method": "eth_subscribe", "params": ["newHeads"]});
+        raw_ws::send(&mut client, &request.to_string()).await;
+    }
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let text = raw_ws::next_text(&mut client).await.unwrap();
+        answers.push(serde_json::from_str::<Value>(&text).unwrap());
+    }
+    assert_eq!(answers.iter().filter(|a| a.get("result").is_some()).count(), 2, "{answers:?}");
+    let refused = answers.iter().find(|a| a.get("error").is_some()).unwrap();
+    assert!(refused["error"]["message"].as_str().unwrap().contains("Too many subscriptions"));
+    // The limit is the connection's: another connection subscribes.
+    let mut other = raw_ws::connect(addr).await;
+    let request =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]});
+    raw_ws::send(&mut other, &request.to_string()).await;
+    let answer: Value =
+        serde_json::from_str(&raw_ws::next_text(&mut other).await.unwrap()).unwrap();
+    assert!(answer.get("result").is_some(), "{answer}");
+    drop(other);
+
+    // The client reads no more. Chain events keep coming, each of 200 headers.
+    let burst = Arc::new(crate::fork_choice::CanonicalChange {
+        reverted: Vec::new(),
+        applied: vec![change.applied[0].clone(); 200],
+    });
+    let started = std::time::Instant::now();
+    loop {
+        let _ = h.ctx.events.send(burst.clone());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        if h.ctx.live_subscriptions.load(Ordering::Relaxed) == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "subscriptions of a client that does not read are still served"
+        );
+    }
+    // The server has closed the connection: reading what it queued ends at the end of stream.
+    let drained = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut notifications = 0usize;
+        while raw_ws::next_text(&mut client).await.is_some() {
+            notifications += 1;
+        }
+        notifications
+    })
+    .await
+    .expect("the server did not close the connection of a client that does not read");
+    assert!(drained > 0);
+    servers.stop();
+}
