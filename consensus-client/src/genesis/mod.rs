@@ -86,8 +86,13 @@ impl ConsensusGenesis {
         let p = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|source| GenesisError::Io { path: p.clone(), source })?;
-        let genesis: Self = serde_json::from_str(&text)
-            .map_err(|e| GenesisError::Parse { path: p.clone(), reason: e.to_string() })?;
+        Self::from_json_str(&text, &p)
+    }
+
+    /// Parses and checks genesis JSON; `path` names the source in errors.
+    pub fn from_json_str(text: &str, path: &str) -> Result<Self, GenesisError> {
+        let genesis: Self = serde_json::from_str(text)
+            .map_err(|e| GenesisError::Parse { path: path.to_string(), reason: e.to_string() })?;
         genesis.validator_set()?;
         Ok(genesis)
     }
