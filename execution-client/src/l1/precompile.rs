@@ -61,21 +61,23 @@ const CORE_GAS: GasSchedule = GasSchedule {
     log: CORE_LOG_GAS,
 };
 
+/// The read precompiles: address, precompile id and what each answers.
+const READS: [(Address, &str, ReadKind); 10] = [
+    (READ_SPOT_BALANCE, "l1_spot_balance", ReadKind::SpotBalance),
+    (READ_PERP_POSITION, "l1_perp_position", ReadKind::PerpPosition),
+    (READ_ACCOUNT_VALUE, "l1_account_value", ReadKind::AccountValue),
+    (READ_ORACLE_PRICE, "l1_oracle_price", ReadKind::OraclePrice),
+    (READ_MARK_PRICE, "l1_mark_price", ReadKind::MarkPrice),
+    (READ_BEST_BID_ASK, "l1_best_bid_ask", ReadKind::BestBidAsk),
+    (READ_ASSET_INFO, "l1_asset_info", ReadKind::AssetInfo),
+    (READ_MARKET_INFO, "l1_market_info", ReadKind::MarketInfo),
+    (READ_L1_BLOCK_NUMBER, "l1_block_number", ReadKind::BlockNumber),
+    (READ_ORDER, "l1_order", ReadKind::Order),
+];
+
 /// The standard precompiles of the block's fork plus, when the chain enables it, the L1's.
 pub fn install(map: &mut PrecompilesMap, config: &Arc<L1Config>) {
-    let reads = [
-        (READ_SPOT_BALANCE, "l1_spot_balance", ReadKind::SpotBalance),
-        (READ_PERP_POSITION, "l1_perp_position", ReadKind::PerpPosition),
-        (READ_ACCOUNT_VALUE, "l1_account_value", ReadKind::AccountValue),
-        (READ_ORACLE_PRICE, "l1_oracle_price", ReadKind::OraclePrice),
-        (READ_MARK_PRICE, "l1_mark_price", ReadKind::MarkPrice),
-        (READ_BEST_BID_ASK, "l1_best_bid_ask", ReadKind::BestBidAsk),
-        (READ_ASSET_INFO, "l1_asset_info", ReadKind::AssetInfo),
-        (READ_MARKET_INFO, "l1_market_info", ReadKind::MarketInfo),
-        (READ_L1_BLOCK_NUMBER, "l1_block_number", ReadKind::BlockNumber),
-        (READ_ORDER, "l1_order", ReadKind::Order),
-    ];
-    let mut entries: Vec<(Address, DynPrecompile)> = reads
+    let mut entries: Vec<(Address, DynPrecompile)> = READS
         .into_iter()
         .map(|(address, id, kind)| {
             let config = Arc::clone(config);
@@ -398,22 +400,88 @@ fn core_precompile(
         Err(e) => return Err(PrecompileError::Fatal(e.to_string())),
     };
     let block = block_number(journal.internals);
-    // The system step is the protocol's own work, not a transaction's: it is not metered. An
-    // action stops at its gas limit, before the work it has not paid for (a long sweep of the
-    // book), and the frame's journal undoes what it did.
-    let mut metered = if system_step {
-        Metered::new(&mut journal)
-    } else {
-        Metered::with_limit(&mut journal, CORE_GAS, gas_limit)
-    };
-    let mut ctx = Ctx::new(&mut metered, config, block);
-    let result = dispatch(&mut ctx, call);
-    let gas = if system_step { 0 } else { metered.gas(&CORE_GAS) };
+    let (result, gas) = run_core(&mut journal, config, block, call, system_step, gas_limit);
     match result {
         Ok(_) if gas > gas_limit => Ok(PrecompileOutput::halt(PrecompileHalt::OutOfGas, reservoir)),
         Ok(output) => Ok(PrecompileOutput::new(gas, output.into(), reservoir)),
         Err(e) => engine_error(e, gas.min(gas_limit), reservoir),
     }
+}
+
+/// Runs an admitted core call on `store`: its result and the gas it used.
+fn run_core<S: Store>(
+    store: &mut S,
+    config: &L1Config,
+    block: u64,
+    call: IL1CoreCalls,
+    system_step: bool,
+    gas_limit: u64,
+) -> (Result<Vec<u8>, L1Error>, u64) {
+    // The system step is the protocol's own work, not a transaction's: it is not metered. An
+    // action stops at its gas limit, before the work it has not paid for (a long sweep of the
+    // book), and the frame's journal undoes what it did.
+    let mut metered = if system_step {
+        Metered::new(store)
+    } else {
+        Metered::with_limit(store, CORE_GAS, gas_limit)
+    };
+    let mut ctx = Ctx::new(&mut metered, config, block);
+    let result = dispatch(&mut ctx, call);
+    let gas = if system_step { 0 } else { metered.gas(&CORE_GAS) };
+    (result, gas)
+}
+
+/// What [`call_on_store`] answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreCall {
+    /// The precompile's output (ABI-encoded return values).
+    Output(Vec<u8>),
+    /// A revert with this reason (bad input, or the engine refused the action).
+    Revert(String),
+    /// The action ran out of its gas.
+    OutOfGas,
+    /// The store failed (fatal to a block).
+    Fatal(String),
+}
+
+/// Answers `data` sent to the L1 precompile at `address` on `store` without an EVM, as the
+/// EVM's call from the write contract would be answered (core actions metered to `gas_limit`;
+/// the end-of-block step refused as it is to every caller but the system step): the
+/// precompiles' input decoding and dispatch, for fuzzing. `None` for any other address.
+pub fn call_on_store<S: Store>(
+    store: &mut S,
+    config: &L1Config,
+    block: u64,
+    address: Address,
+    data: &[u8],
+    gas_limit: u64,
+) -> Option<StoreCall> {
+    let fail = |e: L1Error| match e {
+        L1Error::Store(StoreError::OutOfGas) => StoreCall::OutOfGas,
+        L1Error::Store(e) => StoreCall::Fatal(e.to_string()),
+        other => StoreCall::Revert(other.to_string()),
+    };
+    if address == L1_CORE_ADDRESS {
+        let Ok(call) = IL1CoreCalls::abi_decode_validate(data) else {
+            return Some(StoreCall::Revert("invalid input: unknown L1 core call".into()));
+        };
+        if matches!(call, IL1CoreCalls::endOfBlock(_)) {
+            return Some(StoreCall::Revert("L1 core: only the L1 write contract may call".into()));
+        }
+        return Some(match run_core(store, config, block, call, false, gas_limit) {
+            (Ok(_), gas) if gas > gas_limit => StoreCall::OutOfGas,
+            (Ok(output), _) => StoreCall::Output(output),
+            (Err(e), _) => fail(e),
+        });
+    }
+    let (_, _, kind) = READS.into_iter().find(|(a, _, _)| *a == address)?;
+    let mut read_only = ReadOnly(Metered::new(store));
+    let mut ctx = Ctx::new(&mut read_only, config, block);
+    Some(match read(&mut ctx, kind, data) {
+        Ok(output) => StoreCall::Output(output),
+        Err(ReadError::Input(reason)) => StoreCall::Revert(reason),
+        Err(ReadError::Engine(e)) => fail(e),
+    })
 }
 
 fn amount(value: U256) -> Result<u128, L1Error> {

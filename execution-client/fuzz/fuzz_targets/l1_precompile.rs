@@ -1,0 +1,9 @@
+//! libFuzzer target `l1_precompile`: the body `tests/fuzz_targets::l1_precompile` (also replayed by `cargo test`).
+#![no_main]
+
+#[path = "../../tests/fuzz_targets/mod.rs"]
+mod fuzz_targets;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = fuzz_targets::l1_precompile(data);
+});
