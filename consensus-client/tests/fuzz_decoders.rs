@@ -6,7 +6,6 @@
 //! `cargo test -p tandem-cl --test fuzz_decoders -- --ignored write_seed_corpus` rewrites them.
 #![allow(clippy::unwrap_used, reason = "test code")]
 
-mod fuzz_replay;
 mod fuzz_targets;
 
 use alloy_eips::eip4895::Withdrawal as ElWithdrawal;
@@ -16,7 +15,6 @@ use alloy_rpc_types_engine::{
     ExecutionPayload, ExecutionPayloadV1, ExecutionPayloadV2, ExecutionPayloadV3,
     ExecutionPayloadV4,
 };
-use fuzz_replay::{replay, write_seed};
 use fuzz_targets::{Outcome, TARGETS};
 use tandem_cl::engine_client::ForkSchedule;
 use tandem_cl::engine_client::payload::{PayloadBody, encode_body, to_consensus};
@@ -26,6 +24,7 @@ use tandem_cl::types::{
     Block, Codec, CommittedBlock, Message, Payload, Proposal, QuorumCert, Signature, Timeout,
     TimeoutCert, Vote, Withdrawal,
 };
+use tandem_shared::fuzz_replay::{replay, write_seed};
 
 const DIR: &str = env!("CARGO_MANIFEST_DIR");
 

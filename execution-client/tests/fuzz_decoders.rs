@@ -6,7 +6,6 @@
 //! `cargo test -p tandem-el --test fuzz_decoders -- --ignored write_seed_corpus` rewrites them.
 #![allow(clippy::unwrap_used, reason = "test code")]
 
-mod fuzz_replay;
 mod fuzz_targets;
 
 use alloy_consensus::{
@@ -22,7 +21,6 @@ use alloy_rpc_types_engine::{ExecutionPayloadV1, ExecutionPayloadV2, ExecutionPa
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::{SolCall, SolValue};
-use fuzz_replay::{replay, write_seed};
 use fuzz_targets::{CHAIN_ID, JWT_NOW, JWT_SECRET, Outcome, TARGETS, l1_record};
 use tandem_el::l1::abi::IL1Core;
 use tandem_el::l1::{
@@ -30,6 +28,7 @@ use tandem_el::l1::{
     READ_ORDER, READ_PERP_POSITION, READ_SPOT_BALANCE,
 };
 use tandem_el::p2p::encode_batch;
+use tandem_shared::fuzz_replay::{replay, write_seed};
 
 const DIR: &str = env!("CARGO_MANIFEST_DIR");
 

@@ -5,6 +5,8 @@
 pub mod accept;
 pub mod chainspec;
 pub mod fixtures;
+#[cfg(feature = "test-utils")]
+pub mod fuzz_replay;
 pub mod jwt;
 pub mod l1_genesis;
 pub mod logging;

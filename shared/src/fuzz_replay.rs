@@ -2,12 +2,13 @@
 //! bounded, deterministic set of mutations of each (truncations, bit flips, interesting bytes,
 //! huge length fields, inserted and repeated runs), so a plain `cargo test` feeds the decoders
 //! malformed input without nightly or libFuzzer. An input that makes a body panic is written to
-//! `$CARGO_TARGET_TMPDIR/fuzz-failures/` to be added to the corpus once fixed.
+//! `tandem-fuzz-failures/` in the system's temporary directory, to be added to the corpus once
+//! fixed. Test support for both clients' fuzz targets (feature `test-utils`).
 //!
 //! Corpus files named `valid-*` are encodings made by the code's own encoders and must be
 //! accepted; every other file (`malformed-*`, `crash-*`, the fuzzers' finds) must only not break
 //! a property.
-#![allow(dead_code, clippy::unwrap_used, reason = "test code")]
+#![allow(clippy::unwrap_used, reason = "test support: a broken corpus must fail the test")]
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -31,7 +32,7 @@ impl Rng {
         Self(h)
     }
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -40,7 +41,7 @@ impl Rng {
     }
     /// A number below `n` (`n > 0`).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
 }
 
@@ -51,7 +52,7 @@ const HUGE_U32: [u32; 6] = [u32::MAX, 0x8000_0000, 0x7fff_ffff, 0x0100_0001, 0x0
 pub fn mutate(input: &[u8], rng: &mut Rng, i: usize) -> Vec<u8> {
     let mut out = input.to_vec();
     if out.is_empty() {
-        return (0..=rng.below(16)).map(|_| rng.next() as u8).collect();
+        return (0..=rng.below(16)).map(|_| rng.next_u64() as u8).collect();
     }
     let pos = rng.below(out.len());
     match i % 8 {
@@ -87,7 +88,7 @@ pub fn mutate(input: &[u8], rng: &mut Rng, i: usize) -> Vec<u8> {
         }
         // Random bytes inserted.
         5 => {
-            let run: Vec<u8> = (0..=rng.below(8)).map(|_| rng.next() as u8).collect();
+            let run: Vec<u8> = (0..=rng.below(8)).map(|_| rng.next_u64() as u8).collect();
             out.splice(pos..pos, run);
         }
         // A run deleted.
@@ -129,9 +130,9 @@ fn run_one<O: Copy>(target: &str, what: &str, body: fn(&[u8]) -> O, input: &[u8]
     match catch_unwind(AssertUnwindSafe(|| body(input))) {
         Ok(outcome) => outcome,
         Err(panic) => {
-            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-failures");
+            let dir = std::env::temp_dir().join("tandem-fuzz-failures");
             let _ = std::fs::create_dir_all(&dir);
-            let file = dir.join(format!("{target}-{:016x}", Rng::for_name(&hex(input)).next()));
+            let file = dir.join(format!("{target}-{:016x}", Rng::for_name(&hex(input)).next_u64()));
             let _ = std::fs::write(&file, input);
             let reason = panic
                 .downcast_ref::<String>()
