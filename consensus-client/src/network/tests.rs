@@ -5,6 +5,19 @@ use super::*;
 use crate::types::BlockId;
 use crate::types::message::MAX_BLOCKS_PER_REQUEST;
 
+/// A validator's network settings on an ephemeral loopback port, chain 7, no sync server.
+fn node_config(key: &Keypair, validators: &[PeerId], bootnodes: Vec<Multiaddr>) -> NetworkConfig {
+    NetworkConfig {
+        keypair: key.clone(),
+        listen_addr: "127.0.0.1".parse().unwrap(),
+        port: 0,
+        bootnodes,
+        validators: validators.to_vec(),
+        chain_id: 7,
+        sync_server: None,
+    }
+}
+
 /// The message of a delivery (connection notices are skipped by the callers).
 fn delivered(ev: NetEvent) -> Option<Delivery> {
     match ev {
@@ -53,15 +66,8 @@ async fn resend_until_received(
 async fn three_validators_find_each_other_from_one_bootnode_and_exchange_messages() {
     let keys: Vec<Keypair> = (0..4).map(|_| Keypair::generate_ed25519()).collect();
     let validators: Vec<PeerId> = keys[..3].iter().map(|k| k.public().to_peer_id()).collect();
-    let config = |i: usize, bootnodes: Vec<Multiaddr>| NetworkConfig {
-        keypair: keys[i].clone(),
-        listen_addr: "127.0.0.1".parse().unwrap(),
-        port: 0,
-        bootnodes,
-        validators: validators.clone(),
-        chain_id: 7,
-        sync_server: None,
-    };
+    let config =
+        |i: usize, bootnodes: Vec<Multiaddr>| node_config(&keys[i], &validators, bootnodes);
     let (h0, mut rx0) = spawn(config(0, vec![])).unwrap();
     let boot = listening(&h0).await;
     let (h1, mut rx1) = spawn(config(1, vec![boot.clone()])).unwrap();
@@ -139,15 +145,8 @@ async fn a_lone_validator_publishes_without_peers() {
 async fn gossip_from_a_non_validator_scores_it_down_until_it_is_banned() {
     let keys: Vec<Keypair> = (0..2).map(|_| Keypair::generate_ed25519()).collect();
     let validators = vec![keys[0].public().to_peer_id()];
-    let config = |i: usize, bootnodes: Vec<Multiaddr>| NetworkConfig {
-        keypair: keys[i].clone(),
-        listen_addr: "127.0.0.1".parse().unwrap(),
-        port: 0,
-        bootnodes,
-        validators: validators.clone(),
-        chain_id: 7,
-        sync_server: None,
-    };
+    let config =
+        |i: usize, bootnodes: Vec<Multiaddr>| node_config(&keys[i], &validators, bootnodes);
     let (h0, mut rx0) = spawn(config(0, vec![])).unwrap();
     let boot = listening(&h0).await;
     // Node 1 is not a validator; what it publishes is rejected by node 0.
@@ -193,15 +192,8 @@ async fn gossip_from_a_non_validator_scores_it_down_until_it_is_banned() {
 async fn verdicts_from_consensus_strike_the_sender_until_it_is_banned() {
     let keys: Vec<Keypair> = (0..2).map(|_| Keypair::generate_ed25519()).collect();
     let validators: Vec<PeerId> = keys.iter().map(|k| k.public().to_peer_id()).collect();
-    let config = |i: usize, bootnodes: Vec<Multiaddr>| NetworkConfig {
-        keypair: keys[i].clone(),
-        listen_addr: "127.0.0.1".parse().unwrap(),
-        port: 0,
-        bootnodes,
-        validators: validators.clone(),
-        chain_id: 7,
-        sync_server: None,
-    };
+    let config =
+        |i: usize, bootnodes: Vec<Multiaddr>| node_config(&keys[i], &validators, bootnodes);
     let (h0, mut rx0) = spawn(config(0, vec![])).unwrap();
     let boot = listening(&h0).await;
     let (h1, _rx1) = spawn(config(1, vec![boot])).unwrap();
@@ -240,15 +232,8 @@ async fn verdicts_from_consensus_strike_the_sender_until_it_is_banned() {
 async fn a_re_sent_timeout_reaches_a_validator_that_missed_it() {
     let keys: Vec<Keypair> = (0..3).map(|_| Keypair::generate_ed25519()).collect();
     let validators: Vec<PeerId> = keys.iter().map(|k| k.public().to_peer_id()).collect();
-    let config = |i: usize, bootnodes: Vec<Multiaddr>| NetworkConfig {
-        keypair: keys[i].clone(),
-        listen_addr: "127.0.0.1".parse().unwrap(),
-        port: 0,
-        bootnodes,
-        validators: validators.clone(),
-        chain_id: 7,
-        sync_server: None,
-    };
+    let config =
+        |i: usize, bootnodes: Vec<Multiaddr>| node_config(&keys[i], &validators, bootnodes);
     let timeout = {
         use crate::types::{QuorumCert, Signature, Timeout};
         Message::Timeout(Timeout {
@@ -366,15 +351,8 @@ async fn one_peer_cannot_open_more_than_its_share_of_connections() {
 async fn a_peer_flooding_direct_messages_is_held_to_its_quota() {
     let keys: Vec<Keypair> = (0..2).map(|_| Keypair::generate_ed25519()).collect();
     let validators: Vec<PeerId> = keys.iter().map(|k| k.public().to_peer_id()).collect();
-    let config = |i: usize, bootnodes: Vec<Multiaddr>| NetworkConfig {
-        keypair: keys[i].clone(),
-        listen_addr: "127.0.0.1".parse().unwrap(),
-        port: 0,
-        bootnodes,
-        validators: validators.clone(),
-        chain_id: 7,
-        sync_server: None,
-    };
+    let config =
+        |i: usize, bootnodes: Vec<Multiaddr>| node_config(&keys[i], &validators, bootnodes);
     let (h0, mut rx0) = spawn(config(0, vec![])).unwrap();
     let boot = listening(&h0).await;
     let (h1, _rx1) = spawn(config(1, vec![boot])).unwrap();
