@@ -335,3 +335,37 @@ pub async fn wait_all(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The block number of a transaction's receipt on `url`, if it has one.
+pub async fn receipt_block(url: &str, hash: alloy_primitives::B256) -> Option<u64> {
+    let r = rpc(url, "eth_getTransactionReceipt", serde_json::json!([hash])).await?;
+    u64::from_str_radix(r["blockNumber"].as_str()?.trim_start_matches("0x"), 16).ok()
+}
+
+/// Waits until every hash has a receipt in a finalized block on every URL.
+pub async fn wait_finalized_receipts(
+    urls: &[String],
+    hashes: &[alloy_primitives::B256],
+    secs: u64,
+) -> Result<(), TestnetError> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    for u in urls {
+        for h in hashes {
+            loop {
+                if let Some(n) = receipt_block(u, *h).await
+                    && height(u, "finalized").await.unwrap_or(0) >= n
+                {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(TestnetError::Timeout {
+                        what: format!("a finalized receipt of {h} on {u}"),
+                        secs,
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    Ok(())
+}

@@ -20,7 +20,7 @@ use alloy_provider::{
     network::{Ethereum, EthereumWallet, Network, TransactionBuilder},
 };
 use serde_json::{Value, json};
-use tandem_e2e::testnet::{Testnet, height, rpc, wait_all};
+use tandem_e2e::testnet::{Testnet, height, wait_all, wait_finalized_receipts};
 
 type TxRequest = <Ethereum as Network>::TransactionRequest;
 
@@ -192,22 +192,8 @@ async fn a_minute_of_attacks_on_one_node_stops_neither_finality_nor_honest_trans
         assert!(net.is_alive(i), "node {i} exited\n{}", net.log_tail(i, 30));
     }
     // Every honest transfer is finalized, on every node (the attacked one too).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for h in &sent {
-        for u in &urls {
-            loop {
-                let r: Option<Value> = rpc(u, "eth_getTransactionReceipt", json!([h])).await;
-                let n = r
-                    .as_ref()
-                    .and_then(|r| r["blockNumber"].as_str())
-                    .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok());
-                if n.is_some_and(|n| n > 0) {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "{h} not included on {u}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
+    if let Err(e) = wait_finalized_receipts(&urls, &sent, 60).await {
+        panic!("{e}\n{}", net.log_tail(3, 30));
     }
     let head = height(&urls[1], "latest").await.unwrap();
     if let Err(e) = wait_all(&urls, "finalized", head, 60).await {

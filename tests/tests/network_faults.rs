@@ -21,9 +21,9 @@ use alloy_provider::{
     Provider, ProviderBuilder,
     network::{Ethereum, EthereumWallet, Network, TransactionBuilder},
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use tandem_e2e::netns::Lab;
-use tandem_e2e::testnet::{Testnet, hash_and_root, height, rpc, wait_all};
+use tandem_e2e::testnet::{Testnet, hash_and_root, height, wait_all, wait_finalized_receipts};
 
 type TxRequest = <Ethereum as Network>::TransactionRequest;
 
@@ -84,24 +84,8 @@ async fn transfer(url: &str, index: u32, nonce: u64) -> B256 {
 
 /// Waits for a finalized receipt of every hash on every node.
 async fn assert_all_finalized(urls: &[String], hashes: &[B256], secs: u64) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    for u in urls {
-        for h in hashes {
-            loop {
-                let r: Option<Value> = rpc(u, "eth_getTransactionReceipt", json!([h])).await;
-                let n = r
-                    .as_ref()
-                    .and_then(|r| r["blockNumber"].as_str())
-                    .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok());
-                if let Some(n) = n
-                    && height(u, "finalized").await.unwrap_or(0) >= n
-                {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "{h} not finalized on {u}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
+    if let Err(e) = wait_finalized_receipts(urls, hashes, secs).await {
+        panic!("{e}");
     }
 }
 
