@@ -25,6 +25,10 @@ type MethodResult<T> = Result<T, ErrorObjectOwned>;
 /// Cores reth leaves to the rest of the node when it sizes its tracing pool.
 const RESERVED_CORES: usize = 2;
 
+/// Most heavy requests `--rpc.max-tracing-requests` may allow: each holds an MDBX read
+/// transaction, and the rest of the node needs reader slots too.
+pub const MAX_HEAVY_REQUESTS: usize = crate::storage::MAX_READERS as usize / 4;
+
 /// Default number of heavy requests run at once: the cores minus the two reth reserves for the
 /// node, at least one (a 2-core machine runs one at a time).
 pub fn default_max_heavy_requests() -> usize {

@@ -94,6 +94,8 @@ pub struct RpcConfig {
     pub subscription_send_timeout: Duration,
     /// WebSocket ping period; a connection that has not answered for twice this is closed.
     pub ws_ping_interval: Duration,
+    /// A connection whose client accepts none of the bytes sent to it for this long is reset.
+    pub stalled_client_timeout: Duration,
 }
 
 impl Default for RpcConfig {
@@ -117,6 +119,7 @@ impl Default for RpcConfig {
             ws_message_buffer: 1024,
             subscription_send_timeout: Duration::from_secs(10),
             ws_ping_interval: Duration::from_secs(30),
+            stalled_client_timeout: Duration::from_secs(30),
         }
     }
 }

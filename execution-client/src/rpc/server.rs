@@ -110,17 +110,24 @@ pub struct RpcArgs {
     #[arg(
         long = "rpc.max-tracing-requests",
         default_value_t = super::default_max_heavy_requests(),
-        value_parser = at_least_one
+        value_parser = heavy_requests
     )]
     pub max_heavy_requests: usize,
     /// Most subscriptions (`eth_subscribe`) one WebSocket connection may hold (reth's flag).
     #[arg(long = "rpc.max-subscriptions-per-connection", default_value_t = 1024)]
     pub max_subscriptions_per_connection: u32,
+    /// A connection (HTTP or WebSocket) whose client accepts none of the bytes sent to it for
+    /// this long, because it stopped reading or vanished, is reset and its slot freed.
+    #[arg(long = "rpc.stalled-client-timeout", default_value = "30s", value_parser = humantime_duration)]
+    pub stalled_client_timeout: Duration,
 }
 
-fn at_least_one(s: &str) -> Result<usize, String> {
+fn heavy_requests(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(0) => Err("must be at least 1".into()),
+        Ok(n) if n > super::heavy::MAX_HEAVY_REQUESTS => {
+            Err(format!("must be at most {}", super::heavy::MAX_HEAVY_REQUESTS))
+        }
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
     }
@@ -159,6 +166,7 @@ impl RpcArgs {
             max_connections: self.max_connections,
             max_heavy_requests: self.max_heavy_requests,
             max_subscriptions_per_connection: self.max_subscriptions_per_connection,
+            stalled_client_timeout: self.stalled_client_timeout,
             ..RpcConfig::default()
         }
     }
@@ -554,6 +562,23 @@ where
     }
 }
 
+/// Binds an RPC server's listening socket; its connections are reset by the kernel when their
+/// client accepts nothing for `stalled`.
+///
+/// Accepted sockets inherit `TCP_USER_TIMEOUT`. It is needed because jsonrpsee's send task,
+/// blocked writing to a client that stopped reading (zero window), never sees the connection's
+/// end: without it such a client would hold its socket and connection slot for ever.
+fn bind_listener(addr: SocketAddr, stalled: Duration) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_tcp_user_timeout(Some(stalled))?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
 async fn start_one(
     ctx: &Arc<RpcContext>,
     settings: &ServerSettings,
@@ -585,12 +610,13 @@ async fn start_one(
     let limit = usize::try_from(config.max_batch_response_bytes).unwrap_or(usize::MAX);
     let rpc_middleware =
         RpcServiceBuilder::new().layer_fn(move |inner| BatchResponseLimit { inner, limit });
+    let listener = bind_listener(settings.addr, config.stalled_client_timeout)
+        .map_err(|source| ServerError::Bind { addr: settings.addr, source })?;
     let server = Server::builder()
         .set_config(server_config)
         .set_http_middleware(middleware)
         .set_rpc_middleware(rpc_middleware)
-        .build(settings.addr)
-        .await
+        .build_from_tcp(listener)
         .map_err(|source| ServerError::Bind { addr: settings.addr, source })?;
     let addr =
         server.local_addr().map_err(|source| ServerError::Bind { addr: settings.addr, source })?;

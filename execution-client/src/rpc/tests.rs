@@ -725,6 +725,12 @@ fn rpc_args_parse_like_reth() {
     assert!(Cli::try_parse_from(["x", "--rpc.evmtimeout", "soon"]).is_err());
     assert_eq!(config.max_heavy_requests, 3);
     assert!(Cli::try_parse_from(["x", "--rpc.max-tracing-requests", "0"]).is_err());
+    // Each heavy request holds an MDBX reader slot: the flag cannot ask for more than there are.
+    let too_many = (super::heavy::MAX_HEAVY_REQUESTS + 1).to_string();
+    assert!(Cli::try_parse_from(["x", "--rpc.max-tracing-requests", too_many.as_str()]).is_err());
+    let most = super::heavy::MAX_HEAVY_REQUESTS.to_string();
+    assert!(Cli::try_parse_from(["x", "--rpc.max-tracing-requests", most.as_str()]).is_ok());
+    assert!(super::heavy::MAX_HEAVY_REQUESTS < crate::storage::MAX_READERS as usize);
     let defaults = Cli::parse_from(["x"]).rpc.config();
     assert_eq!(defaults.max_heavy_requests, super::default_max_heavy_requests());
 }
@@ -982,20 +988,34 @@ mod raw_ws {
     /// Opens a WebSocket on `addr` with a small receive buffer (a client that stops reading
     /// fills it soon).
     pub async fn connect(addr: std::net::SocketAddr) -> TcpStream {
+        match try_connect(addr).await {
+            Ok(stream) => stream,
+            Err(answer) => panic!("no WebSocket: {answer}"),
+        }
+    }
+
+    /// [`connect`], or what the server answered instead of upgrading.
+    pub async fn try_connect(addr: std::net::SocketAddr) -> Result<TcpStream, String> {
         let socket = TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
-        let mut stream = socket.connect(addr).await.unwrap();
+        let mut stream = socket.connect(addr).await.map_err(|e| e.to_string())?;
         let request = format!(
             "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         );
-        stream.write_all(request.as_bytes()).await.unwrap();
+        stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
         let mut head = Vec::new();
         while !head.ends_with(b"\r\n\r\n") {
-            head.push(stream.read_u8().await.unwrap());
+            match stream.read_u8().await {
+                Ok(byte) => head.push(byte),
+                Err(e) => return Err(format!("{e} after {}", String::from_utf8_lossy(&head))),
+            }
         }
-        assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
-        stream
+        if head.starts_with(b"HTTP/1.1 101") {
+            Ok(stream)
+        } else {
+            Err(String::from_utf8_lossy(&head).into_owned())
+        }
     }
 
     /// Sends `text` as one masked text frame.
@@ -1121,5 +1141,83 @@ async fn websocket_clients_are_bounded_per_connection_and_dropped_when_not_readi
     .await
     .expect("the server did not close the connection of a client that does not read");
     assert!(drained > 0);
+    servers.stop();
+}
+
+/// A WebSocket client that stops reading while the server is writing to it (its TCP window
+/// full) does not keep its socket and connection slot: the kernel resets it after
+/// `--rpc.stalled-client-timeout`, and a new client takes the slot. Without the time-out the
+/// server's send task waits on the write for ever and the slot is never freed.
+#[tokio::test]
+async fn a_client_that_stops_reading_loses_its_connection_slot() {
+    use std::{sync::atomic::Ordering, time::Duration};
+    let config = RpcConfig {
+        max_connections: 1,
+        ws_message_buffer: 4,
+        subscription_send_timeout: Duration::from_millis(300),
+        ws_ping_interval: Duration::from_millis(500),
+        stalled_client_timeout: Duration::from_secs(2),
+        ..RpcConfig::default()
+    };
+    let mut h = Harness::new(TreeConfig::default(), config);
+    let head = h.kit.tree.head().hash;
+    let built = h.kit.build_on(head, Address::repeat_byte(0xfe));
+    let block = built.block.block.clone();
+    h.kit.tree.new_payload(block.clone()).unwrap();
+    let crate::fork_choice::ForkchoiceOutcome::Valid { change, .. } = h.kit.fcu(block.hash(), head)
+    else {
+        panic!("the block is not valid")
+    };
+    let settings = super::ServerSettings {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        apis: vec!["eth".into()],
+        cors: None,
+        vhosts: vec!["*".into()],
+        ws_origins: Vec::new(),
+    };
+    let servers = super::start_http_ws(h.ctx.clone(), None, Some(settings)).await.unwrap();
+    let addr = servers.ws.as_ref().unwrap().0;
+
+    let mut client = raw_ws::connect(addr).await;
+    let request =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]});
+    raw_ws::send(&mut client, &request.to_string()).await;
+    assert!(raw_ws::next_text(&mut client).await.unwrap().contains("result"));
+    // The only slot is taken.
+    assert!(raw_ws::try_connect(addr).await.is_err(), "a second connection was let in");
+
+    // The client reads no more; chain events fill its socket until its subscription ends.
+    let burst = Arc::new(crate::fork_choice::CanonicalChange {
+        reverted: Vec::new(),
+        applied: vec![change.applied[0].clone(); 200],
+    });
+    let started = std::time::Instant::now();
+    while h.ctx.live_subscriptions.load(Ordering::Relaxed) > 0 {
+        let _ = h.ctx.events.send(burst.clone());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(started.elapsed() < Duration::from_secs(10), "the subscription is still served");
+    }
+    // Still not reading, the client's slot comes free.
+    let started = std::time::Instant::now();
+    let mut other = loop {
+        if let Ok(other) = raw_ws::try_connect(addr).await {
+            break other;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "a client that stopped reading keeps the only connection slot"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let request = json!({"jsonrpc": "2.0", "id": 2, "method": "eth_blockNumber", "params": []});
+    raw_ws::send(&mut other, &request.to_string()).await;
+    assert!(raw_ws::next_text(&mut other).await.unwrap().contains("result"));
+    // The stalled client's connection was reset under it.
+    let rest = tokio::time::timeout(Duration::from_secs(5), async {
+        while raw_ws::next_text(&mut client).await.is_some() {}
+    })
+    .await;
+    assert!(rest.is_ok(), "the stalled connection is still open");
+    drop(client);
     servers.stop();
 }

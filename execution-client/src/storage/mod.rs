@@ -192,6 +192,10 @@ pub struct Database {
     history_backlog: parking_lot::Mutex<Option<history::Backlog>>,
 }
 
+/// Most read transactions open at once; MDBX's default (about a hundred) is fewer than the
+/// RPC's heavy-request pool may be configured to hold.
+pub const MAX_READERS: u32 = 4096;
+
 impl Database {
     /// Opens an existing database. `Err` when there is none at `path`
     /// ([`StorageError::NotInitialized`]), when it is not ours, of another schema version, or
@@ -686,7 +690,12 @@ impl Database {
     }
 
     fn options(mode: Mode) -> DatabaseOptions {
-        DatabaseOptions { max_tables: Some(32), mode, ..Default::default() }
+        DatabaseOptions {
+            max_tables: Some(32),
+            max_readers: Some(MAX_READERS),
+            mode,
+            ..Default::default()
+        }
     }
 
     fn open_env(path: &Path, config: DatabaseConfig) -> Result<Env, StorageError> {

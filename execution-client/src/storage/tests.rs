@@ -292,6 +292,20 @@ fn init_writes_genesis_and_reopens() {
     ));
 }
 
+/// As many state readers as the heavy-request pool may hold, plus the rest of the node's, are
+/// open at once: MDBX's default reader table (about a hundred slots) would refuse them.
+#[test]
+fn many_readers_are_open_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec();
+    let db = Database::init(&dir.path().join("db"), &spec).unwrap();
+    let readers =
+        (0..crate::storage::MAX_READERS / 2).map(|_| db.latest().unwrap()).collect::<Vec<_>>();
+    for state in readers.iter().step_by(256) {
+        assert_eq!(state.basic_ref(Address::with_last_byte(0xaa)).unwrap().unwrap().nonce, 1);
+    }
+}
+
 #[test]
 fn refuses_missing_and_foreign_directories_untouched() {
     let dir = tempfile::tempdir().unwrap();
