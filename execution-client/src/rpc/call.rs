@@ -27,6 +27,7 @@ use revm_inspectors::{access_list::AccessListInspector, tracing::DebugInspector}
 
 use super::{
     RpcContext, RpcError, RpcResult, chain::BlockData, decode_revert_reason, heavy::Deadline,
+    trace_budget::TraceBudget,
 };
 use crate::storage::StorageError;
 
@@ -322,16 +323,26 @@ impl RpcContext {
         deadline: &Deadline,
     ) -> RpcResult<GethTrace> {
         deadline.check()?;
+        // The record is held in memory until the run ends: it may not outgrow the answer.
+        let budget = TraceBudget::new(&opts, u64::from(self.config.max_response_bytes));
         let inspector =
             DebugInspector::new(opts).map_err(|e| RpcError::InvalidParams(e.to_string()))?;
         let db = CacheDB::new(state);
         let mut evm = EthEvmBuilder::new(db, call.env.clone())
             .precompiles(self.executor.precompiles(&call.env))
-            .activate_inspector((deadline.inspector(), inspector))
+            .activate_inspector(((deadline.inspector(), budget), inspector))
             .build();
         let result = evm.transact_raw(call.tx.clone());
-        if evm.inspector().0.passed() {
+        let (limits, _) = evm.inspector();
+        if limits.0.passed() {
             return Err(deadline.error());
+        }
+        if limits.1.exceeded() {
+            return Err(RpcError::LimitExceeded(format!(
+                "trace larger than the response limit of {} bytes: record less (disableStack, \
+                 no enableMemory, or a tracer such as callTracer) or raise --rpc.max-response-size",
+                limits.1.limit()
+            )));
         }
         let result = result.map_err(evm_error)?;
         let block_env = call.env.block_env.clone();

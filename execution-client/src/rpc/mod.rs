@@ -28,6 +28,7 @@ mod filters;
 mod heavy;
 mod l1;
 mod server;
+mod trace_budget;
 
 use std::{sync::Arc, time::Duration};
 

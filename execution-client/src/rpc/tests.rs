@@ -572,6 +572,52 @@ async fn heavy_work_stops_at_its_deadline_and_frees_its_slot() {
     }
 }
 
+/// A tracer's record may not outgrow the response limit while the run goes on: a loop traced
+/// by the opcode logger with memory on is halted once its record would pass the limit, with a
+/// clear error, long before its deadline (which is what stopped it before, after recording
+/// whatever fit in the time). A small trace under the same limit is served.
+#[tokio::test]
+async fn a_trace_is_halted_when_its_record_outgrows_the_response_limit() {
+    let config = RpcConfig {
+        evm_timeout: std::time::Duration::from_secs(2),
+        max_response_bytes: 1_000_000,
+        ..RpcConfig::default()
+    };
+    let h = Harness::new(TreeConfig::default(), config);
+    // MSTORE 1 at 0x20 (64 bytes of memory), then JUMPDEST PUSH1 5 JUMP for ever.
+    let looping = Address::repeat_byte(0x10);
+    let overrides = json!({looping.to_string(): {"code": "0x60016020525b600556"}});
+    let request = json!({"to": looping, "gas": "0x2faf080"});
+    let tracers = [
+        json!({"enableMemory": true, "stateOverrides": overrides}),
+        json!({"stateOverrides": overrides}),
+    ];
+    for options in tracers {
+        let started = std::time::Instant::now();
+        let e = h.err("debug_traceCall", json!([request, "latest", options])).await;
+        let message = e["message"].as_str().unwrap();
+        assert!(message.starts_with("trace larger than the response limit"), "{options}: {e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "not before the deadline");
+    }
+    // Calls with a large input, each recorded by the call tracer, are bounded the same way:
+    // the contract calls itself with 32 KiB of its memory as input, as deep as its gas allows:
+    // CALL(gas, self, 0, 0, 0x8000, 0, 0).
+    let calling = Address::repeat_byte(0x12);
+    let code = "0x6000600061800060006000305af1";
+    let overrides = json!({calling.to_string(): {"code": code}});
+    let request = json!({"to": calling, "gas": "0x2faf080"});
+    let e = h
+        .err(
+            "debug_traceCall",
+            json!([request, "latest", {"tracer": "callTracer", "stateOverrides": overrides}]),
+        )
+        .await;
+    assert!(e["message"].as_str().unwrap().starts_with("trace larger than"), "{e}");
+    let small = json!([{"to": Address::repeat_byte(0x11)}, "latest", {"enableMemory": true}]);
+    let trace = h.ok("debug_traceCall", small).await;
+    assert_eq!(trace["failed"], false, "{trace}");
+}
+
 /// Block walks look at the deadline between blocks: a walk whose deadline has passed stops.
 #[tokio::test]
 async fn block_walks_stop_at_their_deadline() {
