@@ -419,11 +419,12 @@ impl TxPool {
             let limit = self.config.account_queue;
             return Err(PoolError::AccountLimitExceeded { address: sender, limit });
         }
-        if let Some(old) = old {
-            removed.push(old);
+        if let Some(old) = &old {
+            removed.push(old.clone());
         }
         let position = nonce - state_nonce;
         let executable = (position as usize) < executable_after;
+        let heartbeat_before = queue.heartbeat;
         if executable || queued_before == 0 {
             // Progress, or the first queued transaction: the lifetime of its queued ones
             // starts now (as geth's heartbeat).
@@ -441,16 +442,54 @@ impl TxPool {
         } else {
             Vec::new()
         };
+        // The replaced transaction comes back if the new one is refused for room below.
+        let displaced = old;
         self.forget(removed);
         self.bytes += encoded_len;
         self.by_hash.insert(hash, pooled);
 
-        let evicted = self.enforce_limits();
-        if evicted.contains(&hash) {
+        let (expired, evicted) = self.enforce_limits();
+        let expired_itself = expired.contains(&hash);
+        if expired_itself || evicted.iter().any(|tx| tx.hash == hash) {
+            // Refused for room: the pool is as it was before, bar expired transactions.
+            // Evicting others first and then the new one would lose them for nothing.
+            self.restore(evicted.into_iter().filter(|tx| tx.hash != hash), sender);
+            // A replaced transaction expired with its replacement if that one did.
+            if let Some(displaced) = displaced.filter(|_| !expired_itself) {
+                self.restore(std::iter::once(displaced), sender);
+            }
+            if let Some(queue) = self.senders.get_mut(&sender) {
+                queue.heartbeat = heartbeat_before;
+            }
+            self.drop_empty_queues();
+            self.generation += u64::from(!expired.is_empty());
             return Err(PoolError::PoolFull);
         }
+        self.drop_empty_queues();
+        let mut evicted: Vec<TxHash> = evicted.iter().map(|tx| tx.hash).collect();
+        evicted.extend(expired);
         self.generation += 1;
         Ok(AddOutcome { hash, executable, replaced, promoted, evicted })
+    }
+
+    /// Puts evicted or replaced transactions back where they were (their sender queues are
+    /// still there, perhaps empty).
+    fn restore(&mut self, txs: impl Iterator<Item = Arc<PooledTx>>, new_sender: Address) {
+        let now = self.clock.now();
+        for tx in txs {
+            let queue = self.senders.entry(tx.sender).or_insert_with(|| {
+                debug_assert_eq!(tx.sender, new_sender, "only the new sender's queue may go");
+                SenderQueue::new(now)
+            });
+            self.bytes += tx.encoded_len;
+            self.by_hash.insert(tx.hash, tx.clone());
+            queue.txs.insert(tx.tx.nonce(), tx);
+        }
+    }
+
+    /// Removes the queues that eviction emptied.
+    fn drop_empty_queues(&mut self) {
+        self.senders.retain(|_, queue| !queue.txs.is_empty());
     }
 
     /// Removes transactions already dropped from their sender queue from the indexes.
@@ -462,26 +501,28 @@ impl TxPool {
         }
     }
 
-    /// Evicts until within bounds; returns the evicted hashes.
-    fn enforce_limits(&mut self) -> Vec<TxHash> {
-        let mut evicted = Vec::new();
+    /// Evicts until within bounds; returns the hashes of the expired queued transactions and
+    /// the transactions evicted for price. Queues emptied by eviction stay (empty) until
+    /// [`Self::drop_empty_queues`], so that an eviction can be undone.
+    fn enforce_limits(&mut self) -> (Vec<TxHash>, Vec<Arc<PooledTx>>) {
+        let mut expired = Vec::new();
         if self.is_over_bounds() {
             // Expired queued transactions go before anything is evicted for price.
-            evicted = self.expire_queued();
+            expired = self.expire_queued();
         }
+        let mut evicted = Vec::new();
         while self.is_over_bounds() {
             let Some((sender, nonce)) = self.eviction_candidate() else { break };
             if let Some(queue) = self.senders.get_mut(&sender)
                 && let Some(tx) = queue.txs.remove(&nonce)
             {
-                if queue.txs.is_empty() {
-                    self.senders.remove(&sender);
+                if self.by_hash.remove(&tx.hash).is_some() {
+                    self.bytes -= tx.encoded_len;
                 }
-                evicted.push(tx.hash);
-                self.forget(vec![tx]);
+                evicted.push(tx);
             }
         }
-        evicted
+        (expired, evicted)
     }
 
     fn is_over_bounds(&self) -> bool {

@@ -537,3 +537,49 @@ fn gapped_one_wei_junk_cannot_lock_peers_out() {
     assert_eq!(best.len(), normal.len());
     assert!(normal.iter().all(|h| best.contains(h)));
 }
+
+/// A transaction refused for room changes nothing: the pool does not evict others to make room
+/// for it and then evict it too (losing them for nothing), and a replacement refused for room
+/// leaves the transaction it would have replaced.
+#[test]
+fn a_transaction_refused_for_room_evicts_nothing() {
+    let one = {
+        let f = Fixture::new(PoolConfig::default());
+        transfer(&f, 0, 0, 2 * GWEI, GWEI).encode_2718_len()
+    };
+    let config = PoolConfig { max_bytes: 3 * one + 10, ..PoolConfig::default() };
+    let mut f = Fixture::new(config);
+    let junk = f.add(transfer(&f, 0, 1, 2 * GWEI, 1)).unwrap().hash;
+    let good = f.add(transfer(&f, 1, 0, 10 * GWEI, 5 * GWEI)).unwrap().hash;
+    let better = f.add(transfer(&f, 2, 0, 10 * GWEI, 6 * GWEI)).unwrap().hash;
+    let before = (f.pool.len(), f.pool.bytes(), f.pool.status());
+
+    // Twice a transfer's size and paying less than the good ones: room for it would take the
+    // queued junk and a good transaction, and it is the next to go after the junk.
+    let big = |f: &Fixture, nonce: u64, tip: u128| {
+        let tx = TxEip1559 {
+            gas_limit: 100_000,
+            input: vec![1u8; one].into(),
+            ..eip1559(nonce, 10 * GWEI, tip)
+        };
+        sign(&f.keys[3], tx)
+    };
+    assert_eq!(f.add(big(&f, 0, 2 * GWEI)).unwrap_err(), PoolError::PoolFull);
+    assert!(f.pool.contains(&junk), "the junk was evicted for a transaction then refused");
+    assert!(f.pool.contains(&good) && f.pool.contains(&better));
+    assert_eq!((f.pool.len(), f.pool.bytes(), f.pool.status()), before);
+    assert!(!f.pool.is_tracked(&f.addr(3)));
+
+    // A replacement refused for room keeps the transaction it would have replaced.
+    let small = f.add(transfer(&f, 0, 0, 10 * GWEI, GWEI)).unwrap();
+    assert_eq!(small.evicted, vec![junk], "a transfer fits in the junk's room");
+    let held = (f.pool.len(), f.pool.bytes());
+    let bigger = TxEip1559 {
+        gas_limit: 100_000,
+        input: vec![1u8; one].into(),
+        ..eip1559(0, 20 * GWEI, 2 * GWEI)
+    };
+    assert_eq!(f.add(sign(&f.keys[0], bigger)).unwrap_err(), PoolError::PoolFull);
+    assert!(f.pool.contains(&small.hash), "the replaced transaction is lost");
+    assert_eq!((f.pool.len(), f.pool.bytes()), held);
+}
