@@ -13,8 +13,12 @@
 //! blocks it serves. Each node's executor behaves like the real one
 //! (`node::executor`): it remembers validated payloads in the same [`ValidatedPayloads`] cache,
 //! and its mock EL knows each block hash at one height, so building on a hash the EL knows at
-//! another height fails as it would with a real EL. Time is virtual; events are processed in
-//! order of (time, sequence number), so a seed replays exactly.
+//! another height fails as it would with a real EL. The network treats messages as libp2p
+//! treats the real node's ([`network`]): broadcasts are gossip, de-duplicated by content for
+//! 60 s at the publisher and at each receiver, and a re-send refused as a duplicate goes
+//! directly to every validator as the real node's fallback does; messages above the size limit
+//! are not delivered. Time is virtual; events are processed in order of (time, sequence
+//! number), so a seed replays exactly.
 //!
 //! Checked after every step (every handled event): no two honest nodes commit different blocks
 //! at one height; every honest node's committed chain is contiguous, linked parent to child, and
@@ -163,6 +167,8 @@ enum SimEvent {
         to: usize,
         from: ValidatorIndex,
         bytes: Vec<u8>,
+        /// Arrived by gossip (de-duplicated by the receiver), not as a direct message.
+        gossip: bool,
     },
     Timer {
         inst: usize,
@@ -227,7 +233,25 @@ struct Instance {
     snapshot: Option<usize>,
     /// Restarted from a stale copy: its core may commit again what the app already has.
     stale_restored: bool,
+    /// Its gossipsub duplicate cache (lost when the node restarts).
+    gossip: network::DuplicateCache,
     dir: Option<tempfile::TempDir>,
+}
+
+/// What the simulated network refused or dropped, as the real node's network would.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NetStats {
+    /// Broadcasts refused at the publisher as duplicates (a byte-identical re-send within the
+    /// gossip dedup window).
+    pub publish_duplicates: u64,
+    /// Of those, re-sent directly to every validator (the real node's fallback).
+    pub direct_fallbacks: u64,
+    /// Broadcasts refused as larger than the gossip size limit.
+    pub publish_too_large: u64,
+    /// Direct messages dropped as larger than the frame limit.
+    pub direct_too_large: u64,
+    /// Gossip copies a receiver dropped as already seen.
+    pub gossip_deduped: u64,
 }
 
 /// Outcome of one seed.
@@ -245,6 +269,10 @@ pub struct SimReport {
     pub evidence: [u64; 3],
     /// Messages dropped because they did not decode.
     pub undecodable: u64,
+    /// What the network refused or dropped.
+    pub net: NetStats,
+    /// Virtual time from GST until every honest node committed a block above the GST height.
+    pub recovery_ms: Option<u64>,
 }
 
 /// The simulator state for one seed.
@@ -278,6 +306,15 @@ pub struct Sim {
     trust_block_hashes: bool,
     /// Whether cores run doppelganger protection (off only to show what it prevents).
     doppelganger_protection: bool,
+    /// Largest message the network carries (gossip `max_transmit_size`, direct frame limit).
+    max_message_bytes: usize,
+    /// Whether a broadcast refused as a duplicate goes directly to every validator, as the
+    /// real node does (off only to show what the fallback prevents).
+    direct_fallback: bool,
+    /// Size of the payload bodies the mock EL builds (8 random bytes, zero-padded).
+    body_bytes: usize,
+    net: NetStats,
+    recovery_ms: Option<u64>,
 }
 
 impl Sim {
@@ -310,6 +347,11 @@ impl Sim {
             drop_safety_writes: false,
             trust_block_hashes: false,
             doppelganger_protection: true,
+            max_message_bytes: crate::network::MAX_MESSAGE_SIZE,
+            direct_fallback: true,
+            body_bytes: 8,
+            net: NetStats::default(),
+            recovery_ms: None,
             sc,
         };
         let mut owners: Vec<ValidatorIndex> = (0..sim.sc.n as ValidatorIndex).collect();
@@ -344,6 +386,7 @@ impl Sim {
                 journal: Vec::new(),
                 snapshot: None,
                 stale_restored: false,
+                gossip: network::DuplicateCache::default(),
                 dir,
             });
         }
@@ -425,6 +468,7 @@ impl Sim {
         node.core = Some(core);
         node.validated = ValidatedPayloads::default();
         node.validated_hashes.clear();
+        node.gossip = network::DuplicateCache::default();
         let missing: Vec<(BlockId, Block)> = {
             let core = node.core.as_ref().expect("just set");
             let tip = core.committed_height();
@@ -464,6 +508,21 @@ impl Sim {
 
     /// Runs the scenario to its end; `Err` describes the first violation.
     pub fn run(mut self) -> Result<SimReport, String> {
+        self.run_to_end()?;
+        Ok(SimReport {
+            virtual_ms: self.now - T0_MS,
+            events: self.events,
+            min_height: self.honest_min_height(),
+            evidence: self.evidence,
+            undecodable: self.undecodable,
+            net: self.net,
+            recovery_ms: self.recovery_ms,
+            scenario: self.sc,
+        })
+    }
+
+    /// Runs the scenario, leaving the simulator to be inspected (tests of the checkers).
+    fn run_to_end(&mut self) -> Result<(), String> {
         for inst in 0..self.instances.len() {
             self.boot(inst)?;
         }
@@ -497,7 +556,11 @@ impl Sim {
             self.dispatch(ev)?;
             if self.gst_reached {
                 let needed = self.gst_height + NEW_COMMITS_AFTER_GST;
-                if self.honest_min_height() >= needed {
+                let min_height = self.honest_min_height();
+                if self.recovery_ms.is_none() && min_height > self.gst_height {
+                    self.recovery_ms = Some(self.now - T0_MS - sc.gst_ms);
+                }
+                if min_height >= needed {
                     break;
                 }
                 // Every honest node is up from GST on, except those that crash after it:
@@ -517,14 +580,7 @@ impl Sim {
                 }
             }
         }
-        Ok(SimReport {
-            virtual_ms: self.now - T0_MS,
-            events: self.events,
-            min_height: self.honest_min_height(),
-            evidence: self.evidence,
-            undecodable: self.undecodable,
-            scenario: self.sc,
-        })
+        Ok(())
     }
 
     fn honest_heights(&self) -> Vec<(ValidatorIndex, Height)> {
@@ -541,13 +597,22 @@ impl Sim {
 
     fn dispatch(&mut self, ev: SimEvent) -> Result<(), String> {
         match ev {
-            SimEvent::Deliver { to, from, bytes } => match Message::decode(&bytes) {
-                Ok(message) => self.step(to, Event::Message { from, message }),
-                Err(_) => {
-                    self.undecodable += 1;
-                    Ok(())
+            SimEvent::Deliver { to, from, bytes, gossip } => {
+                // gossipsub drops a message it has seen (or published) within its window
+                if gossip
+                    && !self.instances[to].gossip.insert(network::message_id(&bytes), self.now)
+                {
+                    self.net.gossip_deduped += 1;
+                    return Ok(());
                 }
-            },
+                match Message::decode(&bytes) {
+                    Ok(message) => self.step(to, Event::Message { from, message }),
+                    Err(_) => {
+                        self.undecodable += 1;
+                        Ok(())
+                    }
+                }
+            }
             SimEvent::Timer { inst, incarnation, timer } => {
                 if self.instances[inst].incarnation != incarnation {
                     return Ok(());
@@ -778,7 +843,7 @@ impl Sim {
                 };
                 let bytes = message.encode();
                 self.byzantine_extra(index, &bytes);
-                self.send(index, to, bytes);
+                self.send(index, to, bytes, false);
                 Ok(())
             }
             Action::Broadcast { message } => {
@@ -803,12 +868,7 @@ impl Sim {
                 }
                 let bytes = message.encode();
                 self.byzantine_extra(index, &bytes);
-                let selective = self.byz(index) == Some(Byzantine::Selective);
-                for to in 0..self.sc.n as ValidatorIndex {
-                    if to != index && !(selective && self.rng.gen_bool(0.5)) {
-                        self.send(index, to, bytes.clone());
-                    }
-                }
+                self.publish(inst, bytes);
                 Ok(())
             }
             Action::SetTimer { timer, at_ms } => {
@@ -823,7 +883,8 @@ impl Sim {
                 Ok(())
             }
             Action::BuildPayload { round, attributes } => {
-                let body: Vec<u8> = (0..8).map(|_| self.rng.r#gen()).collect();
+                let mut body: Vec<u8> = (0..8).map(|_| self.rng.r#gen()).collect();
+                body.resize(self.body_bytes.max(8), 0);
                 let payload = mock_payload(&attributes, body);
                 let node = &mut self.instances[inst];
                 // An EL that knows the parent hash as a block of another height cannot build
@@ -903,7 +964,7 @@ impl Sim {
         for to in 0..self.sc.n as ValidatorIndex {
             if to != index {
                 let bytes = if self.rng.gen_bool(0.5) { a.clone() } else { b.clone() };
-                self.send(index, to, bytes);
+                self.send(index, to, bytes, false);
             }
         }
     }
@@ -921,7 +982,7 @@ impl Sim {
                 .encode();
         for to in 0..self.sc.n as ValidatorIndex {
             if to != index {
-                self.send(index, to, forged.clone());
+                self.send(index, to, forged.clone(), false);
             }
         }
     }
@@ -961,7 +1022,7 @@ impl Sim {
             .encode();
         for to in 0..self.sc.n as ValidatorIndex {
             if to != index {
-                self.send(index, to, fork.clone());
+                self.send(index, to, fork.clone(), false);
             }
         }
         true
@@ -1006,10 +1067,45 @@ impl Sim {
                 .encode()
             }
         };
-        self.send(index, to, junk);
+        self.send(index, to, junk, false);
     }
 
-    fn send(&mut self, from: ValidatorIndex, to: ValidatorIndex, bytes: Vec<u8>) {
+    /// A broadcast, as the real node's network performs it: a gossipsub publish (refused if
+    /// too large, or as a duplicate of what this node published or received within the dedup
+    /// window); a duplicate goes directly to every validator instead (`direct_fallback`), a
+    /// message too large goes nowhere (a direct frame would be refused as well).
+    fn publish(&mut self, inst: usize, bytes: Vec<u8>) {
+        let index = self.instances[inst].index;
+        if bytes.len() > self.max_message_bytes {
+            self.net.publish_too_large += 1;
+            return;
+        }
+        let id = network::message_id(&bytes);
+        let fresh = self.instances[inst].gossip.insert(id, self.now);
+        // A selective byzantine sender reaches only some peers (its own gossip choice).
+        let selective = self.byz(index) == Some(Byzantine::Selective);
+        if !fresh {
+            self.net.publish_duplicates += 1;
+            if !self.direct_fallback {
+                return;
+            }
+            self.net.direct_fallbacks += 1;
+        }
+        for to in 0..self.sc.n as ValidatorIndex {
+            if to != index && !(selective && self.rng.gen_bool(0.5)) {
+                self.send(index, to, bytes.clone(), fresh);
+            }
+        }
+    }
+
+    /// Puts the copies of a message that the network delivers on the queue: by gossip
+    /// (`gossip`, de-duplicated by the receiver) or directly; a message above the size limit
+    /// is not delivered (the receiver's codec refuses the frame).
+    fn send(&mut self, from: ValidatorIndex, to: ValidatorIndex, bytes: Vec<u8>, gossip: bool) {
+        if !gossip && bytes.len() > self.max_message_bytes {
+            self.net.direct_too_large += 1;
+            return;
+        }
         let targets = self.routes[usize::from(to)].clone();
         // A twin pair splits the network: each instance hears from half the peers.
         let targets: Vec<usize> = if targets.len() > 1 {
@@ -1021,7 +1117,7 @@ impl Sim {
             for delay in network::deliveries(&mut self.rng, &self.sc, self.now - T0_MS, from, to) {
                 self.schedule(
                     self.now + delay,
-                    SimEvent::Deliver { to: inst, from, bytes: bytes.clone() },
+                    SimEvent::Deliver { to: inst, from, bytes: bytes.clone(), gossip },
                 );
             }
         }

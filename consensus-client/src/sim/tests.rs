@@ -28,6 +28,10 @@ struct Totals {
     undecodable: u64,
     with_byzantine: u64,
     with_crashes: u64,
+    /// Broadcasts refused as duplicates (then sent directly), summed.
+    publish_duplicates: u64,
+    /// Gossip copies dropped by receivers as already seen, summed.
+    gossip_deduped: u64,
 }
 
 impl Totals {
@@ -41,6 +45,8 @@ impl Totals {
         self.undecodable += r.undecodable;
         self.with_byzantine += u64::from(!r.scenario.byzantine.is_empty());
         self.with_crashes += u64::from(!r.scenario.crashes.is_empty());
+        self.publish_duplicates += r.net.publish_duplicates;
+        self.gossip_deduped += r.net.gossip_deduped;
     }
 }
 
@@ -296,4 +302,73 @@ fn checker_detects_double_votes() {
     sim.check_signed(honest, &vote(1)).unwrap();
     sim.check_signed(honest, &vote(1)).unwrap();
     assert!(sim.check_signed(honest, &vote(2)).unwrap_err().contains("voted twice"));
+}
+
+/// A 2|2 partition of four validators for 30 s, then heal (GST). Every node re-sends its
+/// timeout each round timer, byte-identical: gossipsub refuses the re-sends as duplicates for
+/// 60 s after the first. The real node then sends them directly to every validator, and a TC
+/// forms within a few rounds of the heal; without that fallback (the old node, which only
+/// logged the failed publish) nothing gets through until the dedup window ends.
+fn partition_heal(direct_fallback: bool) -> SimReport {
+    let mut sc = Scenario::from_seed(0);
+    sc.n = 4;
+    sc.powers = vec![1; 4];
+    sc.byzantine.clear();
+    sc.crashes.clear();
+    sc.clock_skew_ms = vec![0; 4];
+    sc.sub_second = true;
+    sc.base_timeout_ms = 1_000;
+    sc.loss = 0.0;
+    sc.duplication = 0.0;
+    sc.pre_gst_max_delay_ms = 50;
+    sc.post_gst_max_delay_ms = 50;
+    sc.partition = Some((vec![0, 1], 2_000, 32_000));
+    sc.gst_ms = 32_000;
+    let mut sim = Sim::new(sc);
+    sim.direct_fallback = direct_fallback;
+    sim.run().expect("the partition heals within the liveness bound")
+}
+
+#[test]
+fn timeouts_get_through_after_a_partition_heals_only_with_the_direct_fallback() {
+    let with = partition_heal(true);
+    let without = partition_heal(false);
+    let (a, b) = (with.recovery_ms.unwrap(), without.recovery_ms.unwrap());
+    eprintln!(
+        "recovery after the heal: {a} ms with the fallback, {b} ms without; {:?} / {:?}",
+        with.net, without.net
+    );
+    assert!(with.net.direct_fallbacks > 0, "no re-send was refused as a duplicate: {:?}", with.net);
+    assert!(a <= 10_000, "{a} ms to commit after the heal with the direct fallback");
+    // Without it the re-sent timeouts stay duplicates until 60 s after their first publish
+    // (about 30 s after the heal).
+    assert!(b >= 20_000, "only {b} ms to commit after the heal without the direct fallback");
+}
+
+/// A proposal larger than the network's message limit is never delivered (its publish fails,
+/// and the real node does not send it directly either): when every execution client builds
+/// such blocks (a pool full of maximum-size calldata, with no byte cap on blocks) nothing is
+/// ever certified, which the liveness check reports; blocks that fit go through.
+#[test]
+fn a_proposal_over_the_size_limit_is_not_delivered() {
+    let sc = || {
+        let mut sc = Scenario::from_seed(0);
+        sc.byzantine.clear();
+        sc.crashes.clear();
+        sc.partition = None;
+        sc
+    };
+    let mut big = Sim::new(sc());
+    big.max_message_bytes = 64 * 1024;
+    big.body_bytes = 80 * 1024;
+    let err = big.run_to_end().expect_err("blocks above the message limit cannot be certified");
+    assert!(err.contains("liveness"), "{err}");
+    assert!(big.net.publish_too_large > 0, "{:?}", big.net);
+    assert!(big.committed.is_empty(), "a block above the limit was committed");
+
+    let mut capped = Sim::new(sc());
+    capped.max_message_bytes = 64 * 1024;
+    capped.body_bytes = 48 * 1024;
+    let r = capped.run().expect("blocks below the message limit go through");
+    assert_eq!(r.net.publish_too_large, 0);
 }
