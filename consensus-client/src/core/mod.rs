@@ -742,6 +742,13 @@ impl Core {
     pub fn committed_height(&self) -> Height {
         self.store.committed_height()
     }
+    /// Height of the highest block known to be certified by a QC this core verified: the high
+    /// QC's block if it is stored, else the committed tip. Range sync trusts peers' claims up
+    /// to it.
+    pub fn certified_height(&self) -> Height {
+        let hqc = &self.safety.data().high_qc;
+        self.store.get(&hqc.block_id).map_or(0, |b| b.height()).max(self.store.committed_height())
+    }
     /// The committed tip.
     pub fn committed_id(&self) -> BlockId {
         self.store.committed_id()

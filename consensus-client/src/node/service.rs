@@ -318,7 +318,7 @@ async fn run_validator<F: std::future::Future<Output = &'static str>>(
                 };
                 step(&core, actions, &mut storage, &mut fx)?;
                 update_status(&status, &core, &fx, &engine);
-                publish_anchor(&core, &anchor_tx);
+                publish_anchor(&core, &anchor_tx, &syncer);
                 continue;
             }
             Some(ev) = ev_rx.recv() => ev,
@@ -333,14 +333,14 @@ async fn run_validator<F: std::future::Future<Output = &'static str>>(
                     }
                 }
                 update_status(&status, &core, &fx, &engine);
-                publish_anchor(&core, &anchor_tx);
+                publish_anchor(&core, &anchor_tx, &syncer);
                 continue;
             }
         };
         let actions = core.handle(now_ms(), event);
         step(&core, actions, &mut storage, &mut fx)?;
         update_status(&status, &core, &fx, &engine);
-        publish_anchor(&core, &anchor_tx);
+        publish_anchor(&core, &anchor_tx, &syncer);
     }
 }
 
@@ -363,10 +363,13 @@ fn anchor_of(core: &Core) -> Anchor {
 }
 
 /// Tells the sync task about a new committed tip.
-fn publish_anchor(core: &Core, anchor: &watch::Sender<Anchor>) {
+/// Publishes the committed tip and the certified height (which backs peers' claims) to the
+/// sync task.
+fn publish_anchor(core: &Core, anchor: &watch::Sender<Anchor>, syncer: &crate::sync::SyncHandle) {
     if anchor.borrow().id != core.committed_id() {
         anchor.send_replace(anchor_of(core));
     }
+    syncer.certified(core.certified_height());
 }
 
 /// For each build, validation or fork-choice action of a batch, in order, the certified,

@@ -171,6 +171,7 @@ pub(super) async fn start_services(
         anchor: anchor_rx,
         el_delivered: delivered,
         ranges: ranges_tx,
+        validator_peers: base.peer_ids.clone(),
     });
     let status = Arc::new(Mutex::new(Status {
         validator,

@@ -11,19 +11,24 @@
 //!   with `newPayload` in order and `forkchoiceUpdated`), waits until the committed tip has moved
 //!   and the EL is at most one batch behind, and goes on until it is within one block of the
 //!   peers (the last block's commit needs its child; the core's own fetch covers the rest).
-//! - Claimed heights are not trusted. A peer whose claim does not pan out (its answer fails
-//!   verification, times out, fails, or proves nothing) takes a strike: it is reported to the
-//!   network (scored down, banned at the threshold) and skipped for [`SyncConfig::retry_after`]
-//!   doubled per consecutive strike (up to [`MAX_AVOID`]); a verified range clears its strikes.
-//!   The next peer asked is the one ahead of us with the fewest strikes, then the highest
-//!   claim: two peers claiming a huge height and never answering cost one timeout each, not one
-//!   per batch. A busy peer is skipped for `retry_after` without a strike.
+//! - Claimed heights are not trusted ([`super::peers`]): the target is capped at the height
+//!   backed by a QC the node verified ([`SyncHandle::certified`]) or by validators holding more
+//!   than a third of the power, and peers whose claim is backed are asked first. A peer whose
+//!   claim does not pan out (its answer fails verification, times out, fails, or proves
+//!   nothing) takes a strike: it is reported to the network (scored down, banned at the
+//!   threshold) and skipped for [`SyncConfig::retry_after`] doubled per consecutive strike (up
+//!   to [`MAX_AVOID`]); a verified range clears its strikes. The next peer asked is the one
+//!   ahead of us with the fewest strikes, then a backed claim, then the highest: two peers
+//!   claiming a huge height and never answering cost at most one timeout each, not one per
+//!   batch, and none while validators back a lower height. A busy peer is skipped for
+//!   `retry_after` without a strike.
 //! - Progress is logged: height, target, blocks per second.
 
+use super::peers::{MAX_AVOID_MS, PeerBook};
 use super::protocol::{MAX_SYNC_BLOCKS, SyncRequest, SyncResponse};
 use super::verify::{Anchor, VerifiedRange, VerifyContext, verify_range};
 use crate::network::{NetworkHandle, SYNC_REQUEST_TIMEOUT, SyncFailure};
-use crate::types::Height;
+use crate::types::{Height, ValidatorIndex};
 use libp2p::PeerId;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,7 +43,7 @@ const IMPORT_WAIT: Duration = Duration::from_secs(10);
 /// How long a peer that sent an invalid range is not asked again.
 const INVALID_AVOID: Duration = Duration::from_secs(120);
 /// Longest a peer with strikes is skipped.
-pub const MAX_AVOID: Duration = Duration::from_secs(600);
+pub const MAX_AVOID: Duration = Duration::from_millis(MAX_AVOID_MS);
 /// A sync session that starts more than this many blocks behind logs at info level (a
 /// follower closes gaps of a block or two all the time; those log at debug level).
 const LOUD_GAP: Height = 16;
@@ -85,12 +90,15 @@ pub struct SyncParams {
     pub el_delivered: Arc<AtomicU64>,
     /// Where verified ranges go (the node loop).
     pub ranges: mpsc::Sender<VerifiedRange>,
+    /// The peer id of each validator, by index (their claims back heights by voting power).
+    pub validator_peers: Vec<PeerId>,
 }
 
 /// Handle to the sync task; the task stops when the handle is dropped.
 #[derive(Debug)]
 pub struct SyncHandle {
     hint: watch::Sender<Height>,
+    certified: watch::Sender<Height>,
 }
 
 impl SyncHandle {
@@ -105,15 +113,18 @@ impl SyncHandle {
             higher
         });
     }
-}
 
-#[derive(Debug, Default)]
-struct PeerState {
-    height: Height,
-    polled: Option<Instant>,
-    avoid_until: Option<Instant>,
-    /// Consecutive claims that did not pan out.
-    strikes: u32,
+    /// Reports the height of a block certified by a QC the node verified: peers' claims up
+    /// to it are backed.
+    pub fn certified(&self, height: Height) {
+        self.certified.send_if_modified(|h| {
+            let higher = height > *h;
+            if higher {
+                *h = height;
+            }
+            higher
+        });
+    }
 }
 
 #[derive(Debug)]
@@ -126,17 +137,40 @@ struct Session {
 struct Syncer {
     p: SyncParams,
     hint: watch::Receiver<Height>,
-    peers: HashMap<PeerId, PeerState>,
+    certified: watch::Receiver<Height>,
+    peers: PeerBook<PeerId>,
+    /// Voting power of each validator's peer id.
+    powers: HashMap<PeerId, u64>,
+    /// The book's clock starts here.
+    origin: Instant,
     session: Option<Session>,
-    turn: usize,
 }
 
 /// Starts the sync task.
 pub fn spawn(params: SyncParams) -> SyncHandle {
     let (hint_tx, hint_rx) = watch::channel(0);
-    let syncer = Syncer { p: params, hint: hint_rx, peers: HashMap::new(), session: None, turn: 0 };
+    let (certified_tx, certified_rx) = watch::channel(0);
+    let validators = &params.verify.validators;
+    let powers = params
+        .validator_peers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            let v = validators.get(ValidatorIndex::try_from(i).ok()?)?;
+            Some((*p, v.voting_power))
+        })
+        .collect();
+    let syncer = Syncer {
+        peers: PeerBook::new(validators.validity_power()),
+        powers,
+        origin: Instant::now(),
+        p: params,
+        hint: hint_rx,
+        certified: certified_rx,
+        session: None,
+    };
     tokio::spawn(syncer.run());
-    SyncHandle { hint: hint_tx }
+    SyncHandle { hint: hint_tx, certified: certified_tx }
 }
 
 enum Step {
@@ -147,6 +181,11 @@ enum Step {
 impl Syncer {
     fn local(&self) -> Anchor {
         *self.p.anchor.borrow()
+    }
+
+    /// Milliseconds on the book's clock.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     async fn run(mut self) {
@@ -174,8 +213,7 @@ impl Syncer {
             }
             // No peer to ask: caught up, unless the peers ahead are only skipped for now.
             let height = self.local().height;
-            let best = self.peers.values().map(|p| p.height).max().unwrap_or(0);
-            if best > height + 1 {
+            if self.peers.best_claim() > height + 1 {
                 continue;
             }
             if let Some(s) = self.session.take() {
@@ -193,13 +231,18 @@ impl Syncer {
     /// Asks connected peers whose height is stale (or all, if `force`) for their height.
     async fn poll_status(&mut self, force: bool) {
         let connected = self.p.net.connected_peers();
-        self.peers.retain(|p, _| connected.contains(p));
+        self.peers.retain(|p| connected.contains(p));
         let interval = self.p.config.status_interval;
         let wait = if force { MIN_POLL_GAP } else { interval };
+        let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        let now = self.now_ms();
         let due: Vec<PeerId> = connected
             .into_iter()
             .filter(|p| {
-                self.peers.get(p).and_then(|s| s.polled).is_none_or(|t| t.elapsed() >= wait)
+                self.peers
+                    .get(p)
+                    .and_then(|s| s.polled_ms)
+                    .is_none_or(|t| now.saturating_sub(t) >= wait_ms)
             })
             .collect();
         if due.is_empty() {
@@ -218,11 +261,14 @@ impl Syncer {
             }
         });
         for (peer, answer) in futures::future::join_all(asks).await {
-            let state = self.peers.entry(peer).or_default();
-            state.polled = Some(Instant::now());
+            let now = self.now_ms();
+            let power = self.powers.get(&peer).copied().unwrap_or(0);
+            let height = self.peers.get(&peer).map_or(0, |s| s.height);
+            // A peer that does not answer keeps its last claim until it does.
+            self.peers.claimed(peer, height, power, now);
             match answer {
                 Ok(Ok(SyncResponse::Status { committed_height })) => {
-                    state.height = committed_height;
+                    self.peers.claimed(peer, committed_height, power, now);
                 }
                 Ok(Ok(other)) => {
                     if !matches!(other, SyncResponse::Busy) {
@@ -243,22 +289,11 @@ impl Syncer {
         let local = self.local().height;
         // Once syncing, go on until within one block (the tip's commit needs its child).
         let gap = if self.session.is_some() { 1 } else { self.p.config.trigger_gap };
-        let now = Instant::now();
-        let mut candidates: Vec<(PeerId, Height, u32)> = self
-            .peers
-            .iter()
-            .filter(|(_, s)| s.height > local + gap && s.avoid_until.is_none_or(|t| t <= now))
-            .map(|(p, s)| (*p, s.height, s.strikes))
-            .collect();
-        // The most reliable peers first, then the highest claim among them.
-        let fewest = candidates.iter().map(|c| c.2).min()?;
-        candidates.retain(|c| c.2 == fewest);
-        let best = candidates.iter().map(|c| c.1).max()?;
-        candidates.retain(|c| c.1 == best);
-        candidates.sort_by_key(|c| c.0);
-        self.turn = self.turn.wrapping_add(1);
-        let (peer, height, _) = candidates[self.turn % candidates.len()];
-        let chosen = (peer, height);
+        self.peers.certified(*self.certified.borrow());
+        let now = self.now_ms();
+        let pick = self.peers.pick(local, gap, now)?;
+        let chosen = (pick.peer, pick.target);
+        let best = pick.target;
         if self.session.is_none() {
             let loud = best > local + LOUD_GAP;
             if loud {
@@ -273,19 +308,16 @@ impl Syncer {
     }
 
     fn avoid(&mut self, peer: PeerId, for_: Duration) {
-        self.peers.entry(peer).or_default().avoid_until = Some(Instant::now() + for_);
+        let until = self.now_ms().saturating_add(ms(for_));
+        self.peers.avoid(peer, until);
     }
 
     /// A claim that did not pan out: scored down on the network, skipped for at least `min`
     /// and for `retry_after` doubled per consecutive strike.
     fn strike(&mut self, peer: PeerId, why: String, min: Duration) {
-        let retry = self.p.config.retry_after;
-        let state = self.peers.entry(peer).or_default();
-        state.strikes = state.strikes.saturating_add(1);
-        let backoff = retry.saturating_mul(1u32 << state.strikes.saturating_sub(1).min(16));
-        let avoid = backoff.max(min).min(MAX_AVOID);
-        state.avoid_until = Some(Instant::now() + avoid);
-        debug!(%peer, strikes = state.strikes, avoid_secs = avoid.as_secs(), "sync peer struck: {why}");
+        let (retry, now) = (ms(self.p.config.retry_after), self.now_ms());
+        let (strikes, avoid_ms) = self.peers.strike(peer, retry, ms(min), now);
+        debug!(%peer, strikes, avoid_secs = avoid_ms / 1000, "sync peer struck: {why}");
         self.p.net.report(peer, why);
     }
 
@@ -356,7 +388,7 @@ impl Syncer {
             // Nothing provable (the peer's index ends, or its last blocks lack a two-chain):
             // take its height as ours until the next poll.
             debug!(%peer, received, unproven = range.unproven, "nothing provable in the sync range");
-            self.peers.entry(peer).or_default().height = anchor.height;
+            self.peers.entry(peer).height = anchor.height;
             if received == 0 {
                 // It claimed to be ahead and has nothing: the claim did not pan out.
                 self.strike(
@@ -367,7 +399,7 @@ impl Syncer {
             }
             return Step::Continue;
         };
-        self.peers.entry(peer).or_default().strikes = 0;
+        self.peers.delivered(peer);
         let count = range.blocks.len();
         if self.p.ranges.send(range).await.is_err() {
             return Step::Stop;
@@ -428,4 +460,9 @@ impl Syncer {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// A duration in whole milliseconds (saturating).
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

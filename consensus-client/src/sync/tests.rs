@@ -483,6 +483,7 @@ async fn the_sync_task_refuses_a_forging_peer_and_syncs_from_an_honest_one() {
         anchor: anchor_rx,
         el_delivered: delivered.clone(),
         ranges: ranges_tx,
+        validator_peers: vec![kps[0].public().to_peer_id(), kps[1].public().to_peer_id()],
     });
     // Play the node loop: take each verified range, "commit" it, publish the new tip.
     let mut committed: Vec<CommittedBlock> = Vec::new();
@@ -584,6 +585,9 @@ async fn a_client_syncs_while_two_peers_claim_a_huge_height_and_answer_nothing()
         anchor: anchor_rx,
         el_delivered: delivered.clone(),
         ranges: ranges_tx,
+        // Three validators of four, two of them liars: their claims back each other (more than
+        // a third of the power), so only the strikes keep them from stalling the client.
+        validator_peers: kps[..3].iter().map(|k| k.public().to_peer_id()).collect(),
     });
     let mut committed: Vec<CommittedBlock> = Vec::new();
     // Two slow answers (19.5 s each) and the honest range, with room to spare; without the
@@ -593,6 +597,98 @@ async fn a_client_syncs_while_two_peers_claim_a_huge_height_and_answer_nothing()
         let Ok(Some(range)) = tokio::time::timeout_at(deadline, ranges_rx.recv()).await else {
             stop.store(true, Ordering::Relaxed);
             panic!("sync stalled at {} blocks", committed.len());
+        };
+        let Some((id, last)) = range.blocks.last().cloned() else { continue };
+        committed.extend(range.blocks.into_iter().map(|(_, c)| c));
+        delivered.store(last.block.height(), Ordering::Relaxed);
+        anchor_tx.send_replace(Anchor::with_id(id, &last.block));
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(committed, honest[..39].to_vec());
+}
+
+/// A follower syncs while two peers that are not validators claim a huge height and never
+/// answer in time, and two validators claim the real one: the validators' claims (more than a
+/// third of the power) back their height, the unbacked claims neither set the target nor go
+/// first, and the follower catches up without a single slow answer. Asking the highest claim
+/// first (the old policy) costs two 19.5 s answers before the first block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_syncs_from_validator_backed_heights_past_two_unbacked_liars() {
+    use super::{SyncConfig, SyncParams, spawn as spawn_sync};
+    use crate::network::{NetworkConfig, NetworkHandle, spawn};
+    use libp2p::identity::Keypair;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::Duration;
+    use tokio::sync::{mpsc, watch};
+
+    let keys = keys();
+    let honest = chain(&keys, 40, 1);
+    let stop = Arc::new(AtomicBool::new(false));
+    // Validators 0 and 1 serve the chain; 2 and 3 are elsewhere; two more peers lie.
+    let kps: Vec<Keypair> = (0..7).map(|_| Keypair::generate_ed25519()).collect();
+    let validators: Vec<libp2p::PeerId> =
+        kps[..4].iter().map(|k| k.public().to_peer_id()).collect();
+    let config = |key: &Keypair, server, bootnodes| NetworkConfig {
+        keypair: key.clone(),
+        listen_addr: "127.0.0.1".parse().unwrap(),
+        port: 0,
+        bootnodes,
+        validators: validators.clone(),
+        chain_id: CHAIN,
+        sync_server: server,
+    };
+    async fn addr(h: &NetworkHandle) -> libp2p::Multiaddr {
+        loop {
+            if let Some(a) = h.listen_addrs().into_iter().next() {
+                return a.with(libp2p::multiaddr::Protocol::P2p(h.peer_id));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let server = || {
+        let mut storage = MemStorage::new();
+        storage.apply_all(&committed_ops(&honest)).unwrap();
+        Some(SyncServer::new(Arc::new(storage)))
+    };
+    let liar = || Some(SyncServer::new(Arc::new(Liar { stop: stop.clone() })));
+    let (good0, _g0) = spawn(config(&kps[0], server(), vec![])).unwrap();
+    let (good1, _g1) = spawn(config(&kps[1], server(), vec![])).unwrap();
+    let (bad1, _b1) = spawn(config(&kps[4], liar(), vec![])).unwrap();
+    let (bad2, _b2) = spawn(config(&kps[5], liar(), vec![])).unwrap();
+    let boot = vec![addr(&bad1).await, addr(&bad2).await, addr(&good0).await, addr(&good1).await];
+    let (client, _c) = spawn(config(&kps[6], None, boot)).unwrap();
+    // Wait until the client hears from all four, so the first poll sees every claim.
+    let all = [good0.peer_id, good1.peer_id, bad1.peer_id, bad2.peer_id];
+    let connected = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !all.iter().all(|p| client.connected_peers().contains(p)) {
+        assert!(tokio::time::Instant::now() < connected, "not connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let (anchor_tx, anchor_rx) = watch::channel(genesis_anchor());
+    let (ranges_tx, mut ranges_rx) = mpsc::channel(2);
+    let delivered = Arc::new(AtomicU64::new(0));
+    let _handle = spawn_sync(SyncParams {
+        net: client,
+        verify: ctx(&keys),
+        config: SyncConfig {
+            trigger_gap: 4,
+            batch: 8,
+            status_interval: Duration::from_millis(200),
+            retry_after: Duration::from_secs(1),
+        },
+        anchor: anchor_rx,
+        el_delivered: delivered.clone(),
+        ranges: ranges_tx,
+        validator_peers: validators.clone(),
+    });
+    let mut committed: Vec<CommittedBlock> = Vec::new();
+    // Well under one slow answer (19.5 s).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while committed.len() < 39 {
+        let Ok(Some(range)) = tokio::time::timeout_at(deadline, ranges_rx.recv()).await else {
+            stop.store(true, Ordering::Relaxed);
+            panic!("sync stalled at {} blocks: an unbacked claim was asked", committed.len());
         };
         let Some((id, last)) = range.blocks.last().cloned() else { continue };
         committed.extend(range.blocks.into_iter().map(|(_, c)| c));
