@@ -9,15 +9,17 @@
 //! to f byzantine validators: an equivocating leader, a twin that runs the same key twice, a
 //! sender of malformed, mutated and replayed messages, a leader whose payload reuses its
 //! parent's block hash over another body, a validator that withholds its votes, one that sends
-//! its proposals and timeouts to only some peers, and a block-fetch server that alters the
-//! blocks it serves. Each node's executor behaves like the real one
+//! its proposals and timeouts to only some peers, and a block-fetch and sync server that alters
+//! the blocks it serves (and claims a far higher committed height than it has). Each node's executor behaves like the real one
 //! (`node::executor`): it remembers validated payloads in the same [`ValidatedPayloads`] cache,
 //! and its mock EL knows each block hash at one height, so building on a hash the EL knows at
 //! another height fails as it would with a real EL. The network treats messages as libp2p
 //! treats the real node's ([`network`]): broadcasts are gossip, de-duplicated by content for
 //! 60 s at the publisher and at each receiver, and a re-send refused as a duplicate goes
 //! directly to every validator as the real node's fallback does; messages above the size limit
-//! are not delivered. Time is virtual; events are processed in order of (time, sequence
+//! are not delivered. Nodes range-sync ([`range_sync`]) from their peers' committed index, with
+//! the real sync task's choice of peers, when they fall more than 16 blocks behind, and must
+//! when they were away longer than the peers' retained window. Time is virtual; events are processed in order of (time, sequence
 //! number), so a seed replays exactly.
 //!
 //! Checked after every step (every handled event): no two honest nodes commit different blocks
@@ -29,6 +31,7 @@
 //! height committed by anyone at GST, within [`LIVENESS_BOUND_MS`] of virtual time.
 
 mod network;
+mod range_sync;
 mod scenario;
 
 #[cfg(test)]
@@ -197,6 +200,18 @@ enum SimEvent {
         inst: usize,
         stale: bool,
     },
+    /// The range-sync task's periodic poll.
+    SyncTick {
+        inst: usize,
+        incarnation: u64,
+    },
+    /// The answer to a range-sync request (`None`: it timed out).
+    SyncAnswer {
+        inst: usize,
+        incarnation: u64,
+        peer: ValidatorIndex,
+        bytes: Option<Vec<u8>>,
+    },
     Gst,
 }
 
@@ -235,6 +250,10 @@ struct Instance {
     stale_restored: bool,
     /// Its gossipsub duplicate cache (lost when the node restarts).
     gossip: network::DuplicateCache,
+    /// The committed index it serves range sync from (a copy of what its storage holds).
+    served: MemStorage,
+    /// Its range-sync task's state.
+    sync: range_sync::RangeSync,
     dir: Option<tempfile::TempDir>,
 }
 
@@ -273,6 +292,8 @@ pub struct SimReport {
     pub net: NetStats,
     /// Virtual time from GST until every honest node committed a block above the GST height.
     pub recovery_ms: Option<u64>,
+    /// Blocks committed through range sync, all nodes.
+    pub synced_blocks: u64,
 }
 
 /// The simulator state for one seed.
@@ -315,6 +336,11 @@ pub struct Sim {
     body_bytes: usize,
     net: NetStats,
     recovery_ms: Option<u64>,
+    /// Whether nodes run range sync (off only to show what it is needed for).
+    range_sync: bool,
+    /// Rounds of committed history cores keep in memory for peers' block fetches.
+    retained_rounds: Round,
+    synced_blocks: u64,
 }
 
 impl Sim {
@@ -352,6 +378,9 @@ impl Sim {
             body_bytes: 8,
             net: NetStats::default(),
             recovery_ms: None,
+            range_sync: true,
+            retained_rounds: crate::block_store::RETAINED_COMMITTED_ROUNDS,
+            synced_blocks: 0,
             sc,
         };
         let mut owners: Vec<ValidatorIndex> = (0..sim.sc.n as ValidatorIndex).collect();
@@ -387,6 +416,8 @@ impl Sim {
                 snapshot: None,
                 stale_restored: false,
                 gossip: network::DuplicateCache::default(),
+                served: MemStorage::new(),
+                sync: range_sync::RangeSync::new(0),
                 dir,
             });
         }
@@ -414,6 +445,7 @@ impl Sim {
             max_future_secs: 4,
             doppelganger_protection: self.doppelganger_protection,
             chain_has_run,
+            retained_committed_rounds: self.retained_rounds,
             ..CoreConfig::default()
         }
     }
@@ -428,6 +460,7 @@ impl Sim {
         for op in &node.journal {
             copy.apply(op).map_err(|e| format!("node {} stale copy: {e}", node.index))?;
         }
+        node.served = copy.clone();
         node.storage = Box::new(copy);
         node.dir = None;
         node.stale_restored = true;
@@ -469,6 +502,7 @@ impl Sim {
         node.validated = ValidatedPayloads::default();
         node.validated_hashes.clear();
         node.gossip = network::DuplicateCache::default();
+        node.sync = range_sync::RangeSync::new(self.validators.validity_power());
         let missing: Vec<(BlockId, Block)> = {
             let core = node.core.as_ref().expect("just set");
             let tip = core.committed_height();
@@ -494,6 +528,9 @@ impl Sim {
             self.deliver_commit(inst, id, b)?;
         }
         self.step(inst, Event::Start)?;
+        let incarnation = self.instances[inst].incarnation;
+        let first = self.rng.gen_range(1..=range_sync::TICK_MS);
+        self.schedule(self.now + first, SimEvent::SyncTick { inst, incarnation });
         // Its peers see the connection and tell it where they are.
         if self.instances[inst].incarnation > 1 {
             for other in 0..self.instances.len() {
@@ -517,6 +554,7 @@ impl Sim {
             undecodable: self.undecodable,
             net: self.net,
             recovery_ms: self.recovery_ms,
+            synced_blocks: self.synced_blocks,
             scenario: self.sc,
         })
     }
@@ -666,6 +704,18 @@ impl Sim {
                     self.restore_stale(inst)?;
                 }
                 self.boot(inst)
+            }
+            SimEvent::SyncTick { inst, incarnation } => {
+                if self.instances[inst].incarnation != incarnation {
+                    return Ok(());
+                }
+                self.sync_tick(inst, true)
+            }
+            SimEvent::SyncAnswer { inst, incarnation, peer, bytes } => {
+                if self.instances[inst].incarnation != incarnation {
+                    return Ok(());
+                }
+                self.sync_answer(inst, peer, bytes)
             }
             SimEvent::Gst => {
                 self.gst_reached = true;
@@ -826,6 +876,11 @@ impl Sim {
                 node.storage
                     .apply(&op)
                     .map_err(|e| format!("node {index} storage write failed: {e}"))?;
+                if matches!(op, PersistOp::Block(_) | PersistOp::Committed { .. }) {
+                    node.served
+                        .apply(&op)
+                        .map_err(|e| format!("node {index} committed index: {e}"))?;
+                }
                 node.journal.push(op);
                 Ok(())
             }

@@ -22,7 +22,8 @@ pub enum Byzantine {
     Withholder,
     /// Sends its proposals and timeouts to only some of its peers.
     Selective,
-    /// Answers block requests with blocks whose bodies it altered.
+    /// Answers block and range-sync requests with blocks whose bodies it altered, and claims a
+    /// committed height far above its own.
     BadFetchServer,
     /// When it proposes after a timeout certificate, proposes a block extending an older QC
     /// than the certificate's highest (a fork below the lock), correctly built and signed.

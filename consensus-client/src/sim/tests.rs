@@ -32,6 +32,8 @@ struct Totals {
     publish_duplicates: u64,
     /// Gossip copies dropped by receivers as already seen, summed.
     gossip_deduped: u64,
+    /// Blocks committed through range sync, summed.
+    synced_blocks: u64,
 }
 
 impl Totals {
@@ -47,6 +49,7 @@ impl Totals {
         self.with_crashes += u64::from(!r.scenario.crashes.is_empty());
         self.publish_duplicates += r.net.publish_duplicates;
         self.gossip_deduped += r.net.gossip_deduped;
+        self.synced_blocks += r.synced_blocks;
     }
 }
 
@@ -178,13 +181,16 @@ fn stale_restores_double_sign_only_without_doppelganger_protection() {
 }
 
 /// The byzantine behaviours really happen: equivocating leaders and twins are caught
-/// (evidence) and garbage senders' bytes are refused, while every seed still passes.
+/// (evidence) and garbage senders' bytes are refused, while every seed still passes; nodes that
+/// fall behind (crashes, partitions) catch up through range sync in some seeds.
 #[test]
 fn byzantine_behaviours_are_exercised() {
     let mut seen = [0u64; 3];
     let mut undecodable = 0;
+    let mut synced = 0;
     for seed in 0..150 {
         let r = run_seed(seed).unwrap();
+        synced += r.synced_blocks;
         let has = |b| r.scenario.byzantine.iter().any(|(_, x)| *x == b);
         if has(Byzantine::Equivocator) || has(Byzantine::Twin) {
             seen[0] += r.evidence[0];
@@ -200,6 +206,7 @@ fn byzantine_behaviours_are_exercised() {
     assert!(seen[0] > 0, "no proposal equivocation detected");
     assert!(seen[1] > 0, "no double vote detected");
     assert!(undecodable > 0, "no garbage refused");
+    assert!(synced > 0, "no node was ever far enough behind to range-sync");
 }
 
 #[test]
@@ -371,4 +378,62 @@ fn a_proposal_over_the_size_limit_is_not_delivered() {
     capped.body_bytes = 48 * 1024;
     let r = capped.run().expect("blocks below the message limit go through");
     assert_eq!(r.net.publish_too_large, 0);
+}
+
+/// One of four validators is down for 40 s while the others go on; they keep only 20 rounds
+/// of committed history in memory, so the blocks it needs are gone from every core's block
+/// store and its block fetches come back empty. It catches up through range sync (committed
+/// blocks with their QCs, from the peers' committed index) and then rejoins consensus: it
+/// votes and commits blocks of its own again. Without range sync it never commits again.
+fn away_past_the_window(range_sync: bool, retained_rounds: Round) -> (Sim, Result<(), String>) {
+    let mut sc = Scenario::from_seed(0);
+    sc.n = 4;
+    sc.powers = vec![1; 4];
+    sc.byzantine.clear();
+    sc.clock_skew_ms = vec![0; 4];
+    sc.sub_second = true;
+    sc.base_timeout_ms = 1_000;
+    sc.loss = 0.0;
+    sc.partition = None;
+    sc.pre_gst_max_delay_ms = 50;
+    sc.post_gst_max_delay_ms = 50;
+    sc.gst_ms = 42_000;
+    sc.crashes = vec![scenario::Crash {
+        node: 3,
+        at_ms: 2_000,
+        down_ms: 40_000,
+        torn: false,
+        stale_ms: None,
+    }];
+    let mut sim = Sim::new(sc);
+    sim.retained_rounds = retained_rounds;
+    sim.range_sync = range_sync;
+    let result = sim.run_to_end();
+    (sim, result)
+}
+
+#[test]
+fn a_node_outside_the_retained_window_range_syncs_and_rejoins() {
+    let (sim, result) = away_past_the_window(true, 20);
+    result.expect("the node that was away catches up");
+    let away = sim.routes[3][0];
+    let core = sim.instances[away].core.as_ref().unwrap();
+    let stats = core.stats();
+    assert!(
+        sim.gst_height > 3 * sim.retained_rounds,
+        "only {} blocks while it was away",
+        sim.gst_height
+    );
+    assert!(stats.synced > 0, "nothing came through range sync: {stats:?}");
+    assert!(stats.commits > stats.synced, "no commit through consensus after the sync: {stats:?}");
+    assert!(stats.votes > 0, "it never voted again: {stats:?}");
+
+    let (sim, result) = away_past_the_window(false, 20);
+    let err = result.expect_err("without range sync the node cannot catch up");
+    assert!(err.contains("liveness"), "{err}");
+    assert_eq!(sim.synced_blocks, 0);
+
+    // Within the window the core's block fetch alone catches it up: the window is the point.
+    let (_, result) = away_past_the_window(false, 2_000);
+    result.expect("within the retained window block fetch suffices");
 }
