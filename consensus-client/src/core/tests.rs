@@ -551,3 +551,48 @@ fn a_reconnected_validator_gets_our_timeout_and_certificates() {
     assert!(net.cores[0].handle(net.now, Event::PeerConnected(0)).is_empty());
     assert!(net.cores[0].handle(net.now, Event::PeerConnected(77)).is_empty());
 }
+
+/// A validator whose safety data says it voted up to round 12 while its highest QC is genesis
+/// (a restored copy of its data, say) refuses every vote through round 12. A refused vote still
+/// leaves the block stored and the node going: it commits the same chain as the others, and as
+/// leader of rounds 3, 7 and 11 it proposes, then votes again from round 13.
+///
+/// This passes with the old early return on a refused vote too: a vote is only attempted for a
+/// block of the current round, and nothing `after_blocks_stored` resumes (a proposal waiting
+/// for its parent, a deferred commit check, a commit walk, our own proposal) can be waiting
+/// for a block of the current round, so the fix is defensive and this test guards the path.
+#[test]
+fn a_refused_vote_does_not_stop_commits_or_the_next_proposal() {
+    let mut net = Net::new(4);
+    let genesis_qc = QuorumCert::genesis(sim_genesis().id());
+    let safety = SafetyData { last_voted_round: 12, ..SafetyData::new(genesis_qc) };
+    let recovery = Recovery { safety, blocks: vec![], qcs: vec![], committed: None };
+    net.cores[3] = new_core(&net.keys, 3, Some(recovery));
+    net.start();
+    let stats = net.cores[3].stats().clone();
+    assert!(
+        stats.rejected.get("safety").copied().unwrap_or(0) >= 9,
+        "votes of rounds 1..=12 not refused: {stats:?}"
+    );
+    let proposed: Vec<Round> = net
+        .sent
+        .iter()
+        .filter_map(|(from, m)| match m {
+            Message::Proposal(p) if *from == 3 => Some(p.block.round),
+            _ => None,
+        })
+        .collect();
+    for r in [3, 7, 11] {
+        assert!(proposed.contains(&r), "node 3 did not propose in round {r}: {proposed:?}");
+    }
+    let voted_after = net
+        .sent
+        .iter()
+        .any(|(from, m)| matches!(m, Message::Vote(v) if *from == 3 && v.round > 12));
+    assert!(voted_after, "node 3 never voted again");
+    assert!(net.commits[3].len() >= 12, "node 3 committed {} blocks", net.commits[3].len());
+    let shortest = net.commits.iter().map(Vec::len).min().unwrap();
+    for c in &net.commits {
+        assert_eq!(c[..shortest], net.commits[3][..shortest]);
+    }
+}
