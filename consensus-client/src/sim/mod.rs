@@ -379,7 +379,7 @@ impl Sim {
             net: NetStats::default(),
             recovery_ms: None,
             range_sync: true,
-            retained_rounds: crate::block_store::RETAINED_COMMITTED_ROUNDS,
+            retained_rounds: sc.retained_rounds,
             synced_blocks: 0,
             sc,
         };

@@ -1,6 +1,6 @@
 //! What one seed decides.
 
-use crate::types::ValidatorIndex;
+use crate::types::{Round, ValidatorIndex};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -81,6 +81,8 @@ pub struct Scenario {
     pub powers: Vec<u64>,
     /// Offset of each validator's local clock from simulation time (ms; zero in half the seeds).
     pub clock_skew_ms: Vec<i64>,
+    /// Rounds of committed history cores keep in memory (short in seeds with a long absence).
+    pub retained_rounds: Round,
 }
 
 impl Scenario {
@@ -90,7 +92,7 @@ impl Scenario {
         let n = [4usize, 7, 10][rng.gen_range(0..3)];
         let f = (n - 1) / 3;
         let sub_second = rng.gen_bool(0.5);
-        let gst_ms = rng.gen_range(2_000..20_000);
+        let mut gst_ms = rng.gen_range(2_000..20_000);
         let mut order: Vec<ValidatorIndex> = (0..n as ValidatorIndex).collect();
         order.shuffle(&mut rng);
         let n_byz = rng.gen_range(0..=f);
@@ -174,7 +176,32 @@ impl Scenario {
                 stale_ms: None,
             });
         }
-        Self {
+        // A long absence: one node down for 20–40 s before GST while the others keep a short
+        // window of history in memory, so it must range-sync back (GST waits for it). Its own
+        // stream, so the other choices of a seed stay as they were.
+        let mut long_rng = StdRng::seed_from_u64(seed ^ 0x10a6_0000);
+        let mut retained_rounds = crate::block_store::RETAINED_COMMITTED_ROUNDS;
+        let mut long_absence = long_rng.gen_bool(0.05);
+        let node = honest[long_rng.gen_range(0..honest.len())];
+        // Like a stale restore, a node that crashed before it saved any safety data abstains
+        // when it comes back: the other honest validators, without the stale ones, must hold a
+        // quorum without it.
+        let mut away: Vec<ValidatorIndex> =
+            crashes.iter().filter(|c| c.stale_ms.is_some()).map(|c| c.node).collect();
+        away.push(node);
+        away.sort_unstable();
+        away.dedup();
+        let away_power: u64 = away.iter().map(|i| powers[usize::from(*i)]).sum();
+        long_absence &= (total - byz_power - away_power) * 3 > total * 2;
+        if long_absence {
+            let at_ms = long_rng.gen_range(0..gst_ms);
+            let down_ms = long_rng.gen_range(20_000..40_000);
+            crashes.push(Crash { node, at_ms, down_ms, torn: false, stale_ms: None });
+            gst_ms = gst_ms.max(at_ms + down_ms);
+            retained_rounds = long_rng.gen_range(4..16);
+        }
+        let mut sc = Self {
+            retained_rounds,
             powers,
             clock_skew_ms,
             seed,
@@ -191,6 +218,12 @@ impl Scenario {
             partition,
             crashes,
             byzantine,
+        };
+        if long_absence {
+            // A network calm enough that the others get well ahead while it is away.
+            sc.loss = sc.loss.min(0.05);
+            sc.pre_gst_max_delay_ms = sc.pre_gst_max_delay_ms.min(200);
         }
+        sc
     }
 }

@@ -256,6 +256,11 @@ fn seeds_cover_every_setting() {
     assert!(scs.iter().any(|s| s.byzantine.len() == (s.n - 1) / 3 && s.n == 10));
     assert!(scs.iter().filter(|s| s.powers.iter().any(|p| *p > 1)).count() >= 100);
     assert!(scs.iter().any(|s| s.clock_skew_ms.iter().any(|k| *k != 0)));
+    let short_window = scs
+        .iter()
+        .filter(|s| s.retained_rounds < crate::block_store::RETAINED_COMMITTED_ROUNDS)
+        .count();
+    assert!(short_window >= 25, "only {short_window} seeds with a long absence");
     for s in &scs {
         let total: u64 = s.powers.iter().sum();
         let byz: u64 = s.byzantine.iter().map(|(i, _)| s.powers[usize::from(*i)]).sum();
