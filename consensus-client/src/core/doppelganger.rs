@@ -201,6 +201,16 @@ impl Doppelganger {
             }
     }
 
+    /// Whether votes and timeouts for `round` are withheld now (what [`Self::may_sign`]
+    /// answers, without changing state).
+    pub fn withholds(&self, round: Round) -> bool {
+        match *self {
+            Self::Abstaining { through, .. } => round <= through,
+            Self::Watching(start) => start == StartData::MissingOnRunningChain,
+            Self::Off { .. } | Self::Disabled => false,
+        }
+    }
+
     /// The last round of the current abstention, if any.
     pub fn abstaining_through(&self) -> Option<Round> {
         match self {

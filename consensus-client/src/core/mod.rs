@@ -734,6 +734,10 @@ impl Core {
     pub fn abstaining_through(&self) -> Option<Round> {
         self.doppelganger.abstaining_through()
     }
+    /// Whether doppelganger protection withholds votes and timeouts in the current round.
+    pub fn abstaining(&self) -> bool {
+        self.doppelganger.withholds(self.round)
+    }
     /// The safety data (as last handed to `Persist`).
     pub fn safety_data(&self) -> &SafetyData {
         self.safety.data()

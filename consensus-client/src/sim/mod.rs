@@ -294,6 +294,8 @@ pub struct SimReport {
     pub recovery_ms: Option<u64>,
     /// Blocks committed through range sync, all nodes.
     pub synced_blocks: u64,
+    /// The chain halted because too many honest validators abstain (doppelganger protection).
+    pub halted_by_design: bool,
 }
 
 /// The simulator state for one seed.
@@ -341,6 +343,7 @@ pub struct Sim {
     /// Rounds of committed history cores keep in memory for peers' block fetches.
     retained_rounds: Round,
     synced_blocks: u64,
+    halted_by_design: bool,
 }
 
 impl Sim {
@@ -381,6 +384,7 @@ impl Sim {
             range_sync: true,
             retained_rounds: sc.retained_rounds,
             synced_blocks: 0,
+            halted_by_design: false,
             sc,
         };
         let mut owners: Vec<ValidatorIndex> = (0..sim.sc.n as ValidatorIndex).collect();
@@ -555,6 +559,7 @@ impl Sim {
             net: self.net,
             recovery_ms: self.recovery_ms,
             synced_blocks: self.synced_blocks,
+            halted_by_design: self.halted_by_design,
             scenario: self.sc,
         })
     }
@@ -610,6 +615,10 @@ impl Sim {
                     .map(|c| c.at_ms + c.down_ms)
                     .fold(sc.gst_ms, u64::max);
                 if self.now > T0_MS + all_up + LIVENESS_BOUND_MS {
+                    if self.halt_by_design() {
+                        self.halted_by_design = true;
+                        break;
+                    }
                     return Err(format!(
                         "liveness: {}ms after GST honest heights are {:?}, need {needed}",
                         LIVENESS_BOUND_MS,
@@ -619,6 +628,28 @@ impl Sim {
             }
         }
         Ok(())
+    }
+
+    /// Whether the honest validators that may sign hold no quorum: a validator that came back
+    /// behind the network (a crash before its first vote, a stale copy, a wiped data dir)
+    /// abstains until the others pass the rounds it may have signed, which they then cannot do
+    /// without it; the chain halts by design rather than risk a double signature (doppelganger
+    /// protection). The scenario avoids this for stale copies, but not every crash can.
+    fn halt_by_design(&self) -> bool {
+        let mut signing = 0;
+        let mut abstaining = false;
+        for node in &self.instances {
+            let Some(core) = node.core.as_ref() else { continue };
+            if !self.is_honest(node.index) {
+                continue;
+            }
+            if core.abstaining() {
+                abstaining = true;
+            } else {
+                signing += self.sc.powers[usize::from(node.index)];
+            }
+        }
+        abstaining && signing < self.validators.quorum_power()
     }
 
     fn honest_heights(&self) -> Vec<(ValidatorIndex, Height)> {

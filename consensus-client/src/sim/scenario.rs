@@ -159,11 +159,21 @@ impl Scenario {
         // Only a node without which the other honest validators still hold a quorum: a stale
         // node abstains until the others pass the rounds it may have signed, which they cannot
         // do without it otherwise (byzantine validators need not help; the chain then halts,
-        // by design, rather than risk a double signature).
+        // by design, rather than risk a double signature). Counted over all stale nodes: two
+        // that each leave a quorum may not together.
+        let mut stale_nodes: Vec<ValidatorIndex> = Vec::new();
         for c in &mut crashes {
-            let others = total - powers[usize::from(c.node)] - byz_power;
+            let stale_power: u64 = stale_nodes
+                .iter()
+                .chain(std::iter::once(&c.node).filter(|n| !stale_nodes.contains(n)))
+                .map(|i| powers[usize::from(*i)])
+                .sum();
+            let others = total - stale_power - byz_power;
             if others * 3 > total * 2 && stale_rng.gen_bool(0.3) {
                 c.stale_ms = Some(stale_rng.gen_range(0..5_000));
+                if !stale_nodes.contains(&c.node) {
+                    stale_nodes.push(c.node);
+                }
             }
         }
         // A crash after GST (with its data intact); liveness is then measured from its restart.
