@@ -82,6 +82,13 @@ pub struct NodeArgs {
     /// served by range sync from disk; a small value exercises range sync in tests).
     #[arg(long = "retained-rounds", default_value_t = crate::block_store::RETAINED_COMMITTED_ROUNDS, hide = true)]
     pub retained_rounds: u64,
+    /// Doppelganger protection: after a restart whose safety data may be stale (wiped, restored
+    /// from a backup, behind the certificates the network shows), sign nothing until the
+    /// network has passed the round found at start. Turn it off only to restart a chain halted
+    /// because abstaining validators leave no quorum, and only for a key known to have signed
+    /// nothing elsewhere: without it, a stale copy of a key can sign twice in one round.
+    #[arg(long = "doppelganger-protection", default_value_t = true, action = clap::ArgAction::Set)]
+    pub doppelganger_protection: bool,
     /// Metrics.
     #[command(flatten)]
     pub metrics: tandem_shared::metrics::MetricsArgs,
@@ -176,6 +183,7 @@ fn node(args: NodeArgs) -> eyre::Result<()> {
             http: args.http_port.map(|p| std::net::SocketAddr::new(args.http_addr, p)),
             sync: crate::sync::SyncConfig::default(),
             retained_rounds: args.retained_rounds,
+            doppelganger_protection: args.doppelganger_protection,
         };
         crate::node::service::run(config, tandem_shared::signal::shutdown_signal()).await?;
         Ok(())

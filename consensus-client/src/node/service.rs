@@ -70,6 +70,8 @@ pub struct NodeConfig {
     pub sync: SyncConfig,
     /// Rounds of committed history kept in memory for peers' block fetches.
     pub retained_rounds: Round,
+    /// Whether a validator whose safety data may be stale abstains (doppelganger protection).
+    pub doppelganger_protection: bool,
 }
 
 /// What `/status` reports.
@@ -256,7 +258,11 @@ async fn run_validator<F: std::future::Future<Output = &'static str>>(
                     true
                 }
             });
-    if chain_has_run {
+    if !config.doppelganger_protection {
+        warn!(
+            "doppelganger protection is off: this validator signs at once, even if its safety data is stale"
+        );
+    } else if chain_has_run {
         warn!(
             "no consensus safety data but the chain has run: this validator signs nothing until \
             the network has passed the round it finds (doppelganger protection)"
@@ -267,6 +273,7 @@ async fn run_validator<F: std::future::Future<Output = &'static str>>(
             config: CoreConfig {
                 retained_committed_rounds: config.retained_rounds,
                 chain_has_run,
+                doppelganger_protection: config.doppelganger_protection,
                 ..genesis.core_config()
             },
             me,
@@ -362,7 +369,6 @@ fn anchor_of(core: &Core) -> Anchor {
     }
 }
 
-/// Tells the sync task about a new committed tip.
 /// Publishes the committed tip and the certified height (which backs peers' claims) to the
 /// sync task.
 fn publish_anchor(core: &Core, anchor: &watch::Sender<Anchor>, syncer: &crate::sync::SyncHandle) {

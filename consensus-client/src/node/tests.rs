@@ -253,6 +253,7 @@ fn config(net: &Net, i: usize, engine: String) -> NodeConfig {
         http: None,
         sync: crate::sync::SyncConfig::default(),
         retained_rounds: crate::block_store::RETAINED_COMMITTED_ROUNDS,
+        doppelganger_protection: true,
     }
 }
 
@@ -682,6 +683,63 @@ async fn forged_proposals_score_their_sender_down_until_banned_and_change_nothin
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for s in stops.drain(..) {
+        let _ = s.send(());
+    }
+}
+
+/// Doppelganger protection can halt a chain: with one validator down, a validator back with a
+/// wiped consensus data dir abstains until the others pass the round it found, which they
+/// cannot do without it. `--doppelganger-protection false` is the operator's way out: the
+/// same validator restarted with it signs at once and the chain finalizes again, on one chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_chain_halted_by_an_abstaining_validator_resumes_without_the_protection() {
+    let net = write_network(4);
+    let chains: Vec<Arc<Mutex<Chain>>> =
+        (0..4).map(|_| Arc::new(Mutex::new(Chain::new()))).collect();
+    let mut stops: Vec<Option<oneshot::Sender<()>>> =
+        (0..4).map(|i| Some(start(&net, i, chains[i].clone()))).collect();
+    wait_finalized(&chains.iter().collect::<Vec<_>>(), 5, 60).await;
+
+    // Node 2 goes down; node 3 loses its consensus data dir (its EL keeps the chain).
+    for i in [2, 3] {
+        let _ = stops[i].take().unwrap().send(());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::fs::remove_dir_all(net.dir.path().join("node3").join("cl")).unwrap();
+    let http: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    stops[3] =
+        Some(start_with(&net, 3, chains[3].clone(), |c| NodeConfig { http: Some(http), ..c }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let abstaining = loop {
+        if let Some(s) = status_of(http).await
+            && let Some(round) = s["abstaining_through_round"].as_u64()
+        {
+            break round;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "node 3 never abstained");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let halted_at = chains[0].lock().unwrap().finalized_number();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = chains[0].lock().unwrap().finalized_number();
+    assert!(after <= halted_at + 1, "finalized {halted_at} -> {after} while node 3 abstains");
+    let status = status_of(http).await.expect("status");
+    assert_eq!(status["abstaining_through_round"].as_u64(), Some(abstaining), "{status}");
+
+    // The operator restarts node 3 without the protection: the chain goes on.
+    let _ = stops[3].take().unwrap().send(());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stops[3] = Some(start_with(&net, 3, chains[3].clone(), |c| NodeConfig {
+        doppelganger_protection: false,
+        ..c
+    }));
+    let live = [&chains[0], &chains[1], &chains[3]];
+    wait_finalized(&live, after + 3, 60).await;
+    for h in 1..=after + 3 {
+        assert_eq!(hash_at(&chains[3], h), hash_at(&chains[0], h), "height {h}");
+        assert_eq!(hash_at(&chains[1], h), hash_at(&chains[0], h), "height {h}");
+    }
+    for s in stops.iter_mut().filter_map(Option::take) {
         let _ = s.send(());
     }
 }
