@@ -182,6 +182,14 @@ fn update_links<S: Store>(
     save(ctx, k, links.encode())
 }
 
+/// Points order `id`'s next in its owner's order list at `next`: a forged state, for tests.
+#[cfg(test)]
+pub(crate) fn forge_account_next<S: Store>(ctx: &mut Ctx<'_, S>, id: u64, next: u64) {
+    if let Err(e) = update_links(ctx, id, |l| l.account_next = next) {
+        panic!("forging order {id}: {e}");
+    }
+}
+
 /// Issues the next order id (the first is 1).
 pub fn next_order_id<S: Store>(ctx: &mut Ctx<'_, S>) -> L1Result<u64> {
     let k = counter_key();

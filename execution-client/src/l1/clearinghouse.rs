@@ -4,11 +4,19 @@
 //! Cash accounting ("perps as spot with negative holdings"): a fill of size `q` at price `p`
 //! moves the buyer's cash by `-q·p/scale` and the seller's by `+q·p/scale` (exact for tick- and
 //! lot-aligned inputs) and their positions by `+q` / `-q`. An account's value is
-//! `cash + Σ size·mark/scale`. Trades, liquidations (positions handed to the backstop at the mark)
-//! and funding (payers round up, receivers down, the residue goes to the fee recipient) move cash
-//! between accounts, so `Σ cash + Σ collateral spot balances` only changes by deposits and
-//! withdrawals. The entry notional of a position is kept for display only (entry price,
-//! unrealized PnL).
+//! `cash − unsettled funding + Σ size·mark/scale`. Trades, liquidations (positions handed to the
+//! backstop at the mark) and funding move cash between accounts and the funding pool, so
+//! `Σ cash + funding pool + Σ collateral spot balances` only changes by deposits and withdrawals.
+//! The entry notional of a position is kept for display only (entry price, unrealized PnL).
+//!
+//! Funding is an index per market, not a walk of the accounts: each funding interval adds
+//! `oracle × rate (ppm)` to the market's cumulative index, and a position remembers the index
+//! it last settled at. What it owes is `size · (index − snapshot) / (scale · 10⁶)`, rounded up
+//! (payers pay the fraction, receivers do not get it). It settles, into or out of the funding
+//! pool, whenever the position changes (every trade, liquidations included); until then margin
+//! checks, views and the end-of-block step count it in the account's value and cash. The pool is
+//! what payers settled minus what receivers settled: it may be below zero while payers have not
+//! settled yet, and keeps the rounding once everyone has.
 //!
 //! Margins round up: initial margin `⌈notional / maxLeverage⌉`, maintenance margin
 //! `⌈notional · maintenanceMarginBps / 10⁴⌉`, resting-order margin `⌈open notional /
@@ -30,10 +38,32 @@
 //! or paid the fee from an empty account) stays in the open set, so the end-of-block step finds
 //! it and the backstop absorbs the debt, with a `BadDebt` event.
 //!
-//! The end-of-block step judges every account at the marks of the start of the step (cancelling
-//! a liquidated account's orders moves the book). It pays funding and checks maintenance in one
-//! pass over the open accounts; the backstop pays its funding first, so a position handed to it
-//! in this step is not funded twice.
+//! The end-of-block step's work is bounded per block, whatever the number of open accounts: it
+//! moves each market's funding index on interval blocks (work per market) and examines at most
+//! `endOfBlockAccounts` (B) open accounts, at the marks of the start of the step (cancelling a
+//! liquidated account's orders moves the book). An account is liquidated when its value is
+//! below its maintenance margin, or its cash below zero without a position (the backstop absorbs
+//! the debt). Which accounts, in this order:
+//! 1. **The watch list**: at most B/4 accounts that an earlier step found below the initial margin
+//!    of their positions (above maintenance). They are examined every block and leave the list
+//!    once liquidated, closed or back above their initial margin. Between initial and maintenance
+//!    margin lies a price move of (10⁴/maxLeverage − maintenanceMarginBps) bps of the notional
+//!    (2.5 % on the devnet's 20× markets), so an account seen at risk is liquidated in the first
+//!    block it falls below maintenance. A full list takes no more (the sweep still finds them).
+//! 2. **The sweep**: the rest of the budget (at least 3B/4 = S) goes to the next members of the
+//!    open set after a persistent cursor, which resumes there next block. The members before the
+//!    cursor are those examined in the current round: a removal keeps them there (see
+//!    `open_remove`), new members are appended after it, and a round that ends starts over at the
+//!    next block. So every open account is examined at least once every ⌈N/S⌉ + 2 blocks, N the
+//!    largest size of the open set meanwhile (1,024 by default: 768 per block, a million open
+//!    accounts every ≈ 1,300 blocks); each one found below its initial margin joins the list.
+//!
+//! No account is examined twice in one step, the backstop never. The budget bounds the slots a
+//! step reads (an account's are its set entry, cash, position bitmap and per position its size
+//! and funding snapshot; a liquidation adds its orders and trades). A stored count, cursor or
+//! watch list that could not have been produced (a count above 2⁴⁰, a cursor past the count, a
+//! list longer than B/4, a member whose stored index is not its place) is a corrupt state and an
+//! error, found after bounded work; nothing is ever sized from a stored value.
 //!
 //! Slot layout (`a` is the market where it applies):
 //! - `Ns::PerpAccount (owner) field 0`: `pack(open-set index, cash)`; the index is 1-based, 0 when
@@ -44,13 +74,18 @@
 //! - `Ns::Position (owner, a) field 1`: `pack(bid lots ‖ ask lots, open notional)`: the sizes of
 //!   the owner's resting orders in the market, in lots, one side in each 64-bit half of the upper
 //!   half, and their notional.
+//! - `Ns::Position (owner, a) field 2`: the funding index the position last settled at (a signed
+//!   256-bit word; zero without a position).
 //! - `Ns::OpenAccounts (0x0) field 0`: number of accounts in the open set (accounts with a
 //!   position, or with cash below zero);
-//!   `Ns::OpenAccounts (0x0, i) field 1`: the `i`-th of them (1-based, swap-remove on close).
+//!   `Ns::OpenAccounts (0x0, i) field 1`: the `i`-th of them (1-based);
+//!   `Ns::OpenAccounts (0x0) field 2`: the sweep's cursor (members examined this round);
+//!   `Ns::OpenAccounts (0x0) field 3`: length of the watch list, `(0x0, i) field 3` its `i`-th.
 //! - `Ns::PerpMarket (0x0, a) field 0` is the oracle's last mark ([`oracle::LAST_MARK_FIELD`]);
-//!   the clearinghouse keeps no per-market slot (bad debt is counted globally).
+//!   `field 1`: the market's cumulative funding index (a signed 256-bit word).
 //! - `Ns::Globals (0x0) field 1`: the L1 block number (last end-of-block step);
-//!   `field 2`: total bad debt absorbed by the backstop. Field 0 is the book's order id counter.
+//!   `field 2`: total bad debt absorbed by the backstop; `field 3`: the funding pool (signed).
+//!   Field 0 is the book's order id counter.
 
 use alloy_primitives::{Address, B256, I256, U256};
 
@@ -73,10 +108,15 @@ const POSITIONS_FIELD: u8 = 1;
 const ORDERS_FIELD: u8 = 2;
 const POSITION_FIELD: u8 = 0;
 const OPEN_NOTIONAL_FIELD: u8 = 1;
+const FUNDING_SNAPSHOT_FIELD: u8 = 2;
 const OPEN_COUNT_FIELD: u8 = 0;
 const OPEN_MEMBER_FIELD: u8 = 1;
+const CURSOR_FIELD: u8 = 2;
+const WATCH_FIELD: u8 = 3;
+const FUNDING_INDEX_FIELD: u8 = 1;
 const BLOCK_NUMBER_FIELD: u8 = 1;
 const BAD_DEBT_FIELD: u8 = 2;
+const FUNDING_POOL_FIELD: u8 = 3;
 
 /// Parts per million: the unit of funding rates.
 const PPM: u128 = 1_000_000;
@@ -131,6 +171,19 @@ fn open_key(index: u64, field: u8) -> B256 {
 
 fn globals_key(field: u8) -> B256 {
     key(Ns::Globals, Address::ZERO, 0, 0, field)
+}
+
+fn market_key(market: u32, field: u8) -> B256 {
+    key(Ns::PerpMarket, Address::ZERO, u64::from(market), 0, field)
+}
+
+/// A forged or corrupt open set or watch list: an error, never a long walk or an allocation.
+fn corrupt(what: String) -> L1Error {
+    L1Error::Store(StoreError::Backend(format!("corrupt open set: {what}")))
+}
+
+fn i256(v: i128) -> I256 {
+    I256::try_from(v).unwrap_or(I256::ZERO)
 }
 
 fn signed(v: u128) -> L1Result<i128> {
@@ -203,10 +256,56 @@ pub fn funding_rate_ppm(oracle: u128, mark: u128, cap: u32) -> L1Result<i128> {
     Ok(premium.clamp(-cap, cap))
 }
 
-/// Funding on `notional` at `rate_ppm` (absolute): payers round up, receivers round down.
-pub fn funding_payment(notional: u128, rate_ppm: u128, pays: bool) -> L1Result<u128> {
-    let product = notional.checked_mul(rate_ppm).ok_or(L1Error::Overflow)?;
-    Ok(if pays { product.div_ceil(PPM) } else { product / PPM })
+/// Funding a position of `size` owes for the index moving from `from` to `to` (negative: it
+/// receives): `size · (to − from) / (scale · 10⁶)`, rounded up, so payers pay the fraction and
+/// receivers do not get it.
+pub fn funding_owed(scale: u128, size: i128, from: I256, to: I256) -> L1Result<i128> {
+    let delta = to.checked_sub(from).ok_or(L1Error::Overflow)?;
+    if delta.is_zero() || size == 0 {
+        return Ok(0);
+    }
+    let product = i256(size).checked_mul(delta).ok_or(L1Error::Overflow)?;
+    let divisor = scale.checked_mul(PPM).ok_or(L1Error::Overflow)?;
+    let divisor = I256::try_from(divisor).map_err(|_| L1Error::Overflow)?;
+    let quotient = product.checked_div(divisor).ok_or(L1Error::Overflow)?;
+    // Division truncates toward zero: that already rounds a negative (received) amount up.
+    let remainder = product.checked_rem(divisor).ok_or(L1Error::Overflow)?;
+    let owed = if remainder.is_positive() { quotient + I256::ONE } else { quotient };
+    i128::try_from(owed).map_err(|_| L1Error::Overflow)
+}
+
+/// The cumulative funding index of perp `market`: the sum over funding intervals of
+/// `oracle price × rate in ppm`.
+pub fn funding_index<S: Store>(ctx: &mut Ctx<'_, S>, market: u32) -> L1Result<I256> {
+    Ok(I256::from_raw(ctx.store.load(market_key(market, FUNDING_INDEX_FIELD))?))
+}
+
+/// Funding settled by payers minus funding settled to receivers: positive while receivers have
+/// not settled yet, and the payers' rounding stays in it.
+pub fn funding_pool<S: Store>(ctx: &mut Ctx<'_, S>) -> L1Result<i128> {
+    Ok(to_signed(unpack(ctx.store.load(globals_key(FUNDING_POOL_FIELD))?).1))
+}
+
+/// Adds one interval's funding at `rate_ppm` and `oracle` to `market`'s index.
+fn accrue_funding<S: Store>(
+    ctx: &mut Ctx<'_, S>,
+    market: u32,
+    oracle: u128,
+    rate_ppm: i128,
+) -> L1Result<()> {
+    if rate_ppm == 0 {
+        return Ok(());
+    }
+    let oracle = I256::try_from(oracle).map_err(|_| L1Error::Overflow)?;
+    let step = oracle.checked_mul(i256(rate_ppm)).ok_or(L1Error::Overflow)?;
+    let index = funding_index(ctx, market)?.checked_add(step).ok_or(L1Error::Overflow)?;
+    ctx.store.store(market_key(market, FUNDING_INDEX_FIELD), index.into_raw())?;
+    Ok(())
+}
+
+/// The funding index at which `owner`'s position in `market` last settled (zero without one).
+fn funding_snapshot<S: Store>(ctx: &mut Ctx<'_, S>, owner: Address, market: u32) -> L1Result<I256> {
+    Ok(I256::from_raw(ctx.store.load(position_key(owner, market, FUNDING_SNAPSHOT_FIELD))?))
 }
 
 fn load_cash<S: Store>(ctx: &mut Ctx<'_, S>, owner: Address) -> L1Result<(u128, i128)> {
@@ -233,27 +332,57 @@ fn load_position<S: Store>(
     Ok((to_signed(size), entry))
 }
 
-/// Marks of the perp markets, each computed at most once per operation.
-struct Marks(Vec<Option<Option<u128>>>);
+/// Marks and funding indices of the perp markets, each read at most once per operation.
+struct Marks {
+    marks: Vec<Option<Option<u128>>>,
+    indices: Vec<Option<I256>>,
+}
 
 impl Marks {
     fn new(config: &L1Config) -> Self {
-        Self(vec![None; config.markets.len()])
+        Self { marks: vec![None; config.markets.len()], indices: vec![None; config.markets.len()] }
     }
 
     fn set(&mut self, market: u32, mark: Option<u128>) {
-        if let Some(slot) = self.0.get_mut(market as usize) {
+        if let Some(slot) = self.marks.get_mut(market as usize) {
             *slot = Some(mark);
         }
     }
 
     fn get<S: Store>(&mut self, ctx: &mut Ctx<'_, S>, market: u32) -> L1Result<Option<u128>> {
-        if let Some(Some(mark)) = self.0.get(market as usize) {
+        if let Some(Some(mark)) = self.marks.get(market as usize) {
             return Ok(*mark);
         }
         let mark = oracle::mark_price(ctx, market)?;
         self.set(market, mark);
         Ok(mark)
+    }
+
+    fn index<S: Store>(&mut self, ctx: &mut Ctx<'_, S>, market: u32) -> L1Result<I256> {
+        if let Some(Some(index)) = self.indices.get(market as usize) {
+            return Ok(*index);
+        }
+        let index = funding_index(ctx, market)?;
+        if let Some(slot) = self.indices.get_mut(market as usize) {
+            *slot = Some(index);
+        }
+        Ok(index)
+    }
+
+    /// Funding `owner`'s position of `size` in `market` owes since it last settled.
+    fn owed<S: Store>(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        owner: Address,
+        market: u32,
+        size: i128,
+    ) -> L1Result<i128> {
+        if size == 0 {
+            return Ok(0);
+        }
+        let index = self.index(ctx, market)?;
+        let snapshot = funding_snapshot(ctx, owner, market)?;
+        funding_owed(ctx.config.price_scale(market)?, size, snapshot, index)
     }
 }
 
@@ -278,6 +407,9 @@ fn position_value(
 /// What margin checks need of an account.
 #[derive(Debug, Default)]
 struct Risk {
+    /// Open-set index (0: not in it).
+    index: u128,
+    /// Cash with the funding the positions owe or are owed deducted or added.
     cash: i128,
     value: i128,
     position_margin: u128,
@@ -285,20 +417,41 @@ struct Risk {
     order_margin: u128,
 }
 
-fn risk<S: Store>(ctx: &mut Ctx<'_, S>, owner: Address, marks: &mut Marks) -> L1Result<Risk> {
+/// A position as the end-of-block step loads it: market, size, entry notional.
+type Held = (u32, i128, u128);
+
+/// Cash, value and margins of `owner`'s positions, unsettled funding included; and the
+/// positions.
+fn position_risk<S: Store>(
+    ctx: &mut Ctx<'_, S>,
+    owner: Address,
+    marks: &mut Marks,
+) -> L1Result<(Risk, Vec<Held>)> {
     let config = ctx.config;
-    let (_, cash) = load_cash(ctx, owner)?;
-    let mut r = Risk { cash, value: cash, ..Risk::default() };
-    let positions = ctx.store.load(account_key(owner, POSITIONS_FIELD))?;
-    for market in markets_in(positions) {
+    let (index, cash) = load_cash(ctx, owner)?;
+    let mut r = Risk { index, cash, value: cash, ..Risk::default() };
+    let map = ctx.store.load(account_key(owner, POSITIONS_FIELD))?;
+    // At most one entry per bit of the 256-bit map.
+    let mut positions = Vec::new();
+    for market in markets_in(map) {
         let (size, entry) = load_position(ctx, owner, market)?;
+        let owed = marks.owed(ctx, owner, market, size)?;
         let mark = marks.get(ctx, market)?;
         let (value, notional) = position_value(config, market, size, entry, mark)?;
         let (lev, mm) = risk_params(config, market)?;
-        r.value = add(r.value, value)?;
+        let credit = owed.checked_neg().ok_or(L1Error::Overflow)?;
+        r.cash = add(r.cash, credit)?;
+        r.value = add(add(r.value, value)?, credit)?;
         r.position_margin = sum(r.position_margin, initial_margin(notional, lev))?;
         r.maintenance = sum(r.maintenance, maintenance_margin(notional, mm)?)?;
+        positions.push((market, size, entry));
     }
+    Ok((r, positions))
+}
+
+fn risk<S: Store>(ctx: &mut Ctx<'_, S>, owner: Address, marks: &mut Marks) -> L1Result<Risk> {
+    let config = ctx.config;
+    let (mut r, _) = position_risk(ctx, owner, marks)?;
     let orders = ctx.store.load(account_key(owner, ORDERS_FIELD))?;
     for market in markets_in(orders) {
         let (_, open) = unpack(ctx.store.load(position_key(owner, market, OPEN_NOTIONAL_FIELD))?);
@@ -308,27 +461,72 @@ fn risk<S: Store>(ctx: &mut Ctx<'_, S>, owner: Address, marks: &mut Marks) -> L1
     Ok(r)
 }
 
-/// Appends `owner` to the open set; returns its 1-based index.
+/// More open accounts than a chain can ever have paid for (each one set a slot from zero, at
+/// 20,000 gas: years of full blocks): a stored count above it is a forged or corrupt state.
+const MAX_OPEN_ACCOUNTS: u64 = 1 << 40;
+
+/// The number of accounts in the open set; a count no chain could have reached is an error.
+fn open_count<S: Store>(ctx: &mut Ctx<'_, S>) -> L1Result<u64> {
+    let count = ctx.store.load(open_key(0, OPEN_COUNT_FIELD))?;
+    u64::try_from(count)
+        .ok()
+        .filter(|&n| n <= MAX_OPEN_ACCOUNTS)
+        .ok_or_else(|| corrupt(format!("count {count}")))
+}
+
+/// How many members of the open set the end-of-block sweep has examined in its current round:
+/// members `1..=cursor` were, the others were not. At most the count.
+fn sweep_cursor<S: Store>(ctx: &mut Ctx<'_, S>, count: u64) -> L1Result<u64> {
+    let cursor = ctx.store.load(open_key(0, CURSOR_FIELD))?;
+    u64::try_from(cursor)
+        .ok()
+        .filter(|&c| c <= count)
+        .ok_or_else(|| corrupt(format!("sweep cursor {cursor} past the count {count}")))
+}
+
+fn open_member<S: Store>(ctx: &mut Ctx<'_, S>, index: u64) -> L1Result<Address> {
+    Ok(value_address(ctx.store.load(open_key(index, OPEN_MEMBER_FIELD))?))
+}
+
+/// Appends `owner` to the open set (after the sweep's cursor: examined in this round); returns
+/// its 1-based index.
 fn open_insert<S: Store>(ctx: &mut Ctx<'_, S>, owner: Address) -> L1Result<u128> {
-    let count = ctx.store.load(open_key(0, OPEN_COUNT_FIELD))?.saturating_to::<u64>();
+    let count = open_count(ctx)?;
     let index = count.checked_add(1).ok_or(L1Error::Overflow)?;
     ctx.store.store(open_key(index, OPEN_MEMBER_FIELD), address_value(owner))?;
     ctx.store.store(open_key(0, OPEN_COUNT_FIELD), U256::from(index))?;
     Ok(u128::from(index))
 }
 
-/// Removes the member at 1-based `index`, moving the last member into its place.
+/// Moves the member at `from` to `to`, keeping its stored index current.
+fn open_move<S: Store>(ctx: &mut Ctx<'_, S>, from: u64, to: u64) -> L1Result<()> {
+    let who = open_member(ctx, from)?;
+    ctx.store.store(open_key(to, OPEN_MEMBER_FIELD), address_value(who))?;
+    let (_, cash) = load_cash(ctx, who)?;
+    store_cash(ctx, who, u128::from(to), cash)
+}
+
+/// Removes the member at 1-based `index`, keeping the examined members (`1..=cursor`) before
+/// the others: a hole among the examined is filled by the last examined member and the cursor
+/// steps back, so the hole moves to the cursor; the last member fills that hole. No member that
+/// the round has not examined yet ever moves behind the cursor.
 fn open_remove<S: Store>(ctx: &mut Ctx<'_, S>, index: u128) -> L1Result<()> {
-    let count = ctx.store.load(open_key(0, OPEN_COUNT_FIELD))?.saturating_to::<u64>();
+    let count = open_count(ctx)?;
     let index = u64::try_from(index).map_err(|_| L1Error::Overflow)?;
     if index == 0 || index > count {
-        return Err(L1Error::Overflow);
+        return Err(corrupt(format!("member index {index} past the count {count}")));
     }
-    if index != count {
-        let last = value_address(ctx.store.load(open_key(count, OPEN_MEMBER_FIELD))?);
-        ctx.store.store(open_key(index, OPEN_MEMBER_FIELD), address_value(last))?;
-        let (_, cash) = load_cash(ctx, last)?;
-        store_cash(ctx, last, u128::from(index), cash)?;
+    let cursor = sweep_cursor(ctx, count)?;
+    let mut hole = index;
+    if index <= cursor {
+        if index != cursor {
+            open_move(ctx, cursor, index)?;
+        }
+        hole = cursor;
+        ctx.store.store(open_key(0, CURSOR_FIELD), U256::from(cursor - 1))?;
+    }
+    if hole != count {
+        open_move(ctx, count, hole)?;
     }
     ctx.store.store(open_key(count, OPEN_MEMBER_FIELD), U256::ZERO)?;
     ctx.store.store(open_key(0, OPEN_COUNT_FIELD), U256::from(count - 1))?;
@@ -363,22 +561,22 @@ fn store_cash_synced<S: Store>(
     store_cash(ctx, owner, index, cash)
 }
 
-/// More open accounts than a chain can ever have paid for (each one set a slot from zero, at
-/// 20,000 gas: years of full blocks): a stored count above it is a forged or corrupt state.
-const MAX_OPEN_ACCOUNTS: u64 = 1 << 40;
-
-/// The accounts in the open set (with a position, or with cash below zero), in set order.
+/// The accounts in the open set (with a position, or with cash below zero), in set order; a
+/// walk of the whole set, for tests and tools, never for the protocol's per-block work.
 pub fn open_accounts<S: Store>(ctx: &mut Ctx<'_, S>) -> L1Result<Vec<Address>> {
-    let count = ctx.store.load(open_key(0, OPEN_COUNT_FIELD))?;
-    let count = u64::try_from(count).ok().filter(|&n| n <= MAX_OPEN_ACCOUNTS).ok_or_else(|| {
-        L1Error::Store(StoreError::Backend(format!("corrupt open set: count {count}")))
-    })?;
+    let count = open_count(ctx)?;
     // Grown as members are read, never sized from the stored count.
     let mut out = Vec::new();
     for i in 1..=count {
-        out.push(value_address(ctx.store.load(open_key(i, OPEN_MEMBER_FIELD))?));
+        out.push(open_member(ctx, i)?);
     }
     Ok(out)
+}
+
+/// The sweep's cursor over the open set (members examined in the current round).
+pub fn end_of_block_cursor<S: Store>(ctx: &mut Ctx<'_, S>) -> L1Result<u64> {
+    let count = open_count(ctx)?;
+    sweep_cursor(ctx, count)
 }
 
 /// Entry notional after adding `delta` (worth `notional`) to a position of `size`.
@@ -396,8 +594,34 @@ fn entry_after(size: i128, entry: u128, delta: i128, notional: u128) -> L1Result
     }
 }
 
+/// Settles the funding `owner`'s position of `size` in `market` owes since it last settled
+/// (through the funding pool) and moves its snapshot to the current index, or clears it when the
+/// position becomes `new_size` = 0; returns `cash` after.
+fn settle_funding<S: Store>(
+    ctx: &mut Ctx<'_, S>,
+    owner: Address,
+    market: u32,
+    (size, new_size): (i128, i128),
+    cash: i128,
+) -> L1Result<i128> {
+    let index = funding_index(ctx, market)?;
+    // A closed position's snapshot was cleared with it.
+    let snapshot = if size == 0 { I256::ZERO } else { funding_snapshot(ctx, owner, market)? };
+    let owed = funding_owed(ctx.config.price_scale(market)?, size, snapshot, index)?;
+    if owed != 0 {
+        let pool = add(funding_pool(ctx)?, owed)?;
+        ctx.store.store(globals_key(FUNDING_POOL_FIELD), pack(0, from_signed(pool)))?;
+    }
+    let after = if new_size == 0 { I256::ZERO } else { index };
+    if after != snapshot {
+        ctx.store.store(position_key(owner, market, FUNDING_SNAPSHOT_FIELD), after.into_raw())?;
+    }
+    cash.checked_sub(owed).ok_or(L1Error::Overflow)
+}
+
 /// Adds `delta` to `owner`'s position in `market` against `notional` of cash (paid when buying,
-/// received when selling), minus `fee`; keeps the position bitmap and open set current.
+/// received when selling), minus `fee`, after settling the position's funding; keeps the
+/// position bitmap and open set current.
 fn trade<S: Store>(
     ctx: &mut Ctx<'_, S>,
     owner: Address,
@@ -410,8 +634,9 @@ fn trade<S: Store>(
     let (size, entry) = load_position(ctx, owner, market)?;
     let value = signed(notional)?;
     let flow = if delta > 0 { -value } else { value };
-    let cash = add(add(cash, flow)?, -signed(fee)?)?;
     let new_size = add(size, delta)?;
+    let cash = settle_funding(ctx, owner, market, (size, new_size), cash)?;
+    let cash = add(add(cash, flow)?, -signed(fee)?)?;
     let new_entry = if new_size == 0 { 0 } else { entry_after(size, entry, delta, notional)? };
     ctx.store.store(
         position_key(owner, market, POSITION_FIELD),
@@ -686,57 +911,8 @@ pub fn bad_debt<S: Store>(ctx: &mut Ctx<'_, S>) -> L1Result<u128> {
     Ok(unpack(ctx.store.load(globals_key(BAD_DEBT_FIELD))?).1)
 }
 
-/// One market's funding this block.
-#[derive(Debug, Clone, Copy)]
-struct MarketFunding {
-    market: u32,
-    rate_ppm: i128,
-    oracle: u128,
-}
-
-/// A position as the end-of-block step loads it: market, size, entry notional.
-type Held = (u32, i128, u128);
-
-/// Pays `owner`'s funding; returns its cash after and its positions.
-fn pay_funding<S: Store>(
-    ctx: &mut Ctx<'_, S>,
-    owner: Address,
-    funding: &[MarketFunding],
-    residue: &mut i128,
-) -> L1Result<(i128, Vec<Held>)> {
-    let (index, mut cash) = load_cash(ctx, owner)?;
-    let map = ctx.store.load(account_key(owner, POSITIONS_FIELD))?;
-    let mut positions = Vec::new();
-    for market in markets_in(map) {
-        let (size, entry) = load_position(ctx, owner, market)?;
-        positions.push((market, size, entry));
-    }
-    let before = cash;
-    for f in funding {
-        let Some(&(_, size, _)) = positions.iter().find(|p| p.0 == f.market) else { continue };
-        if f.rate_ppm == 0 || size == 0 {
-            continue;
-        }
-        let notional = ctx.config.notional(f.market, f.oracle, size.unsigned_abs())?;
-        // Positive rates: longs pay shorts.
-        let pays = (f.rate_ppm > 0) == (size > 0);
-        let amount = signed(funding_payment(notional, f.rate_ppm.unsigned_abs(), pays)?)?;
-        if pays {
-            cash = add(cash, -amount)?;
-            *residue = add(*residue, amount)?;
-        } else {
-            cash = add(cash, amount)?;
-            *residue = add(*residue, -amount)?;
-        }
-    }
-    if cash != before {
-        store_cash(ctx, owner, index, cash)?;
-    }
-    Ok((cash, positions))
-}
-
 /// Hands all of `owner`'s positions to the backstop at the mark, after cancelling its resting
-/// perp orders; the backstop absorbs a negative remainder.
+/// perp orders (their funding settles as they move); the backstop absorbs a negative remainder.
 fn liquidate<S: Store>(
     ctx: &mut Ctx<'_, S>,
     owner: Address,
@@ -775,25 +951,155 @@ fn liquidate<S: Store>(
     Ok(())
 }
 
-/// The deterministic end-of-block step: funding on interval blocks, liquidations, marks and the
-/// L1 block number.
+/// What the end-of-block step found when it examined an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Not in the open set (any more): nothing to check.
+    Closed,
+    /// At or above the initial margin of its positions.
+    Healthy,
+    /// Below the initial margin, at or above maintenance: watched every block.
+    AtRisk,
+    /// Below maintenance (or in debt without a position): handed to the backstop.
+    Liquidated,
+}
+
+/// Examines `owner` at the step's marks and liquidates it below maintenance. `before` runs just
+/// before a liquidation (the sweep stores its cursor there: a liquidation moves members).
+fn examine<S: Store>(
+    ctx: &mut Ctx<'_, S>,
+    owner: Address,
+    marks: &mut Marks,
+    before: impl FnOnce(&mut Ctx<'_, S>) -> L1Result<()>,
+) -> L1Result<Verdict> {
+    let (r, positions) = position_risk(ctx, owner, marks)?;
+    if r.index == 0 {
+        return Ok(Verdict::Closed);
+    }
+    if r.value < signed(r.maintenance)? {
+        before(ctx)?;
+        liquidate(ctx, owner, &positions, marks)?;
+        return Ok(Verdict::Liquidated);
+    }
+    Ok(if r.value < signed(r.position_margin)? { Verdict::AtRisk } else { Verdict::Healthy })
+}
+
+fn watch_key(index: u64) -> B256 {
+    open_key(index, WATCH_FIELD)
+}
+
+/// The watch list: at most `capacity` accounts found below their initial margin. A longer
+/// stored list is a forged or corrupt state.
+fn watch_list<S: Store>(ctx: &mut Ctx<'_, S>, capacity: u64) -> L1Result<Vec<Address>> {
+    let count = ctx.store.load(watch_key(0))?;
+    let count = u64::try_from(count)
+        .ok()
+        .filter(|&n| n <= capacity)
+        .ok_or_else(|| corrupt(format!("watch list of {count} above its capacity {capacity}")))?;
+    let mut out = Vec::new();
+    for i in 1..=count {
+        out.push(value_address(ctx.store.load(watch_key(i))?));
+    }
+    Ok(out)
+}
+
+/// Replaces the stored watch list of `old` entries by `new`.
+fn store_watch_list<S: Store>(
+    ctx: &mut Ctx<'_, S>,
+    old: &[Address],
+    new: &[Address],
+) -> L1Result<()> {
+    for i in 0..old.len().max(new.len()) {
+        let (before, after) = (old.get(i), new.get(i));
+        if before != after {
+            let value = after.map_or(U256::ZERO, |a| address_value(*a));
+            ctx.store.store(watch_key(i as u64 + 1), value)?;
+        }
+    }
+    if old.len() != new.len() {
+        ctx.store.store(watch_key(0), U256::from(new.len()))?;
+    }
+    Ok(())
+}
+
+/// The accounts part of the end-of-block step: at most `endOfBlockAccounts` open accounts
+/// examined, the watch list's first, then the sweep's next ones (see the module docs).
+fn examine_accounts<S: Store>(ctx: &mut Ctx<'_, S>, marks: &mut Marks) -> L1Result<()> {
+    let budget = u64::from(ctx.config.end_of_block_accounts);
+    let capacity = budget / 4;
+    let backstop = ctx.config.backstop;
+    let watched = watch_list(ctx, capacity)?;
+    // Examined this block: an account is examined once per step.
+    let mut seen = std::collections::HashSet::new();
+    let mut still = Vec::new();
+    for &owner in &watched {
+        if owner != backstop
+            && seen.insert(owner)
+            && examine(ctx, owner, marks, |_| Ok(()))? == Verdict::AtRisk
+        {
+            still.push(owner);
+        }
+    }
+
+    let mut sweep = budget - watched.len() as u64;
+    let mut count = open_count(ctx)?;
+    let mut cursor = sweep_cursor(ctx, count)?;
+    if cursor == count {
+        // The last step ended a round: this one starts the next from the first member.
+        cursor = 0;
+    }
+    // A round that ends within this step does not start again in it: no account is visited
+    // twice by one step.
+    while sweep > 0 && cursor < count {
+        let index = cursor + 1;
+        let owner = open_member(ctx, index)?;
+        let (stored, _) = load_cash(ctx, owner)?;
+        if stored != u128::from(index) {
+            return Err(corrupt(format!("member {index} ({owner}) has index {stored}")));
+        }
+        cursor = index;
+        sweep -= 1;
+        if owner == backstop || !seen.insert(owner) {
+            continue;
+        }
+        let verdict = examine(ctx, owner, marks, |ctx| {
+            ctx.store.store(open_key(0, CURSOR_FIELD), U256::from(index))?;
+            Ok(())
+        })?;
+        match verdict {
+            Verdict::AtRisk if (still.len() as u64) < capacity => still.push(owner),
+            Verdict::Liquidated => {
+                // Members moved: the liquidated account's place holds one not examined yet.
+                count = open_count(ctx)?;
+                cursor = sweep_cursor(ctx, count)?;
+            }
+            _ => {}
+        }
+    }
+    if cursor != sweep_cursor(ctx, count)? {
+        ctx.store.store(open_key(0, CURSOR_FIELD), U256::from(cursor))?;
+    }
+    store_watch_list(ctx, &watched, &still)
+}
+
+/// The deterministic end-of-block step: funding indices on interval blocks, a bounded number of
+/// liquidation checks, marks and the L1 block number.
 pub fn end_of_block<S: Store>(ctx: &mut Ctx<'_, S>) -> L1Result<()> {
     let config = ctx.config;
     let perp_markets: Vec<u32> = config.perp_markets().collect();
-    if let Some(collateral) = config.collateral.filter(|_| !perp_markets.is_empty()) {
+    if config.collateral.is_some() && !perp_markets.is_empty() {
         // Marks from the start of the step: cancelling a liquidated account's orders moves the
         // book, and every account of this block is judged at the same prices.
         let mut marks = Marks::new(config);
         for &market in &perp_markets {
             marks.get(ctx, market)?;
         }
-        let mut funding = Vec::new();
         if ctx.block.is_multiple_of(config.funding_interval_blocks) {
             for &market in &perp_markets {
                 let Some(oracle) = oracle::oracle_price(ctx, market)? else { continue };
                 let mark = marks.get(ctx, market)?.unwrap_or(oracle);
                 let rate_ppm = funding_rate_ppm(oracle, mark, config.max_funding_rate_ppm)?;
-                funding.push(MarketFunding { market, rate_ppm, oracle });
+                accrue_funding(ctx, market, oracle, rate_ppm)?;
                 let event = Funding {
                     market,
                     ratePpm: i64::try_from(rate_ppm).map_err(|_| L1Error::Overflow)?,
@@ -803,37 +1109,7 @@ pub fn end_of_block<S: Store>(ctx: &mut Ctx<'_, S>) -> L1Result<()> {
                 events::emit(ctx.store, &event);
             }
         }
-        let accounts = open_accounts(ctx)?;
-        let backstop = config.backstop;
-        let mut residue: i128 = 0;
-        if !funding.is_empty() {
-            // The backstop pays first: positions it takes over below were funded with their
-            // liquidated owner already.
-            pay_funding(ctx, backstop, &funding, &mut residue)?;
-        }
-        for owner in accounts {
-            if owner == backstop {
-                continue;
-            }
-            let (cash, positions) = pay_funding(ctx, owner, &funding, &mut residue)?;
-            let mut value = cash;
-            let mut maintenance: u128 = 0;
-            for &(market, size, entry) in &positions {
-                let mark = marks.get(ctx, market)?;
-                let (v, notional) = position_value(config, market, size, entry, mark)?;
-                let (_, mm) = risk_params(config, market)?;
-                value = add(value, v)?;
-                maintenance = sum(maintenance, maintenance_margin(notional, mm)?)?;
-            }
-            if value < signed(maintenance)? {
-                liquidate(ctx, owner, &positions, &mut marks)?;
-            }
-        }
-        // Payers round up and receivers down over equal long and short sizes: never negative.
-        let residue = u128::try_from(residue).map_err(|_| L1Error::Overflow)?;
-        if residue != 0 {
-            spot::credit(ctx, config.fee_recipient, collateral, residue)?;
-        }
+        examine_accounts(ctx, &mut marks)?;
         for &market in &perp_markets {
             if let Some(mark) = marks.get(ctx, market)? {
                 oracle::store_mark(ctx, market, mark)?;
@@ -847,6 +1123,8 @@ pub fn end_of_block<S: Store>(ctx: &mut Ctx<'_, S>) -> L1Result<()> {
 #[cfg(test)]
 mod tests {
     use alloy_sol_types::SolEvent;
+
+    use std::collections::BTreeSet;
 
     use super::*;
     use crate::l1::{
@@ -1003,9 +1281,15 @@ mod tests {
         assert_eq!(maintenance_margin(41, 250).unwrap(), 2);
         assert_eq!(maintenance_margin(1, 250).unwrap(), 1);
         assert_eq!(maintenance_margin(u128::MAX, 250), Err(L1Error::Overflow));
-        assert_eq!(funding_payment(1_000_001, 3, true).unwrap(), 4);
-        assert_eq!(funding_payment(1_000_001, 3, false).unwrap(), 3);
-        assert_eq!(funding_payment(1_000_000, 3, true).unwrap(), 3);
+        // Payers round up, receivers down (owed rounds toward +∞ either way).
+        let i = |v: i64| I256::try_from(v).unwrap();
+        assert_eq!(funding_owed(1, 1, i(0), i(3_000_003)).unwrap(), 4);
+        assert_eq!(funding_owed(1, -1, i(0), i(3_000_003)).unwrap(), -3);
+        assert_eq!(funding_owed(1, 1, i(0), i(3_000_000)).unwrap(), 3);
+        assert_eq!(funding_owed(1, 1, i(3_000_003), i(0)).unwrap(), -3);
+        assert_eq!(funding_owed(1, -1, i(3_000_003), i(0)).unwrap(), 4);
+        assert_eq!(funding_owed(1, 0, i(0), i(5)).unwrap(), 0);
+        assert_eq!(funding_owed(1, i128::MAX, i(0), I256::MAX), Err(L1Error::Overflow));
         // Truncated toward zero on both sides, then clamped.
         assert_eq!(funding_rate_ppm(3, 4, 500_000).unwrap(), 333_333);
         assert_eq!(funding_rate_ppm(3, 2, 500_000).unwrap(), -333_333);
@@ -1353,7 +1637,7 @@ mod tests {
     }
 
     #[test]
-    fn funding_is_paid_on_interval_blocks_with_rounding_to_the_fee_recipient() {
+    fn funding_accrues_on_interval_blocks_and_settles_when_a_position_changes() {
         let mut c = Chain::new();
         c.oracle(50_003 * USD);
         for who in [alice(), bob(), carol()] {
@@ -1380,11 +1664,15 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert_eq!((f[0].market, f[0].ratePpm), (BTC, 19));
         assert_eq!((f[0].oraclePrice, f[0].markPrice), (50_003 * USD, 50_004 * USD));
-        // Alice pays ceil(100.006 USD * 19e-6) = 1901, each short gets floor(950.057) = 950.
+        // The step visits no account for it: one index per market moves, by oracle × rate.
+        assert_eq!(funding_index(&mut c.ctx(), BTC).unwrap(), i256(50_003 * USD as i128 * 19));
+        // Accounts show it at once: alice owes ceil(100.006 USD * 19e-6) = 1901, each short is
+        // owed floor(950.057) = 950. Nothing moved yet: the pool is empty.
         assert_eq!(c.cash(alice()), before[0] - 1_901);
         assert_eq!(c.cash(bob()), before[1] + 950);
         assert_eq!(c.cash(carol()), before[2] + 950);
-        assert_eq!(c.spot_usd(fee_recipient()), fees_before + 1);
+        assert_eq!(funding_pool(&mut c.ctx()).unwrap(), 0);
+        assert_eq!(c.spot_usd(fee_recipient()), fees_before);
 
         // Mark below the oracle: shorts pay longs.
         c.block = 10;
@@ -1393,12 +1681,28 @@ mod tests {
         let f = c.logs::<Funding>();
         // (50010 - 50020) * 1e6 / 50020 = -199.92 -> -199 ppm.
         assert_eq!(f[1].ratePpm, -199);
-        // A short lot pays ceil(50.020 USD * 199e-6) = ceil(9953.98) = 9954; alice gets
-        // floor(100.04 * 199e-6 USD) = 19907.
-        assert_eq!(c.cash(bob()), before[1] + 950 - 9_954);
-        assert_eq!(c.cash(carol()), before[2] + 950 - 9_954);
-        assert_eq!(c.cash(alice()), before[0] - 1_901 + 19_907);
-        assert_eq!(c.spot_usd(fee_recipient()), fees_before + 1 + 1);
+        // Both intervals settle as one amount, rounded once: a short lot owes
+        // ceil(9953.98 - 950.057) = 9004 (paid 9954 and got 950 when rounded per interval);
+        // alice is owed floor(19907.96 - 1900.114) = 18007.
+        assert_eq!(c.cash(bob()), before[1] - 9_004);
+        assert_eq!(c.cash(carol()), before[2] - 9_004);
+        assert_eq!(c.cash(alice()), before[0] + 18_007);
+
+        // Bob closes his short (buys d0's ask at 50010): his funding settles into the pool.
+        let bob_before = c.cash(bob());
+        c.place(bob(), Side::Bid, 50_010 * USD, LOT, TimeInForce::Ioc).unwrap();
+        assert_eq!(c.position(bob()).size, 0);
+        assert_eq!(funding_pool(&mut c.ctx()).unwrap(), 9_004);
+        let paid = 50_010 * USD / 1_000 + fee(50_010 * USD / 1_000);
+        assert_eq!(c.cash(bob()), bob_before - paid as i128);
+        // Alice and carol settle as they close; the pool keeps the rounding: 2 × 9004 - 18007.
+        c.place(alice(), Side::Ask, 50_004 * USD, LOT, TimeInForce::Ioc).unwrap();
+        c.place(user(0xd0), Side::Ask, 50_004 * USD, LOT, TimeInForce::Gtc).unwrap();
+        c.place(carol(), Side::Bid, 50_004 * USD, LOT, TimeInForce::Ioc).unwrap();
+        c.trade(user(0xd0), alice(), Side::Ask, 50_004 * USD, LOT);
+        assert_eq!((c.position(alice()).size, c.position(carol()).size), (0, 0));
+        // D0 traded in and out after the last interval: it owes nothing.
+        assert_eq!(funding_pool(&mut c.ctx()).unwrap(), 1);
     }
 
     #[test]
@@ -1419,8 +1723,9 @@ mod tests {
         };
         let mut metered = Metered::new(&mut c.mem);
         PerpSettlement.settle(&mut Ctx::new(&mut metered, &c.config, c.block), &fill).unwrap();
-        // Cash and position of both sides, the maker's open notional, the fee balance.
-        assert_eq!((metered.reads, metered.creates + metered.updates), (6, 6));
+        // Cash, position and funding snapshot of both sides, the market's funding index (for
+        // each side), the maker's open notional, the fee balance.
+        assert_eq!((metered.reads, metered.creates + metered.updates), (10, 6));
 
         let eob_reads = |c: &mut Chain| {
             let mut snapshot = c.mem.clone();
@@ -1434,8 +1739,9 @@ mod tests {
         // Below bob's resting ask, which the direct settle above left on the book.
         c.trade(carol(), user(0xd0), Side::Ask, 49_000 * USD, LOT);
         assert_eq!(c.open().len(), 4);
-        // Per open account with one position: its set entry, cash, position bitmap, position.
-        assert_eq!(eob_reads(&mut c) - two, 2 * 4);
+        // Per open account with one position: its set entry, cash (its index checked, then its
+        // value), position bitmap, position and the position's funding snapshot.
+        assert_eq!(eob_reads(&mut c) - two, 2 * 6);
     }
 
     #[test]
@@ -1502,5 +1808,226 @@ mod tests {
         c.block = 30;
         assert_eq!(oracle::mark_price(&mut c.ctx(), BTC).unwrap(), Some(47_000 * USD));
         assert_eq!(c.position(backstop()).unrealized_pnl, 0);
+    }
+
+    /// Loads of a store, in order.
+    struct Recorder<'a> {
+        mem: &'a mut MemStore,
+        loads: Vec<B256>,
+    }
+
+    impl Store for Recorder<'_> {
+        fn load(&mut self, key: B256) -> Result<U256, StoreError> {
+            self.loads.push(key);
+            self.mem.load(key)
+        }
+
+        fn store(&mut self, key: B256, value: U256) -> Result<(), StoreError> {
+            self.mem.store(key, value)
+        }
+
+        fn emit(&mut self, log: alloy_primitives::LogData) {
+            self.mem.emit(log);
+        }
+    }
+
+    /// The `i`-th of many traders.
+    fn many(i: u32) -> Address {
+        Address::left_padding_from(&(0x0100_0000 + i).to_be_bytes())
+    }
+
+    /// A chain whose step examines 16 accounts per block (4 watched, 12 to 16 swept), with
+    /// `pairs` pairs of traders long and short one lot at 50,000 (10,000 USD each: healthy).
+    fn crowded(pairs: u32) -> Chain {
+        let mut c = Chain::new();
+        c.config.end_of_block_accounts = 16;
+        c.oracle(50_000 * USD);
+        for i in 0..pairs {
+            let (short, long) = (many(2 * i), many(2 * i + 1));
+            c.fund(short, 10_000 * USD);
+            c.fund(long, 10_000 * USD);
+            c.trade(short, long, Side::Bid, 50_000 * USD, LOT);
+        }
+        c
+    }
+
+    impl Chain {
+        /// Runs the step on block `self.block` with fresh oracle prices at `price`; returns the
+        /// accounts it examined (whose position bitmap it read), in order.
+        fn step_at(&mut self, price: u128) -> Vec<Address> {
+            self.oracle(price);
+            let mut recorder = Recorder { mem: &mut self.mem, loads: Vec::new() };
+            end_of_block(&mut Ctx::new(&mut recorder, &self.config, self.block)).unwrap();
+            self.block += 1;
+            recorder
+                .loads
+                .iter()
+                .filter(|k| k[0] == Ns::PerpAccount as u8 && k[31] == POSITIONS_FIELD)
+                .map(|k| Address::from_slice(&k[1..21]))
+                .collect()
+        }
+    }
+
+    #[test]
+    fn one_step_examines_at_most_its_budget_whatever_the_open_set_size() {
+        let reads = |pairs: u32| {
+            let mut c = crowded(pairs);
+            assert_eq!(c.open().len() as u32, 2 * pairs);
+            let mut mem = c.mem.clone();
+            let mut metered = Metered::new(&mut mem);
+            end_of_block(&mut Ctx::new(&mut metered, &c.config, c.block)).unwrap();
+            let examined = c.step_at(50_000 * USD);
+            assert_eq!(examined.len(), 16, "{pairs} pairs");
+            metered.reads
+        };
+        // 40 and 400 open accounts: the same work, as for 4 million.
+        assert_eq!(reads(20), reads(200));
+    }
+
+    #[test]
+    fn the_sweep_resumes_next_block_and_covers_every_account() {
+        let mut c = crowded(50);
+        let accounts: BTreeSet<Address> = c.open().into_iter().collect();
+        let mut seen = BTreeSet::new();
+        let mut cursors = Vec::new();
+        // 100 accounts, 16 per block: one round takes 7 blocks.
+        for block in 0..7 {
+            let examined = c.step_at(50_000 * USD);
+            assert!(examined.len() <= 16);
+            // No account twice in one step, none twice in one round.
+            assert!(examined.iter().all(|a| seen.insert(*a)), "block {block}");
+            cursors.push(end_of_block_cursor(&mut c.ctx()).unwrap());
+            if block == 2 {
+                // Accounts come and go mid-round: two pairs examined already and two not yet
+                // close (swap-removal moves members), and a new pair opens (appended).
+                for pair in [0, 1, 40, 41] {
+                    c.trade(many(2 * pair), many(2 * pair + 1), Side::Ask, 50_000 * USD, LOT);
+                }
+                c.fund(many(1_000), 10_000 * USD);
+                c.fund(many(1_001), 10_000 * USD);
+                c.trade(many(1_000), many(1_001), Side::Bid, 50_000 * USD, LOT);
+            }
+        }
+        assert_eq!(cursors, vec![16, 32, 48, 60, 76, 92, 94]);
+        let closed: BTreeSet<Address> =
+            [0, 1, 2, 3, 80, 81, 82, 83].into_iter().map(many).collect();
+        let stayed: BTreeSet<Address> = &accounts - &closed;
+        let opened = BTreeSet::from([many(1_000), many(1_001)]);
+        // Every account open for the whole round was examined in it, and so were the new ones.
+        assert!(stayed.is_subset(&seen), "missed: {:?}", &stayed - &seen);
+        assert!(opened.is_subset(&seen));
+        // The next block starts the next round from the first member.
+        let next = c.step_at(50_000 * USD);
+        assert_eq!(next.first(), c.open().first());
+        assert_eq!(end_of_block_cursor(&mut c.ctx()).unwrap(), 16);
+    }
+
+    #[test]
+    fn a_liquidatable_account_is_liquidated_within_the_bound() {
+        // 200 healthy accounts, then alice (long 1 BTC with 3,000) last in the set.
+        let mut c = crowded(100);
+        c.fund(alice(), 3_000 * USD);
+        c.fund(bob(), 1_000_000 * USD);
+        c.trade(bob(), alice(), Side::Bid, 50_000 * USD, COIN);
+        let n = c.open().len() as u64;
+        // The budget's sweep share is at least 12 of 16: every account is examined within
+        // ceil(n / 12) + 2 blocks of any block.
+        let bound = n.div_ceil(12) + 2;
+        c.step_at(50_000 * USD);
+        // Alice falls below maintenance at 48,000.
+        let mut blocks = 0;
+        while c.position(alice()).size != 0 {
+            blocks += 1;
+            assert!(blocks <= bound, "not liquidated within {bound} blocks");
+            c.step_at(48_000 * USD);
+        }
+        // The step is bounded: it did not reach her at once.
+        assert!(blocks > 1, "liquidated in {blocks} blocks");
+        let liq = c.logs::<Liquidation>();
+        assert_eq!((liq.len(), liq[0].user), (1, alice()));
+    }
+
+    #[test]
+    fn an_account_below_its_initial_margin_is_watched_every_block() {
+        let mut c = crowded(100);
+        c.fund(alice(), 3_000 * USD);
+        c.fund(bob(), 1_000_000 * USD);
+        c.trade(bob(), alice(), Side::Bid, 50_000 * USD, COIN);
+        // At 48,500 alice is below her initial margin (2,425), above maintenance: the sweep
+        // puts her on the watch list when it reaches her.
+        let mut blocks = 0;
+        while watch_list(&mut c.ctx(), 4).unwrap() != vec![alice()] {
+            blocks += 1;
+            assert!(blocks < 30);
+            c.step_at(48_500 * USD);
+        }
+        // The sweep starts its next round far from her; she is checked every block before it.
+        for _ in 0..3 {
+            let examined = c.step_at(48_500 * USD);
+            assert_eq!(examined[0], alice());
+            assert_eq!(examined.len(), 16);
+        }
+        assert!(end_of_block_cursor(&mut c.ctx()).unwrap() < 50);
+        // The price falls: the very next step liquidates her, then she leaves the list.
+        let examined = c.step_at(48_000 * USD);
+        assert_eq!(examined[0], alice());
+        assert_eq!(c.position(alice()).size, 0);
+        assert!(watch_list(&mut c.ctx(), 4).unwrap().is_empty());
+        assert_eq!(c.logs::<Liquidation>().len(), 1);
+        // An account back above its initial margin leaves the list too: carol at 48,500.
+        c.fund(carol(), 3_000 * USD);
+        c.trade(bob(), carol(), Side::Bid, 48_500 * USD, COIN);
+        c.block += 1;
+        while watch_list(&mut c.ctx(), 4).unwrap() != vec![carol()] {
+            c.step_at(47_000 * USD);
+        }
+        c.step_at(48_500 * USD);
+        assert!(watch_list(&mut c.ctx(), 4).unwrap().is_empty());
+    }
+
+    /// State overrides can forge any slot: the step refuses a malformed open set or watch list
+    /// with an error after bounded work, and never sizes anything from a stored count.
+    #[test]
+    fn a_forged_open_set_or_watch_list_is_an_error_after_bounded_work() {
+        let forged = |slots: &[(B256, U256)]| {
+            let mut c = crowded(3);
+            for &(k, v) in slots {
+                c.mem.store(k, v).unwrap();
+            }
+            let mut metered = Metered::new(&mut c.mem);
+            let result = end_of_block(&mut Ctx::new(&mut metered, &c.config, c.block));
+            assert!(metered.reads < 200, "{} reads", metered.reads);
+            result.map_err(|e| e.to_string())
+        };
+        let count = open_key(0, OPEN_COUNT_FIELD);
+        // A count a chain could hold, but members that do not say they are members.
+        let err = forged(&[(count, U256::from(MAX_OPEN_ACCOUNTS))]).unwrap_err();
+        assert!(err.contains("member 7") && err.contains("has index 0"), "{err}");
+        let err = forged(&[(count, U256::from(1u64) << 50)]).unwrap_err();
+        assert!(err.contains("corrupt open set: count"), "{err}");
+        let err = forged(&[(open_key(0, CURSOR_FIELD), U256::from(7))]).unwrap_err();
+        assert!(err.contains("sweep cursor 7 past the count 6"), "{err}");
+        for n in [U256::from(5), U256::from(u64::MAX), U256::MAX] {
+            let err = forged(&[(watch_key(0), n)]).unwrap_err();
+            assert!(err.contains("above its capacity 4"), "{err}");
+        }
+        // A member listed twice (the taker joined first; the copy's stored index is 1).
+        let err = forged(&[(open_key(2, OPEN_MEMBER_FIELD), address_value(many(1)))]).unwrap_err();
+        assert!(err.contains("member 2") && err.contains("has index 1"), "{err}");
+        // A watched address that is not open is dropped, not an error.
+        forged(&[(watch_key(0), U256::from(1)), (watch_key(1), address_value(carol()))]).unwrap();
+    }
+
+    #[test]
+    fn a_forged_order_cycle_of_a_liquidated_account_is_an_error_not_a_hang() {
+        let mut c = long_alice(3_000 * USD);
+        c.place(alice(), Side::Bid, 30_000 * USD, LOT, TimeInForce::Gtc).unwrap();
+        c.place(alice(), Side::Bid, 31_000 * USD, LOT, TimeInForce::Gtc).unwrap();
+        let ids = book::orders_of(&mut c.ctx(), alice()).unwrap();
+        book::forge_account_next(&mut c.ctx(), ids[1], ids[0]);
+        c.block = 2;
+        c.oracle(48_000 * USD);
+        let err = end_of_block(&mut c.ctx()).unwrap_err().to_string();
+        assert!(err.contains("corrupt order book"), "{err}");
     }
 }

@@ -95,6 +95,14 @@ pub struct Market {
     /// Perp: maintenance margin in basis points of the notional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance_margin_bps: Option<u32>,
+    /// Smallest notional, in quote units, of an order and of a perp position it leaves (default:
+    /// [`DEFAULT_MIN_NOTIONAL_UNITS`] whole units of the quote asset).
+    #[serde(
+        default,
+        deserialize_with = "optional_amount",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub min_notional: Option<u128>,
 }
 
 /// `config.tandem.l1`.
@@ -131,7 +139,19 @@ pub struct L1Config {
     pub fee_recipient: Address,
     /// Takes over liquidated positions and absorbs bad debt.
     pub backstop: Address,
+    /// Open perp accounts the end-of-block step examines per block, at most: the watched
+    /// (under-margined) ones first, then the sweep's next ones (see [`super::clearinghouse`]).
+    #[serde(default = "default_end_of_block_accounts")]
+    pub end_of_block_accounts: u32,
 }
+
+/// Whole units of the quote asset a market's minimum notional defaults to (10 TUSD on the devnet).
+pub const DEFAULT_MIN_NOTIONAL_UNITS: u128 = 10;
+
+/// The smallest per-block account budget: a quarter of it watches, the rest sweeps.
+pub const MIN_END_OF_BLOCK_ACCOUNTS: u32 = 4;
+/// The largest per-block account budget (a block's end-of-block work must stay small).
+pub const MAX_END_OF_BLOCK_ACCOUNTS: u32 = 100_000;
 
 const fn default_staleness() -> u64 {
     30
@@ -147,6 +167,14 @@ const fn default_slippage() -> u32 {
 }
 const fn default_mark_band() -> u32 {
     100
+}
+const fn default_end_of_block_accounts() -> u32 {
+    1_024
+}
+
+/// An optional [`amount`].
+fn optional_amount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u128>, D::Error> {
+    amount(d).map(Some)
 }
 
 /// An integer given as a JSON number or a decimal string.
@@ -230,6 +258,11 @@ impl L1Config {
                 "slippage and mark band below 10000 bps, funding cap at most 1e6 ppm",
             ));
         }
+        if !(MIN_END_OF_BLOCK_ACCOUNTS..=MAX_END_OF_BLOCK_ACCOUNTS)
+            .contains(&self.end_of_block_accounts)
+        {
+            return Err(err(".endOfBlockAccounts".into(), "between 4 and 100000"));
+        }
         for (i, p) in self.oracle_publishers.iter().enumerate() {
             // A publisher listed twice would count twice in the median.
             if self.oracle_publishers[..i].contains(p) {
@@ -288,6 +321,9 @@ impl L1Config {
                         ));
                     }
                 }
+            }
+            if m.min_notional == Some(0) {
+                return Err(err(at("minNotional"), "must be positive"));
             }
             let scale = self.scale_of(m);
             if m.tick_size.checked_mul(m.lot_size).is_none_or(|p| !p.is_multiple_of(scale)) {
@@ -372,6 +408,17 @@ impl L1Config {
         Ok(product / scale)
     }
 
+    /// The smallest notional of an order in `market`, and of a perp position it leaves, in quote
+    /// units: the market's `minNotional`, or [`DEFAULT_MIN_NOTIONAL_UNITS`] whole quote units.
+    pub fn min_notional(&self, market: u32) -> L1Result<u128> {
+        let m = self.market(market)?;
+        if let Some(min) = m.min_notional {
+            return Ok(min);
+        }
+        let decimals = self.asset(self.quote_asset(market)?)?.decimals;
+        Ok(DEFAULT_MIN_NOTIONAL_UNITS.saturating_mul(10u128.pow(u32::from(decimals))))
+    }
+
     /// The taker fee on `notional` in `market` (rounded down).
     pub fn taker_fee(&self, market: u32, notional: u128) -> L1Result<u128> {
         let bps = u128::from(self.market(market)?.taker_fee_bps);
@@ -402,7 +449,8 @@ impl L1Config {
 }
 
 /// A small configuration for unit tests: ETH (native, 18), USD (ERC-20, 6), an ETH/USD spot
-/// market (market 0) and a BTC perp margined in USD (market 1), two publishers.
+/// market (market 0) and a BTC perp margined in USD (market 1), three publishers; a minimum
+/// notional of one quote unit, so tests of other rules may trade single lots.
 #[cfg(test)]
 pub fn test_config() -> L1Config {
     let value = serde_json::json!({
@@ -412,9 +460,11 @@ pub fn test_config() -> L1Config {
         ],
         "markets": [
             { "kind": "spot", "symbol": "ETH/USD", "base": 0, "quote": 1,
-              "tickSize": "10000", "lotSize": "1000000000000000", "takerFeeBps": 5 },
+              "tickSize": "10000", "lotSize": "1000000000000000", "takerFeeBps": 5,
+              "minNotional": "1" },
             { "kind": "perp", "symbol": "BTC-PERP", "baseDecimals": 8, "tickSize": "1000000",
-              "lotSize": "100000", "takerFeeBps": 5, "maxLeverage": 20, "maintenanceMarginBps": 250 }
+              "lotSize": "100000", "takerFeeBps": 5, "maxLeverage": 20, "maintenanceMarginBps": 250,
+              "minNotional": "1" }
         ],
         "collateral": 1,
         "oraclePublishers": [

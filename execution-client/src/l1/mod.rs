@@ -4,7 +4,8 @@
 //! the storage of [`L1_WRITE_ADDRESS`] (a system contract predeployed at genesis), so the state
 //! root, `newPayload` validation, crash safety and sync cover it like any other contract state.
 //! It changes only through the block being executed: calls of the write contract, processed in
-//! transaction order, and one deterministic end-of-block step (funding, liquidations).
+//! transaction order, and one deterministic end-of-block step (funding indices, a bounded number
+//! of liquidation checks).
 //!
 //! The engine is pure: every module works on a [`store::Store`] of storage slots, which is a
 //! `HashMap` in unit tests and the EVM journal inside a block ([`precompile`]).

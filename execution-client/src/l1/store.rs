@@ -52,11 +52,12 @@ pub enum Ns {
     PerpAccount = 0x08,
     /// Perp position of (account, market).
     Position = 0x09,
-    /// The set of accounts with open perp positions.
+    /// The set of accounts with open perp positions, the end-of-block sweep's cursor and watch
+    /// list.
     OpenAccounts = 0x0a,
     /// Oracle price posted by (publisher, market).
     Oracle = 0x0b,
-    /// Per-market perp state: funding, open interest, bad debt.
+    /// Per-market perp state: last mark, cumulative funding index.
     PerpMarket = 0x0c,
     /// Per-asset totals (deposited, withdrawn) for exact accounting checks.
     AssetTotals = 0x0d,

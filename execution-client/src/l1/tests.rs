@@ -2,8 +2,8 @@
 //! withdrawals, orders of every time in force, cancels, perp transfers, oracle posts), with
 //! end-of-block steps over advancing blocks and moving oracle prices.
 //!
-//! After every action: each asset is conserved (spot totals, plus perp cash for the collateral,
-//! equal deposits minus withdrawals), holds match resting orders and never exceed totals, the
+//! After every action: each asset is conserved (spot totals, plus perp cash and the funding pool
+//! for the collateral, equal deposits minus withdrawals), holds match resting orders and never exceed totals, the
 //! books are consistent, perp positions net to zero, the open-accounts set is exactly the
 //! accounts with a position or negative cash, order margins and resting sizes per side match
 //! resting perp orders, and a refused action changed nothing. After every end-of-block step no
@@ -145,14 +145,13 @@ struct World {
 }
 
 impl World {
-    /// Four traders with 10 ETH and 100,000 USD (5,000 of it in perps), the oracle at 50,000.
-    fn new() -> Self {
-        let mut w = Self {
-            config: test_config(),
-            mem: MemStore::default(),
-            block: 1,
-            perp_price: 50_000 * DOLLAR,
-        };
+    /// Four traders with 10 ETH and 100,000 USD (5,000 of it in perps), the oracle at 50,000;
+    /// the end-of-block step examines `budget` open accounts per block.
+    fn new(budget: u32) -> Self {
+        let mut config = test_config();
+        config.end_of_block_accounts = budget;
+        let mut w =
+            Self { config, mem: MemStore::default(), block: 1, perp_price: 50_000 * DOLLAR };
         let mut ctx = w.ctx();
         for i in 0..4 {
             engine::deposit(&mut ctx, trader(i), ETH, 10_000 * ETH_LOT).unwrap();
@@ -245,8 +244,9 @@ fn decode_all<E: SolEvent>(mem: &MemStore) -> Vec<E> {
     mem.logs.iter().filter_map(|l| E::decode_log_data(l).ok()).collect()
 }
 
-/// Every invariant of the whole engine; panics on the first violation.
-fn check_invariants(w: &mut World, after_end_of_block: bool) {
+/// Every invariant of the whole engine; panics on the first violation. `steps`: the end-of-block
+/// steps that just ran (0 after an action).
+fn check_invariants(w: &mut World, steps: u64) {
     let config = w.config.clone();
     // Scan all slots: funds anywhere count, whoever holds them.
     let mut spot_sum: BTreeMap<u32, u128> = BTreeMap::new();
@@ -267,6 +267,9 @@ fn check_invariants(w: &mut World, after_end_of_block: bool) {
             cash_sum += to_signed(unpack(*v).1);
             cash_of.insert(addr, to_signed(unpack(*v).1));
             holders.insert(addr);
+        } else if k[0] == Ns::Globals as u8 && field == 3 {
+            // The funding pool: settled funding not yet paid out, and the payers' rounding.
+            cash_sum += to_signed(unpack(*v).1);
         } else if k[0] == Ns::Position as u8 && field == 0 {
             let size = to_signed(unpack(*v).0);
             if size != 0 {
@@ -340,7 +343,13 @@ fn check_invariants(w: &mut World, after_end_of_block: bool) {
     let in_debt: BTreeSet<Address> =
         cash_of.iter().filter(|(_, c)| **c < 0).map(|(a, _)| *a).collect();
     assert_eq!(open_set, &with_positions | &in_debt, "open set");
-    if after_end_of_block {
+    // The sweep's cursor lies within the set (reading it checks that).
+    let cursor = clearinghouse::end_of_block_cursor(&mut ctx).unwrap();
+    assert!(cursor as usize <= open.len());
+    // Every open account is examined within ceil(n / sweep) + 2 steps, the sweep taking at
+    // least three quarters of the budget.
+    let sweep = u64::from(config.end_of_block_accounts) * 3 / 4;
+    if steps >= (open.len() as u64).div_ceil(sweep) + 2 {
         let unnoticed: Vec<&Address> = in_debt
             .iter()
             .filter(|a| !with_positions.contains(*a) && **a != config.backstop)
@@ -352,27 +361,42 @@ fn check_invariants(w: &mut World, after_end_of_block: bool) {
     }
 }
 
+fn run(ops: &[Op], budget: u32) -> Result<(), TestCaseError> {
+    let mut w = World::new(budget);
+    for op in ops {
+        let before = w.mem.clone();
+        if let Err(e) = w.apply(op) {
+            prop_assert_eq!(&w.mem.slots, &before.slots, "refused {:?} ({}) changed state", op, e);
+            prop_assert_eq!(&w.mem.logs, &before.logs);
+        }
+        let steps = if let Op::EndOfBlocks { blocks } = op { *blocks } else { 0 };
+        check_invariants(&mut w, steps);
+    }
+    let fills = decode_all::<events::Fill>(&w.mem).iter().filter(|f| f.market == PERP).count();
+    let liquidations = decode_all::<events::Liquidation>(&w.mem).len();
+    let funding = decode_all::<events::Funding>(&w.mem).len();
+    let bad_debt = decode_all::<events::BadDebt>(&w.mem).len();
+    eprintln!(
+        "STATS ops {} perp fills {fills} liquidations {liquidations} funding {funding} bad debt {bad_debt}",
+        ops.len()
+    );
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
     fn random_actions_conserve_every_asset(ops in proptest::collection::vec(op(), 1..200)) {
-        let mut w = World::new();
-        for op in &ops {
-            let before = w.mem.clone();
-            if let Err(e) = w.apply(op) {
-                prop_assert_eq!(&w.mem.slots, &before.slots, "refused {:?} ({}) changed state", op, e);
-                prop_assert_eq!(&w.mem.logs, &before.logs);
-            }
-            check_invariants(&mut w, matches!(op, Op::EndOfBlocks { .. }));
-        }
-        let fills = decode_all::<events::Fill>(&w.mem).iter().filter(|f| f.market == PERP).count();
-        let liquidations = decode_all::<events::Liquidation>(&w.mem).len();
-        let funding = decode_all::<events::Funding>(&w.mem).len();
-        let bad_debt = decode_all::<events::BadDebt>(&w.mem).len();
-        eprintln!(
-            "STATS ops {} perp fills {fills} liquidations {liquidations} funding {funding} bad debt {bad_debt}",
-            ops.len()
-        );
+        run(&ops, 1_024)?;
+    }
+
+    /// The same with a step that examines 4 accounts per block (1 watched, 3 swept): the cursor
+    /// and the watch list survive accounts joining and leaving the open set mid-round.
+    #[test]
+    fn random_actions_with_a_step_budget_below_the_open_set(
+        ops in proptest::collection::vec(op(), 1..200)
+    ) {
+        run(&ops, 4)?;
     }
 }
