@@ -235,7 +235,8 @@ async fn four_nodes_agree_on_the_l1_state_after_random_actions_and_a_kill_9() {
             let data = match rng.below(10) {
                 0..=4 => {
                     let price = (SPOT_MID as i128 + i128::from(rng.signed(5)) * 1_000_000) as u128;
-                    let size = u128::from(1 + rng.below(5)) * 1_000_000_000_000_000;
+                    // 4 to 8 milli-ETH: at least 11.98 TUSD, above the 10 TUSD minimum.
+                    let size = u128::from(4 + rng.below(5)) * 1_000_000_000_000_000;
                     let tif = [0u8, 0, 1, 2, 3][rng.below(5) as usize];
                     placeOrderCall { market: 0, isBuy: rng.below(2) == 0, price, size, tif, cloid }
                         .abi_encode()

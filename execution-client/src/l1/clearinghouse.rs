@@ -715,6 +715,35 @@ fn change_open<S: Store>(
     Ok(())
 }
 
+/// Refuses an order below the market's minimum notional (at its limit `price`), or one that,
+/// filled completely, would leave a position of `size` neither zero nor worth the minimum at
+/// `reference` (the mark): a million dust positions cannot be opened for the price of one. An
+/// order that closes the position to zero is admitted whatever its size.
+fn check_min_notional(
+    config: &L1Config,
+    market: u32,
+    size: i128,
+    request: &OrderRequest,
+    price: u128,
+    reference: u128,
+) -> L1Result<()> {
+    let delta = signed(request.size)?;
+    let after = add(size, if request.side.is_buy() { delta } else { -delta })?;
+    if after == 0 {
+        return Ok(());
+    }
+    let min = config.min_notional(market)?;
+    let notional = config.notional(market, price, request.size)?;
+    if notional < min {
+        return Err(L1Error::OrderBelowMinNotional { notional, min });
+    }
+    let notional = config.notional(market, reference, after.unsigned_abs())?;
+    if notional < min {
+        return Err(L1Error::PositionBelowMinNotional { notional, min });
+    }
+    Ok(())
+}
+
 impl<S: Store> Settlement<S> for PerpSettlement {
     fn admit(
         &mut self,
@@ -730,6 +759,7 @@ impl<S: Store> Settlement<S> for PerpSettlement {
         let mark = oracle::mark_with_oracle(ctx, market, oracle)?;
         let reference = mark.unwrap_or(oracle);
         let (size, _) = load_position(ctx, owner, market)?;
+        check_min_notional(config, market, size, request, price, reference)?;
         // Resting orders on the same side may reduce the position first: only what they leave
         // can be reduced without margin, or stacked orders would open positions unmargined.
         let (bids, asks) = resting_sizes(ctx, owner, market)?;
@@ -2029,5 +2059,66 @@ mod tests {
         c.oracle(48_000 * USD);
         let err = end_of_block(&mut c.ctx()).unwrap_err().to_string();
         assert!(err.contains("corrupt order book"), "{err}");
+    }
+
+    #[test]
+    fn dust_orders_and_dust_positions_are_refused_closing_is_not() {
+        let mut c = Chain::new();
+        // 100 USD: two lots at 50,000.
+        c.config.markets[BTC as usize].min_notional = Some(100 * USD);
+        c.oracle(50_000 * USD);
+        c.fund(alice(), 10_000 * USD);
+        c.fund(bob(), 100_000 * USD);
+        let min = 100 * USD;
+        assert_eq!(
+            c.place(alice(), Side::Bid, 50_000 * USD, LOT, TimeInForce::Gtc),
+            Err(L1Error::OrderBelowMinNotional { notional: 50 * USD, min })
+        );
+        // A market order's notional is at its slippage bound (5 % under the best bid).
+        c.place(bob(), Side::Bid, 50_000 * USD, 10 * LOT, TimeInForce::Gtc).unwrap();
+        assert_eq!(
+            c.place(alice(), Side::Ask, 0, 2 * LOT, TimeInForce::Market),
+            Err(L1Error::OrderBelowMinNotional { notional: 95 * USD, min })
+        );
+        matching::cancel_all(&mut c.ctx(), &mut PerpSettlement, bob(), Some(BTC)).unwrap();
+        c.trade(bob(), alice(), Side::Bid, 50_000 * USD, 3 * LOT);
+        // Reducing 3 lots to 1 would leave 50 USD.
+        assert_eq!(
+            c.place(alice(), Side::Ask, 50_000 * USD, 2 * LOT, TimeInForce::Gtc),
+            Err(L1Error::PositionBelowMinNotional { notional: 50 * USD, min })
+        );
+        // Flipping to a 1-lot short likewise.
+        assert!(matches!(
+            c.place(alice(), Side::Ask, 50_000 * USD, 4 * LOT, TimeInForce::Gtc),
+            Err(L1Error::PositionBelowMinNotional { .. })
+        ));
+        // The minimum grows (a chain's config is fixed; a test's may change): the 150 USD
+        // position is below it now, and closing it is still allowed, with an order below it.
+        c.config.markets[BTC as usize].min_notional = Some(1_000 * USD);
+        c.trade(bob(), alice(), Side::Ask, 50_000 * USD, 3 * LOT);
+        assert_eq!(c.position(alice()).size, 0);
+        assert_eq!(c.position(bob()).size, 0);
+
+        // Spot: a resting order below the minimum is refused, at the minimum admitted.
+        let mut c = Chain::new();
+        c.config.markets[0].min_notional = Some(10 * USD);
+        spot::deposit(&mut c.ctx(), alice(), USD_ASSET, 1_000 * USD).unwrap();
+        let eth_lot = 1_000_000_000_000_000;
+        let bid = |c: &mut Chain, lots: u128| {
+            let req = OrderRequest {
+                market: 0,
+                side: Side::Bid,
+                price: 3_000 * USD,
+                size: lots * eth_lot,
+                tif: TimeInForce::Gtc,
+                cloid: 0,
+            };
+            matching::place(&mut c.ctx(), &mut spot::SpotSettlement, alice(), &req)
+        };
+        assert_eq!(
+            bid(&mut c, 3),
+            Err(L1Error::OrderBelowMinNotional { notional: 9 * USD, min: 10 * USD })
+        );
+        assert_eq!(bid(&mut c, 4).unwrap().resting, 4 * eth_lot);
     }
 }

@@ -73,6 +73,26 @@ pub enum L1Error {
         /// Its account value (may be negative).
         available: i128,
     },
+    /// The order's notional (at its limit, a market order at its slippage bound) is below the
+    /// market's minimum.
+    #[error("order notional {notional} is below the market's minimum notional {min}")]
+    OrderBelowMinNotional {
+        /// The order's notional.
+        notional: u128,
+        /// The market's minimum.
+        min: u128,
+    },
+    /// The perp position the order would leave, filled completely, is neither zero nor at least
+    /// the market's minimum notional (at the mark).
+    #[error(
+        "the position left would be worth {notional}, below the market's minimum notional {min}: reduce it to zero or keep at least the minimum"
+    )]
+    PositionBelowMinNotional {
+        /// The position's notional after the order.
+        notional: u128,
+        /// The market's minimum.
+        min: u128,
+    },
     /// A post-only order would have matched at placement.
     #[error("post-only order would cross the book")]
     PostOnlyWouldCross,

@@ -165,6 +165,12 @@ impl<S: Store> Settlement<S> for SpotSettlement {
         price: u128,
     ) -> L1Result<()> {
         let (base, quote) = assets(ctx, request.market)?;
+        // Dust orders would cost the book as much state as real ones.
+        let notional = ctx.config.notional(request.market, price, request.size)?;
+        let min = ctx.config.min_notional(request.market)?;
+        if notional < min {
+            return Err(L1Error::OrderBelowMinNotional { notional, min });
+        }
         let (asset, needed) = match request.side {
             Side::Bid => {
                 let notional = ctx.config.notional(request.market, price, request.size)?;

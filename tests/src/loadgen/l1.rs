@@ -44,8 +44,11 @@ pub const LOT: u128 = 1_000_000_000_000_000;
 pub const MID: u128 = 3_000_000_000;
 /// How far from the mid an order's price goes, in ticks (both ways).
 pub const SPREAD_TICKS: u64 = 3;
+/// Smallest order, in lots: 4 lots at 3 ticks under the mid are 11.99 TUSD, above the devnet
+/// markets' minimum notional (10 TUSD).
+pub const MIN_LOTS: u64 = 4;
 /// Largest order, in lots.
-pub const MAX_LOTS: u64 = 3;
+pub const MAX_LOTS: u64 = 6;
 /// Gas limit of one order (they use about 100,000–250,000, more when they match several makers).
 pub const ORDER_GAS: u64 = 400_000;
 /// Gas limit of the set-up's `approve`.
@@ -69,13 +72,13 @@ fn mix(sender: usize, offset: u64) -> u64 {
 }
 
 /// Side, price and size of `sender`'s order number `offset`: buys and sells alternate (starting
-/// side by sender parity), the price is the mid moved by -3..=3 ticks, the size 1..=3 lots.
+/// side by sender parity), the price is the mid moved by -3..=3 ticks, the size 4..=6 lots.
 pub fn order_params(sender: usize, offset: u64) -> (bool, u128, u128) {
     let is_buy = (sender as u64 + offset).is_multiple_of(2);
     let h = mix(sender, offset);
     let ticks = u128::from(h % (2 * SPREAD_TICKS + 1));
     let price = MID - u128::from(SPREAD_TICKS) * TICK + ticks * TICK;
-    let size = u128::from(1 + (h >> 16) % MAX_LOTS) * LOT;
+    let size = u128::from(MIN_LOTS + (h >> 16) % (MAX_LOTS - MIN_LOTS + 1)) * LOT;
     (is_buy, price, size)
 }
 
@@ -267,7 +270,7 @@ mod tests {
                 assert_eq!(call.price % TICK, 0);
                 assert!(call.price.abs_diff(MID) <= u128::from(SPREAD_TICKS) * TICK);
                 assert_eq!(call.size % LOT, 0);
-                assert!((1..=u128::from(MAX_LOTS)).contains(&(call.size / LOT)));
+                assert!((u128::from(MIN_LOTS)..=u128::from(MAX_LOTS)).contains(&(call.size / LOT)));
                 assert_eq!((call.isBuy, call.price, call.size), order_params(sender, offset));
                 // Each sender alternates sides.
                 assert_eq!(call.isBuy, (sender as u64 + offset).is_multiple_of(2));
