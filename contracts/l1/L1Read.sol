@@ -6,7 +6,8 @@ pragma solidity ^0.8.24;
 /// (`0x…0800`–`0x…0809`). Each precompile takes `abi.encode(args)` WITHOUT a selector and returns
 /// `abi.encode(results)`; this library does the `staticcall`, decodes the answer and bubbles a
 /// revert (`Error(string)`, e.g. an unknown asset or no fresh oracle price) verbatim.
-/// @dev Gas of a read: 2000 + 65 * (input bytes + output bytes). Input of the wrong length
+/// @dev Gas of a read: 2000 + 65 * (input bytes + output bytes), plus 2100 per L1 slot read
+/// for the first time in the transaction and 100 per slot read again (EIP-2929). Input of the wrong length
 /// reverts with a reason and consumes all the gas of the frame (cannot happen through this
 /// library). All functions are `internal`: they are inlined into the caller, no linking.
 /// Execution-client side: `execution-client/src/l1/precompile.rs`.

@@ -61,7 +61,8 @@ use tandem_el::{
         Ctx, L1_WRITE_ADDRESS, L1Config, book, engine,
         order::{OrderRequest, Side, TimeInForce},
         precompile::{
-            CORE_BASE_GAS, CORE_CREATE_GAS, CORE_LOG_GAS, CORE_READ_GAS, CORE_UPDATE_GAS,
+            COLD_SLOT_GAS, CORE_BASE_GAS, CORE_CREATE_GAS, CORE_LOG_GAS, CORE_UPDATE_GAS,
+            WARM_READ_GAS,
         },
         store::{MemStore, Store, StoreError},
     },
@@ -150,6 +151,8 @@ struct Mix {
     stores: u64,
     /// Stores that set a zero slot (priced as new state by the core precompile).
     creates: u64,
+    /// Stores to a slot the action had not accessed yet (the cold surcharge).
+    cold_stores: u64,
     logs: u64,
 }
 
@@ -163,6 +166,7 @@ struct Counting {
     repeats_by_ns: [u64; 16],
     stores: u64,
     creates: u64,
+    cold_stores: u64,
     logs: u64,
 }
 
@@ -181,7 +185,9 @@ impl Store for Counting {
         if !value.is_zero() && !self.mem.slots.contains_key(&key) {
             self.creates += 1;
         }
-        self.seen.insert(key);
+        if self.seen.insert(key) {
+            self.cold_stores += 1;
+        }
         self.mem.store(key, value)
     }
 
@@ -256,6 +262,7 @@ fn generate(
         repeats_by_ns: [0; 16],
         stores: 0,
         creates: 0,
+        cold_stores: 0,
         logs: 0,
     };
     let mut ops = Vec::with_capacity(n);
@@ -330,7 +337,7 @@ fn generate(
         };
         store.seen.clear();
         let (loads, repeats, stores) = (store.loads, store.repeat_loads, store.stores);
-        let (creates, logs) = (store.creates, store.logs);
+        let (creates, logs, cold_stores) = (store.creates, store.logs, store.cold_stores);
         let outcome = apply(&mut Ctx::new(&mut store, config, block), &op);
         let Ok((id, filled, rest)) = outcome else {
             mix.refused += 1;
@@ -341,6 +348,7 @@ fn generate(
         mix.repeat_loads += store.repeat_loads - repeats;
         mix.stores += store.stores - stores;
         mix.creates += store.creates - creates;
+        mix.cold_stores += store.cold_stores - cold_stores;
         mix.logs += store.logs - logs;
         match op {
             Op::Place { user, req } => {
@@ -748,16 +756,21 @@ fn main() {
         mix.stores as f64 / n,
     );
     eprintln!("repeated loads per action by namespace: {}", mix.repeats_by_ns);
-    // What the core precompile would charge on average (`l1::precompile`'s metering).
+    // What the core precompile would charge on average (`l1::precompile`'s metering), an
+    // action being its transaction: a slot's first access in the action is cold (EIP-2929).
     let gas = |count: u64, price: u64| (count * price) as f64 / n;
     let (updates, core) = (mix.stores - mix.creates, CORE_BASE_GAS as f64);
+    let cold = mix.loads - mix.repeat_loads + mix.cold_stores;
     eprintln!(
-        "core precompile gas per action {:.0}: base {core:.0}, reads {:.0}, creates {:.0} ({:.1} per action), other writes {:.0}, logs {:.0}",
-        core + gas(mix.loads, CORE_READ_GAS)
+        "core precompile gas per action {:.0}: base {core:.0}, cold slots {:.0} ({:.1} per action), warm reads {:.0}, creates {:.0} ({:.1} per action), other writes {:.0}, logs {:.0}",
+        core + gas(cold, COLD_SLOT_GAS)
+            + gas(mix.repeat_loads, WARM_READ_GAS)
             + gas(mix.creates, CORE_CREATE_GAS)
             + gas(updates, CORE_UPDATE_GAS)
             + gas(mix.logs, CORE_LOG_GAS),
-        gas(mix.loads, CORE_READ_GAS),
+        gas(cold, COLD_SLOT_GAS),
+        cold as f64 / n,
+        gas(mix.repeat_loads, WARM_READ_GAS),
         gas(mix.creates, CORE_CREATE_GAS),
         mix.creates as f64 / n,
         gas(updates, CORE_UPDATE_GAS),

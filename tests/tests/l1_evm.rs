@@ -1495,9 +1495,10 @@ async fn raw(
     (ok, ret, used.to())
 }
 
-/// Read precompile gas: exactly 2000 + 65 × (input + output bytes), measured through the
-/// probe against the identity precompile (15 + 3 per word); bad input reverts with a reason and
-/// consumes all the gas given; too little gas halts.
+/// Read precompile gas: exactly 2000 + 65 × (input + output bytes) plus 2,100 per L1 slot read
+/// cold and 100 per slot read again (EIP-2929; each call here is its own transaction), measured
+/// through the probe against the identity precompile (15 + 3 per word); bad input reverts with a
+/// reason and consumes all the gas given; too little gas halts.
 async fn check_read_gas(node: &Node, user: Address) {
     // The probe's fixed overhead around STATICCALL: what identity (15 + 3 × words) leaves over.
     let (ok, ret, used) = raw(node, true, IDENTITY, vec![0xab; 64], 100_000).await;
@@ -1507,31 +1508,39 @@ async fn check_read_gas(node: &Node, user: Address) {
     assert!(ok);
     assert_eq!(used - overhead, 15, "the overhead does not depend on the input");
 
-    let reads: [(Address, Vec<u8>, usize); 10] = [
-        (SPOT_BALANCE, (user, ASSET_TUSD).abi_encode_params(), 64),
-        (PERP_POSITION, (user, BTC_PERP).abi_encode_params(), 128),
-        (ACCOUNT_VALUE, user.abi_encode(), 128),
-        (ORACLE_PRICE, BTC_PERP.abi_encode(), 32),
-        (MARK_PRICE, BTC_PERP.abi_encode(), 32),
-        (BEST_BID_ASK, SPOT.abi_encode(), 64),
-        (ASSET_INFO, ASSET_TUSD.abi_encode(), 160),
-        (MARKET_INFO, BTC_PERP.abi_encode(), 288),
-        (L1_BLOCK_NUMBER, Vec::new(), 32),
-        (ORDER_INFO, 1u64.abi_encode(), 192),
+    // Slot gas where the slots are known (`None`: depends on the book and the oracle, at
+    // least one cold slot).
+    let one_cold = Some(2_100);
+    let reads: [(Address, Vec<u8>, usize, Option<u64>); 10] = [
+        (SPOT_BALANCE, (user, ASSET_TUSD).abi_encode_params(), 64, one_cold),
+        (PERP_POSITION, (user, BTC_PERP).abi_encode_params(), 128, None),
+        (ACCOUNT_VALUE, user.abi_encode(), 128, None),
+        (ORACLE_PRICE, BTC_PERP.abi_encode(), 32, None),
+        (MARK_PRICE, BTC_PERP.abi_encode(), 32, None),
+        (BEST_BID_ASK, SPOT.abi_encode(), 64, None),
+        (ASSET_INFO, ASSET_TUSD.abi_encode(), 160, Some(0)),
+        (MARKET_INFO, BTC_PERP.abi_encode(), 288, Some(0)),
+        (L1_BLOCK_NUMBER, Vec::new(), 32, one_cold),
+        (ORDER_INFO, 1u64.abi_encode(), 192, None),
     ];
     let mut measured = Vec::new();
-    for (target, input, out_len) in reads {
+    for (target, input, out_len, slots) in reads {
         let direct = node.eth_call(user, target, input.clone(), 0, None).await.unwrap();
         assert_eq!(direct.len(), out_len, "output length of {target}");
         let (ok, ret, used) = raw(node, true, target, input.clone(), 100_000).await;
         assert!(ok, "read {target} failed through the probe");
         assert_eq!(ret, direct, "{target} answers the probe as it answers eth_call");
-        let want = 2_000 + 65 * (input.len() + out_len) as u64;
-        assert_eq!(used - overhead, want, "gas of {target} ({} + {out_len} bytes)", input.len());
+        let bytes = 2_000 + 65 * (input.len() + out_len) as u64;
+        let slot_gas = used - overhead - bytes;
+        match slots {
+            Some(want) => assert_eq!(slot_gas, want, "slot gas of {target}"),
+            // Cold slots at 2,100 and warm ones at 100: a whole number of hundreds.
+            None => assert!(slot_gas >= 2_100 && slot_gas % 100 == 0, "{target}: {slot_gas}"),
+        }
         measured.push(used);
     }
     // Independently of the identity baseline: spotBalance (64 + 64 bytes) minus l1BlockNumber
-    // (0 + 32 bytes) is 96 bytes at 65 gas.
+    // (0 + 32 bytes), one cold slot each, is 96 bytes at 65 gas.
     assert_eq!(measured[0] - measured[8], 65 * 96);
 
     // Bad input: a reason, and all of the frame's gas consumed.
@@ -1576,12 +1585,12 @@ async fn check_read_gas(node: &Node, user: Address) {
 
     // Too little gas for the answer: out of gas (no data), all gas consumed.
     let input = (user, ASSET_TUSD).abi_encode_params();
-    let (ok, ret, used) = raw(node, true, SPOT_BALANCE, input.clone(), 10_319).await;
+    let (ok, ret, used) = raw(node, true, SPOT_BALANCE, input.clone(), 12_419).await;
     assert!(!ok && ret.is_empty());
-    assert_eq!(used - overhead, 10_319);
-    let (ok, _, used) = raw(node, true, SPOT_BALANCE, input, 10_320).await;
+    assert_eq!(used - overhead, 12_419);
+    let (ok, _, used) = raw(node, true, SPOT_BALANCE, input, 12_420).await;
     assert!(ok);
-    assert_eq!(used - overhead, 10_320);
+    assert_eq!(used - overhead, 12_420);
 }
 
 /// The core precompile acts only for L1Write: an EOA, the probe (CALL and STATICCALL) are

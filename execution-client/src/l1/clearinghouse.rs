@@ -1755,13 +1755,13 @@ mod tests {
         PerpSettlement.settle(&mut Ctx::new(&mut metered, &c.config, c.block), &fill).unwrap();
         // Cash, position and funding snapshot of both sides, the market's funding index (for
         // each side), the maker's open notional, the fee balance.
-        assert_eq!((metered.reads, metered.creates + metered.updates), (10, 6));
+        assert_eq!((metered.reads(), metered.creates + metered.updates), (10, 6));
 
         let eob_reads = |c: &mut Chain| {
             let mut snapshot = c.mem.clone();
             let mut metered = Metered::new(&mut snapshot);
             end_of_block(&mut Ctx::new(&mut metered, &c.config, c.block)).unwrap();
-            metered.reads
+            metered.reads()
         };
         let two = eob_reads(&mut c);
         c.fund(carol(), 10_000 * USD);
@@ -1908,7 +1908,7 @@ mod tests {
             end_of_block(&mut Ctx::new(&mut metered, &c.config, c.block)).unwrap();
             let examined = c.step_at(50_000 * USD);
             assert_eq!(examined.len(), 16, "{pairs} pairs");
-            metered.reads
+            metered.reads()
         };
         // 40 and 400 open accounts: the same work, as for 4 million.
         assert_eq!(reads(20), reads(200));
@@ -2026,7 +2026,7 @@ mod tests {
             }
             let mut metered = Metered::new(&mut c.mem);
             let result = end_of_block(&mut Ctx::new(&mut metered, &c.config, c.block));
-            assert!(metered.reads < 200, "{} reads", metered.reads);
+            assert!(metered.reads() < 200, "{} reads", metered.reads());
             result.map_err(|e| e.to_string())
         };
         let count = open_key(0, OPEN_COUNT_FIELD);

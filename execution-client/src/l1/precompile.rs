@@ -1,11 +1,16 @@
 //! The engine inside the EVM: read precompiles (`0x…0800`–`0x…0809`), the privileged core
 //! precompile the write contract forwards to (`0x…08ff`), and the journal-backed [`Store`].
 //!
-//! Reads cost `2000 + 65 × (input + output bytes)`; bad input reverts with a reason and consumes
-//! all gas of the frame. Core actions cost [`CORE_BASE_GAS`] plus a price per slot read, slot
-//! written and log, counted while the action runs, so state growth is paid like `SSTORE`; the
-//! action halts out of gas as soon as the count passes its gas limit, so a sweep of a deep book
-//! stops where its gas ends rather than running to the end unpaid.
+//! State is priced as the EVM prices storage (EIP-2929): the first access of an L1 slot in a
+//! transaction is cold ([`COLD_SLOT_GAS`], 2,100), a later read warm ([`WARM_READ_GAS`], 100),
+//! with the EVM journal's warm set, so a slot a transaction's earlier call (or its access list)
+//! touched is warm. Reads cost `2000 + 65 × (input + output bytes)` plus the slots they read;
+//! bad input reverts with a reason and consumes all gas of the frame. Core actions cost
+//! [`CORE_BASE_GAS`] plus their slot reads, their writes ([`CORE_CREATE_GAS`] for a slot set from
+//! zero, [`CORE_UPDATE_GAS`] for another, plus the cold surcharge for a slot not accessed before,
+//! as `SSTORE`) and logs, counted while the work runs, so state growth is paid like `SSTORE`;
+//! reads and actions halt out of gas as soon as the count passes their gas limit, so a sweep of
+//! a deep book stops where its gas ends rather than running to the end unpaid.
 //! A failed action reverts with the engine's reason and the journal undoes its writes. A state
 //! read that fails (database) is fatal to the block, never a revert, so no node can disagree
 //! because of its own disk.
@@ -43,8 +48,10 @@ pub const READ_BASE_GAS: u64 = 2_000;
 pub const READ_GAS_PER_BYTE: u64 = 65;
 /// Fixed gas of a core action.
 pub const CORE_BASE_GAS: u64 = 5_000;
-/// Gas per L1 slot read by a core action.
-pub const CORE_READ_GAS: u64 = 100;
+/// Gas of the first access of an L1 slot in a transaction, read or write (a cold `SLOAD`).
+pub const COLD_SLOT_GAS: u64 = 2_100;
+/// Gas per read of an L1 slot accessed before in the transaction (a warm `SLOAD`).
+pub const WARM_READ_GAS: u64 = 100;
 /// Gas per L1 slot set from zero by a core action (new state, as `SSTORE` set).
 pub const CORE_CREATE_GAS: u64 = 20_000;
 /// Gas per other L1 slot write by a core action.
@@ -55,11 +62,26 @@ pub const CORE_LOG_GAS: u64 = 1_000;
 /// The prices a core action's work is metered at.
 const CORE_GAS: GasSchedule = GasSchedule {
     base: CORE_BASE_GAS,
-    read: CORE_READ_GAS,
+    cold: COLD_SLOT_GAS,
+    warm_read: WARM_READ_GAS,
     create: CORE_CREATE_GAS,
     update: CORE_UPDATE_GAS,
     log: CORE_LOG_GAS,
 };
+
+/// The prices a read of `input_len` bytes is metered at (plus its output bytes once known).
+fn read_schedule(input_len: usize) -> GasSchedule {
+    let bytes = READ_GAS_PER_BYTE.saturating_mul(input_len as u64);
+    GasSchedule {
+        base: READ_BASE_GAS.saturating_add(bytes),
+        cold: COLD_SLOT_GAS,
+        warm_read: WARM_READ_GAS,
+        // The read path writes nothing (`ReadOnly` refuses it).
+        create: 0,
+        update: 0,
+        log: 0,
+    }
+}
 
 /// The read precompiles: address, precompile id and what each answers.
 const READS: [(Address, &str, ReadKind); 10] = [
@@ -134,6 +156,14 @@ impl Store for JournalStore<'_, '_> {
             .map_err(|e| StoreError::Backend(e.to_string()))
     }
 
+    fn load_access(&mut self, key: B256) -> Result<(U256, Option<bool>), StoreError> {
+        // The journal keeps the transaction's warm set (EIP-2929), across this call's frames.
+        self.internals
+            .sload(L1_WRITE_ADDRESS, key.into())
+            .map(|loaded| (loaded.data, Some(loaded.is_cold)))
+            .map_err(|e| StoreError::Backend(e.to_string()))
+    }
+
     fn store(&mut self, key: B256, value: U256) -> Result<(), StoreError> {
         self.internals
             .sstore(L1_WRITE_ADDRESS, key.into(), value)
@@ -152,6 +182,10 @@ struct ReadOnly<S>(S);
 impl<S: Store> Store for ReadOnly<S> {
     fn load(&mut self, key: B256) -> Result<U256, StoreError> {
         self.0.load(key)
+    }
+
+    fn load_access(&mut self, key: B256) -> Result<(U256, Option<bool>), StoreError> {
+        self.0.load_access(key)
     }
 
     fn store(&mut self, key: B256, _value: U256) -> Result<(), StoreError> {
@@ -231,18 +265,33 @@ fn read_precompile(
         Err(e) => return Err(PrecompileError::Fatal(e.to_string())),
     };
     let block = block_number(store.0.internals);
-    let mut ctx = Ctx::new(&mut store, config, block);
-    let output = match read(&mut ctx, kind, &data) {
-        Ok(output) => output,
-        Err(ReadError::Input(reason)) => return revert(reason, gas_limit, reservoir),
-        Err(ReadError::Engine(e)) => return engine_error(e, gas_limit, reservoir),
-    };
-    let bytes = (data.len() + output.len()) as u64;
-    let gas = READ_BASE_GAS.saturating_add(READ_GAS_PER_BYTE.saturating_mul(bytes));
-    if gas > gas_limit {
-        return Ok(PrecompileOutput::halt(PrecompileHalt::OutOfGas, reservoir));
+    let (result, gas) = run_read(&mut store, config, block, kind, &data, gas_limit);
+    match result {
+        Ok(_) if gas > gas_limit => Ok(PrecompileOutput::halt(PrecompileHalt::OutOfGas, reservoir)),
+        Ok(output) => Ok(PrecompileOutput::new(gas, output.into(), reservoir)),
+        Err(ReadError::Input(reason)) => revert(reason, gas_limit, reservoir),
+        Err(ReadError::Engine(e)) => engine_error(e, gas_limit, reservoir),
     }
-    Ok(PrecompileOutput::new(gas, output.into(), reservoir))
+}
+
+/// Answers a read on `store`, metered by its bytes and the slots it reads, stopping once it
+/// costs more than `gas_limit`: its result and the gas it used.
+fn run_read<S: Store>(
+    store: &mut S,
+    config: &L1Config,
+    block: u64,
+    kind: ReadKind,
+    data: &[u8],
+    gas_limit: u64,
+) -> (Result<Vec<u8>, ReadError>, u64) {
+    let schedule = read_schedule(data.len());
+    let mut metered = Metered::with_limit(store, schedule, gas_limit);
+    let result = read(&mut Ctx::new(&mut metered, config, block), kind, data);
+    let mut gas = metered.gas(&schedule);
+    if let Ok(output) = &result {
+        gas = gas.saturating_add(READ_GAS_PER_BYTE.saturating_mul(output.len() as u64));
+    }
+    (result, gas)
 }
 
 enum ReadError {
@@ -475,12 +524,12 @@ pub fn call_on_store<S: Store>(
         });
     }
     let (_, _, kind) = READS.into_iter().find(|(a, _, _)| *a == address)?;
-    let mut read_only = ReadOnly(Metered::new(store));
-    let mut ctx = Ctx::new(&mut read_only, config, block);
-    Some(match read(&mut ctx, kind, data) {
-        Ok(output) => StoreCall::Output(output),
-        Err(ReadError::Input(reason)) => StoreCall::Revert(reason),
-        Err(ReadError::Engine(e)) => fail(e),
+    let mut read_only = ReadOnly(store);
+    Some(match run_read(&mut read_only, config, block, kind, data, gas_limit) {
+        (Ok(_), gas) if gas > gas_limit => StoreCall::OutOfGas,
+        (Ok(output), _) => StoreCall::Output(output),
+        (Err(ReadError::Input(reason)), _) => StoreCall::Revert(reason),
+        (Err(ReadError::Engine(e)), _) => fail(e),
     })
 }
 
@@ -615,6 +664,68 @@ mod tests {
         assert_eq!(words(&[0u8; 64], 2).map(|w| w.len()), Some(2));
         assert!(word_address(U256::from(1) << 160).is_none());
         assert!(word_u32(U256::from(u64::from(u32::MAX) + 1)).is_none());
+    }
+
+    /// A memory store with a transaction's warm set, as the EVM journal keeps it.
+    struct TxStore {
+        mem: super::super::store::MemStore,
+        warm: std::collections::HashSet<B256>,
+    }
+
+    impl Store for TxStore {
+        fn load(&mut self, key: B256) -> Result<U256, StoreError> {
+            self.load_access(key).map(|(v, _)| v)
+        }
+
+        fn store(&mut self, key: B256, value: U256) -> Result<(), StoreError> {
+            self.warm.insert(key);
+            self.mem.store(key, value)
+        }
+
+        fn emit(&mut self, log: LogData) {
+            self.mem.emit(log);
+        }
+
+        fn load_access(&mut self, key: B256) -> Result<(U256, Option<bool>), StoreError> {
+            Ok((self.mem.load(key)?, Some(self.warm.insert(key))))
+        }
+    }
+
+    #[test]
+    fn reads_are_metered_by_the_slots_they_read_cold_then_warm() {
+        let config = super::super::config::test_config();
+        let mut tx = TxStore { mem: Default::default(), warm: Default::default() };
+        let user = Address::repeat_byte(7);
+        spot::deposit(&mut Ctx::new(&mut tx.mem, &config, 1), user, 1, 5).unwrap();
+        let bytes = |input: usize, output: usize| 2_000 + 65 * (input + output) as u64;
+        let balance = (user, 1u32).abi_encode_params();
+        let gas = |tx: &mut TxStore, kind, data: &[u8]| {
+            let (result, gas) = run_read(tx, &config, 1, kind, data, 1_000_000);
+            assert!(result.is_ok());
+            gas
+        };
+        // One slot, cold in the transaction's first read, warm in the next.
+        assert_eq!(gas(&mut tx, ReadKind::SpotBalance, &balance), bytes(64, 64) + 2_100);
+        assert_eq!(gas(&mut tx, ReadKind::SpotBalance, &balance), bytes(64, 64) + 100);
+        // Config only: no slot.
+        assert_eq!(gas(&mut tx, ReadKind::AssetInfo, &1u32.abi_encode()), bytes(32, 160));
+        // An account's value: its cash, position and order bitmaps, three cold slots; the
+        // position bitmap is read again for the position list, warm.
+        let account = user.abi_encode();
+        let want = bytes(32, 128) + 3 * 2_100 + 100;
+        assert_eq!(gas(&mut tx, ReadKind::AccountValue, &account), want);
+        // A new transaction: cold again.
+        tx.warm.clear();
+        assert_eq!(gas(&mut tx, ReadKind::SpotBalance, &balance), bytes(64, 64) + 2_100);
+        // Short of gas for the slot: out of gas, through the same path as the EVM's.
+        let exact = bytes(64, 64) + 2_100;
+        let call = |tx: &mut TxStore, limit| {
+            call_on_store(tx, &config, 1, READ_SPOT_BALANCE, &balance, limit)
+        };
+        tx.warm.clear();
+        assert_eq!(call(&mut tx, exact - 1), Some(StoreCall::OutOfGas));
+        tx.warm.clear();
+        assert!(matches!(call(&mut tx, exact), Some(StoreCall::Output(_))));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! an address and two small indices. Distinct records cannot collide by construction and the
 //! layout is readable in `eth_getStorageAt`. Values pack two 128-bit halves ([`pack`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use alloy_primitives::{Address, B256, LogData, U256};
 
@@ -28,6 +28,31 @@ pub trait Store {
     fn store(&mut self, key: B256, value: U256) -> Result<(), StoreError>;
     /// Emits an EVM log from [`super::L1_WRITE_ADDRESS`].
     fn emit(&mut self, log: LogData);
+    /// The value of `key` and, for a store that keeps the transaction's accessed slots (the EVM
+    /// journal, EIP-2929), whether this is the transaction's first access of it (cold). `None`:
+    /// the store does not know; [`Metered`] then counts the first access in its own lifetime as
+    /// cold.
+    fn load_access(&mut self, key: B256) -> Result<(U256, Option<bool>), StoreError> {
+        Ok((self.load(key)?, None))
+    }
+}
+
+impl<S: Store + ?Sized> Store for &mut S {
+    fn load(&mut self, key: B256) -> Result<U256, StoreError> {
+        (**self).load(key)
+    }
+
+    fn store(&mut self, key: B256, value: U256) -> Result<(), StoreError> {
+        (**self).store(key, value)
+    }
+
+    fn emit(&mut self, log: LogData) {
+        (**self).emit(log);
+    }
+
+    fn load_access(&mut self, key: B256) -> Result<(U256, Option<bool>), StoreError> {
+        (**self).load_access(key)
+    }
 }
 
 /// The kind of record a key belongs to; the first byte of every key.
@@ -136,13 +161,16 @@ impl Store for MemStore {
     }
 }
 
-/// Gas prices of what a core action does.
+/// Gas prices of what an L1 precompile does, priced like the EVM's storage access (EIP-2929:
+/// the first access of a slot in a transaction is cold).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GasSchedule {
-    /// Fixed cost of an action.
+    /// Fixed cost of a call.
     pub base: u64,
-    /// Per slot read.
-    pub read: u64,
+    /// Per cold slot access (a read, or the surcharge of a write), as `SLOAD`'s 2,100.
+    pub cold: u64,
+    /// Per read of a warm slot, as `SLOAD`'s 100.
+    pub warm_read: u64,
     /// Per slot set from zero (new state).
     pub create: u64,
     /// Per other slot write.
@@ -151,18 +179,25 @@ pub struct GasSchedule {
     pub log: u64,
 }
 
-/// Counts what an operation read and wrote, for the write contract's gas.
+/// Counts what an operation read and wrote, cold and warm, for the precompiles' gas.
 #[derive(Debug)]
 pub struct Metered<'a, S> {
     inner: &'a mut S,
-    /// Slots read.
-    pub reads: u64,
+    /// Reads of a slot not accessed before in the transaction.
+    pub cold_reads: u64,
+    /// Reads of a slot accessed before in the transaction.
+    pub warm_reads: u64,
+    /// Writes to a slot not accessed before in the transaction (charged the cold surcharge).
+    pub cold_writes: u64,
     /// Slots written from zero to non-zero (new state).
     pub creates: u64,
     /// Other slot writes.
     pub updates: u64,
     /// Logs emitted.
     pub logs: u64,
+    /// Slots accessed through this meter, for a store that does not know the transaction's
+    /// (bounded by the gas of the accesses that filled it).
+    accessed: HashSet<B256>,
     /// Prices and gas limit: access fails once the gas counted so far is above the limit.
     limit: Option<(GasSchedule, u64)>,
 }
@@ -170,7 +205,33 @@ pub struct Metered<'a, S> {
 impl<'a, S: Store> Metered<'a, S> {
     /// Meters access to `inner`, without a limit.
     pub fn new(inner: &'a mut S) -> Self {
-        Self { inner, reads: 0, creates: 0, updates: 0, logs: 0, limit: None }
+        Self {
+            inner,
+            cold_reads: 0,
+            warm_reads: 0,
+            cold_writes: 0,
+            creates: 0,
+            updates: 0,
+            logs: 0,
+            accessed: HashSet::new(),
+            limit: None,
+        }
+    }
+
+    /// Slots read, cold or warm.
+    pub fn reads(&self) -> u64 {
+        self.cold_reads + self.warm_reads
+    }
+
+    /// `key`'s value and whether this access is the transaction's first (the inner store's
+    /// answer, or else this meter's own).
+    fn access(&mut self, key: B256) -> Result<(U256, bool), StoreError> {
+        let (value, cold) = self.inner.load_access(key)?;
+        let cold = match cold {
+            Some(cold) => cold,
+            None => self.accessed.insert(key),
+        };
+        Ok((value, cold))
     }
 
     /// Meters access to `inner`; fails with [`StoreError::OutOfGas`] as soon as the work done
@@ -183,7 +244,10 @@ impl<'a, S: Store> Metered<'a, S> {
     pub fn gas(&self, schedule: &GasSchedule) -> u64 {
         schedule
             .base
-            .saturating_add(self.reads.saturating_mul(schedule.read))
+            .saturating_add(
+                self.cold_reads.saturating_add(self.cold_writes).saturating_mul(schedule.cold),
+            )
+            .saturating_add(self.warm_reads.saturating_mul(schedule.warm_read))
             .saturating_add(self.creates.saturating_mul(schedule.create))
             .saturating_add(self.updates.saturating_mul(schedule.update))
             .saturating_add(self.logs.saturating_mul(schedule.log))
@@ -199,13 +263,26 @@ impl<'a, S: Store> Metered<'a, S> {
 
 impl<S: Store> Store for Metered<'_, S> {
     fn load(&mut self, key: B256) -> Result<U256, StoreError> {
-        self.reads += 1;
+        // Loaded, then charged, as the EVM's `SLOAD` does: one slot at most beyond the gas.
+        let (value, cold) = self.access(key)?;
+        if cold {
+            self.cold_reads += 1;
+        } else {
+            self.warm_reads += 1;
+        }
         self.charge()?;
-        self.inner.load(key)
+        Ok(value)
+    }
+
+    fn load_access(&mut self, key: B256) -> Result<(U256, Option<bool>), StoreError> {
+        self.inner.load_access(key)
     }
 
     fn store(&mut self, key: B256, value: U256) -> Result<(), StoreError> {
-        let before = self.inner.load(key)?;
+        let (before, cold) = self.access(key)?;
+        if cold {
+            self.cold_writes += 1;
+        }
         if before.is_zero() && !value.is_zero() {
             self.creates += 1;
         } else {
@@ -258,7 +335,9 @@ mod tests {
             m.store(k, U256::from(5)).unwrap();
             m.store(k, U256::from(6)).unwrap();
             assert_eq!(m.load(k).unwrap(), U256::from(6));
-            assert_eq!((m.creates, m.updates, m.reads), (1, 1, 1));
+            assert_eq!((m.creates, m.updates, m.reads()), (1, 1, 1));
+            // The first write was the first access: cold; the read after it warm.
+            assert_eq!((m.cold_writes, m.cold_reads, m.warm_reads), (1, 0, 1));
         }
         mem.store(k, U256::ZERO).unwrap();
         assert!(mem.slots.is_empty());
@@ -266,23 +345,94 @@ mod tests {
 
     #[test]
     fn a_metering_limit_stops_the_work_once_spent() {
-        let schedule = GasSchedule { base: 100, read: 10, create: 1_000, update: 50, log: 7 };
+        let schedule =
+            GasSchedule { base: 100, cold: 200, warm_read: 10, create: 1_000, update: 50, log: 7 };
         let mut mem = MemStore::default();
         let k = |i| key(Ns::Globals, Address::ZERO, i, 0, 0);
-        // 100 + 1000 = 1100: the first create fits a limit of 1100 exactly, the next read not.
-        let mut m = Metered::with_limit(&mut mem, schedule, 1_100);
+        // 100 + 200 + 1000 = 1300: the first create (of a cold slot) fits a limit of 1300
+        // exactly, the next read (warm) not.
+        let mut m = Metered::with_limit(&mut mem, schedule, 1_300);
         m.store(k(1), U256::from(1)).unwrap();
-        assert_eq!(m.gas(&schedule), 1_100);
+        assert_eq!(m.gas(&schedule), 1_300);
         assert_eq!(m.load(k(1)), Err(StoreError::OutOfGas));
         // A write that does not fit is not made.
-        let mut m = Metered::with_limit(&mut mem, schedule, 1_099);
+        let mut m = Metered::with_limit(&mut mem, schedule, 1_299);
         assert_eq!(m.store(k(2), U256::from(2)), Err(StoreError::OutOfGas));
         assert_eq!(mem.load(k(2)).unwrap(), U256::ZERO);
-        // Without a limit everything is counted and nothing refused.
+        // Without a limit everything is counted and nothing refused: 1,000 cold reads, then
+        // the same slots warm.
         let mut m = Metered::new(&mut mem);
         for i in 0..1_000 {
             m.load(k(i)).unwrap();
         }
-        assert_eq!(m.gas(&schedule), 100 + 10 * 1_000);
+        assert_eq!(m.gas(&schedule), 100 + 200 * 1_000);
+        for i in 0..1_000 {
+            m.load(k(i)).unwrap();
+        }
+        assert_eq!(m.gas(&schedule), 100 + 200 * 1_000 + 10 * 1_000);
+    }
+
+    /// A store that knows the transaction's accessed slots, as the EVM journal does.
+    struct Journal {
+        mem: MemStore,
+        accessed: HashSet<B256>,
+    }
+
+    impl Store for Journal {
+        fn load(&mut self, key: B256) -> Result<U256, StoreError> {
+            self.load_access(key).map(|(v, _)| v)
+        }
+
+        fn store(&mut self, key: B256, value: U256) -> Result<(), StoreError> {
+            self.accessed.insert(key);
+            self.mem.store(key, value)
+        }
+
+        fn emit(&mut self, log: LogData) {
+            self.mem.emit(log);
+        }
+
+        fn load_access(&mut self, key: B256) -> Result<(U256, Option<bool>), StoreError> {
+            Ok((self.mem.load(key)?, Some(self.accessed.insert(key))))
+        }
+    }
+
+    #[test]
+    fn reads_cost_cold_then_warm_within_a_transaction() {
+        let schedule = GasSchedule {
+            base: 5_000,
+            cold: 2_100,
+            warm_read: 100,
+            create: 20_000,
+            update: 2_900,
+            log: 1_000,
+        };
+        let k = |i| key(Ns::Balance, Address::ZERO, i, 0, 0);
+        let mut journal = Journal { mem: MemStore::default(), accessed: HashSet::new() };
+        // First action of the transaction: one cold read, then warm.
+        let mut m = Metered::new(&mut journal);
+        m.load(k(1)).unwrap();
+        assert_eq!(m.gas(&schedule), 5_000 + 2_100);
+        m.load(k(1)).unwrap();
+        m.load(k(1)).unwrap();
+        assert_eq!(m.gas(&schedule), 5_000 + 2_100 + 2 * 100);
+        // A write to a slot read before costs no surcharge; a blind write to a new slot does.
+        m.store(k(1), U256::from(1)).unwrap();
+        assert_eq!(m.gas(&schedule), 5_000 + 2_100 + 2 * 100 + 20_000);
+        m.store(k(2), U256::from(1)).unwrap();
+        assert_eq!(m.cold_writes, 1);
+        // The next action of the same transaction: the journal remembers both slots as warm,
+        // although this meter never saw them.
+        let mut m = Metered::new(&mut journal);
+        m.load(k(1)).unwrap();
+        m.load(k(2)).unwrap();
+        m.load(k(3)).unwrap();
+        assert_eq!((m.cold_reads, m.warm_reads), (1, 2));
+        assert_eq!(m.gas(&schedule), 5_000 + 2_100 + 2 * 100);
+        // A new transaction (a fresh journal): cold again.
+        journal.accessed.clear();
+        let mut m = Metered::new(&mut journal);
+        m.load(k(1)).unwrap();
+        assert_eq!((m.cold_reads, m.warm_reads), (1, 0));
     }
 }
