@@ -12,9 +12,15 @@
 //!   "collateral": 1,
 //!   "oraclePublishers": [ "0x…" ],
 //!   "oracleStalenessBlocks": 30, "fundingIntervalBlocks": 60, "markBandBps": 100,
+//!   "endOfBlockAccounts": 1024,
 //!   "feeRecipient": "0x…", "backstop": "0x…"
 //! }
 //! ```
+//!
+//! A market may set `minNotional` (quote units, default 10 whole units of the quote asset): the
+//! smallest notional of an order, and of a perp position an order leaves. `endOfBlockAccounts`
+//! (default 1,024, from 4 to 100,000) bounds the open perp accounts the end-of-block step
+//! examines per block. Both fields are optional, so genesis files written before them load.
 //!
 //! An asset without `token` is native ETH (at most one). Amounts are integers in the asset's
 //! smallest unit, as JSON numbers or decimal strings. A price is in quote units per whole base
@@ -505,6 +511,32 @@ mod tests {
         assert!(c.check_price_size(0, 10_001, 10u128.pow(15)).is_err());
         assert!(c.check_price_size(0, 10_000, 10u128.pow(15) + 1).is_err());
         assert!(c.check_price_size(0, 10_000, 10u128.pow(15)).is_ok());
+    }
+
+    #[test]
+    fn bounds_default_when_absent_so_older_genesis_files_load() {
+        let mut v = serde_json::to_value(test_config()).unwrap();
+        v.as_object_mut().unwrap().remove("endOfBlockAccounts");
+        for m in v["markets"].as_array_mut().unwrap() {
+            m.as_object_mut().unwrap().remove("minNotional");
+        }
+        let c = L1Config::from_value(&v).unwrap();
+        assert_eq!(c.end_of_block_accounts, 1_024);
+        // 10 whole units of the quote asset (USD, 6 decimals) for both markets.
+        assert_eq!(
+            (c.min_notional(0).unwrap(), c.min_notional(1).unwrap()),
+            (10_000_000, 10_000_000)
+        );
+        assert_eq!(test_config().min_notional(1).unwrap(), 1);
+
+        for (field, value) in [("endOfBlockAccounts", 3), ("endOfBlockAccounts", 100_001)] {
+            let mut v = serde_json::to_value(test_config()).unwrap();
+            v[field] = serde_json::json!(value);
+            assert_eq!(L1Config::from_value(&v).unwrap_err().path, ".endOfBlockAccounts");
+        }
+        let mut v = serde_json::to_value(test_config()).unwrap();
+        v["markets"][1]["minNotional"] = serde_json::json!("0");
+        assert_eq!(L1Config::from_value(&v).unwrap_err().path, ".markets[1].minNotional");
     }
 
     #[test]
