@@ -525,13 +525,17 @@ impl Node {
 
     /// The write contract holds on the EVM side exactly what `accounts` (every account that
     /// touched the L1 on this chain) hold on the L1: ETH = Σ spot ETH, TUSD = Σ spot TUSD +
-    /// Σ perp cash (the perp collateral).
+    /// Σ settled perp cash (the perp collateral) + the funding pool (funding settled by payers
+    /// and not yet by receivers, and the rounding; `Globals` field 3, signed low half).
     async fn assert_accounting(&self, accounts: &[Address]) {
         let mut all = accounts.to_vec();
         all.extend([dev(FEE_RECIPIENT), dev(BACKSTOP)]);
         all.sort();
         all.dedup();
-        let (mut eth, mut tusd) = (0u128, 0i128);
+        let pool_slot = (U256::from(1u8) << 248) | U256::from(3u8);
+        let pool = self.provider.get_storage_at(L1_WRITE, pool_slot).await.unwrap();
+        let (mut eth, mut tusd) =
+            (0u128, pool.as_limbs()[0] as i128 | (pool.as_limbs()[1] as i128) << 64);
         for a in &all {
             eth += self.spot(*a, ASSET_ETH).await.0;
             tusd += self.spot(*a, ASSET_TUSD).await.0 as i128;

@@ -139,9 +139,11 @@ pub struct PositionView {
 /// A perp account as reads and views show it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AccountView {
-    /// Cash (negative when longs were bought on credit).
+    /// Settled cash (negative when longs were bought on credit).
     pub cash: i128,
-    /// Cash plus positions at mark prices.
+    /// Funding the positions owe and have not settled yet (negative: are owed).
+    pub funding_owed: i128,
+    /// Cash minus unsettled funding plus positions at mark prices.
     pub account_value: i128,
     /// Initial margin of positions and resting orders.
     pub initial_margin: u128,
@@ -409,8 +411,10 @@ fn position_value(
 struct Risk {
     /// Open-set index (0: not in it).
     index: u128,
-    /// Cash with the funding the positions owe or are owed deducted or added.
+    /// Settled cash.
     cash: i128,
+    /// Unsettled funding the positions owe (negative: are owed), counted in `value`.
+    owed: i128,
     value: i128,
     position_margin: u128,
     maintenance: u128,
@@ -440,7 +444,7 @@ fn position_risk<S: Store>(
         let (value, notional) = position_value(config, market, size, entry, mark)?;
         let (lev, mm) = risk_params(config, market)?;
         let credit = owed.checked_neg().ok_or(L1Error::Overflow)?;
-        r.cash = add(r.cash, credit)?;
+        r.owed = add(r.owed, owed)?;
         r.value = add(add(r.value, value)?, credit)?;
         r.position_margin = sum(r.position_margin, initial_margin(notional, lev))?;
         r.maintenance = sum(r.maintenance, maintenance_margin(notional, mm)?)?;
@@ -922,6 +926,7 @@ pub fn account<S: Store>(ctx: &mut Ctx<'_, S>, owner: Address) -> L1Result<Accou
     }
     Ok(AccountView {
         cash: r.cash,
+        funding_owed: r.owed,
         account_value: r.value,
         initial_margin: sum(r.position_margin, r.order_margin)?,
         maintenance_margin: r.maintenance,
@@ -1262,7 +1267,9 @@ mod tests {
         }
 
         fn cash(&mut self, who: Address) -> i128 {
-            self.account(who).cash
+            // Settled as if now: what the account's cash is worth.
+            let a = self.account(who);
+            a.cash - a.funding_owed
         }
 
         fn spot_usd(&mut self, who: Address) -> u128 {

@@ -133,8 +133,11 @@ pub struct AccountSummary {
     pub address: Address,
     /// Spot balances (assets with a non-zero total).
     pub spot: Vec<BalanceView>,
-    /// Perp cash.
+    /// Perp cash, settled.
     pub cash: String,
+    /// Funding the positions owe and have not settled yet (negative: are owed); counted in the
+    /// account value.
+    pub unsettled_funding: String,
     /// Perp account value at mark prices.
     pub account_value: String,
     /// Initial margin of positions and resting orders.
@@ -300,6 +303,7 @@ pub fn account<S: Store>(ctx: &mut Ctx<'_, S>, user: Address) -> L1Result<Accoun
         address: user,
         spot: spot_balances,
         cash: perp.cash.to_string(),
+        unsettled_funding: perp.funding_owed.to_string(),
         account_value: perp.account_value.to_string(),
         initial_margin: perp.initial_margin.to_string(),
         maintenance_margin: perp.maintenance_margin.to_string(),
