@@ -6,9 +6,11 @@
 //!
 //! Set-up (not timed): `N` accounts (half long, half short 0.01 ETH of ETH-PERP at 3,000 TUSD,
 //! each with 1,000 TUSD of perp cash, opened through the engine's deposits, transfers and
-//! orders), after one funding interval so every position has a funding snapshot. Every block
-//! starts with the three publishers' oracle posts (not timed). All accounts are healthy: the
-//! step examines, it does not liquidate.
+//! orders), after one funding interval so every position has a funding snapshot; then a maker's
+//! bid and ask rest just above the oracle, so the mark sits above it and every later funding
+//! interval moves the index (every examined position owes something). Every block starts with
+//! the three publishers' oracle posts (not timed). All accounts are healthy: the step examines,
+//! it does not liquidate.
 //!
 //! Measured per run: `BLOCKS` successive bounded steps (one of them on a funding interval
 //! block), each timed alone; then one reference step. Printed: the median bounded step, the
@@ -61,18 +63,25 @@ fn set_up(config: &L1Config, n: usize) -> (MemStore, u64) {
     let maker = account(usize::MAX);
     engine::deposit(&mut ctx, maker, TUSD, 1_000_000 * 1_000_000).unwrap();
     engine::perp_transfer(&mut ctx, maker, 1_000_000 * 1_000_000).unwrap();
-    let bid = OrderRequest {
+    // Bid and ask 0.20 and 0.40 TUSD above the oracle: the mark is the bid, 67 ppm above.
+    let quote = |side, ticks: u128| OrderRequest {
         market: PERP,
-        side: Side::Bid,
-        price: PRICE + 20 * 10_000,
+        side,
+        price: PRICE + ticks * 10_000,
         size: SIZE,
         tif: TimeInForce::Gtc,
         cloid: 0,
     };
-    engine::place_order(&mut ctx, maker, &bid).unwrap();
+    let place = |ctx: &mut Ctx<'_, MemStore>| {
+        let bid = engine::place_order(ctx, maker, &quote(Side::Bid, 20)).unwrap().order_id;
+        let ask = engine::place_order(ctx, maker, &quote(Side::Ask, 40)).unwrap().order_id;
+        [bid, ask]
+    };
+    let quotes = place(&mut ctx);
     engine::end_of_block(&mut ctx).unwrap();
-    let cancel = engine::cancel_order(&mut ctx, maker, PERP, 1);
-    cancel.unwrap();
+    for id in quotes {
+        engine::cancel_order(&mut ctx, maker, PERP, id).unwrap();
+    }
     let block = interval + 1;
     post_oracle(&mut mem, config, block);
     let mut ctx = Ctx::new(&mut mem, config, block);
@@ -95,6 +104,7 @@ fn set_up(config: &L1Config, n: usize) -> (MemStore, u64) {
         let out = engine::place_order(&mut ctx, long, &take).unwrap();
         assert_eq!(out.filled, SIZE);
     }
+    place(&mut ctx);
     mem.logs.clear();
     (mem, block + 1)
 }

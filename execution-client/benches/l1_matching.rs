@@ -25,8 +25,8 @@
 //!   persists the blocks still in memory.
 //!
 //! Every block starts with the three publishers' oracle posts for the perp market (not counted
-//! as orders), as publishers do each block. The end-of-block step (funding, liquidations: it
-//! visits every account with an open position) runs after each block with `END_OF_BLOCK=1`, and
+//! as orders), as publishers do each block. The end-of-block step (funding indices, liquidation
+//! checks of up to 1,024 open accounts) runs after each block with `END_OF_BLOCK=1`, and
 //! not by default, since it is not matching.
 //!
 //! `cargo bench -p tandem-el --bench l1_matching`. Environment (defaults in brackets):
