@@ -1267,3 +1267,24 @@ async fn a_client_that_stops_reading_loses_its_connection_slot() {
     drop(client);
     servers.stop();
 }
+
+/// L1 slots are priced like the EVM's storage through the real journal: a read precompile's
+/// slot that the transaction's access list warmed costs 100 instead of 2,100 (the list itself
+/// costs 2,400 for the address and 1,900 for the key, EIP-2930).
+#[tokio::test]
+async fn l1_reads_pay_less_for_slots_the_access_list_warmed() {
+    use alloy_sol_types::SolValue;
+    let h = l1_harness();
+    let alice = h.kit.keys[0].address();
+    let data = format!("0x{}", hex::encode((alice, 1u32).abi_encode_params()));
+    let slot = crate::l1::store::key(crate::l1::store::Ns::Balance, alice, 1, 0, 0);
+    let call = json!({ "from": alice, "to": crate::l1::READ_SPOT_BALANCE, "data": data });
+    let mut listed = call.clone();
+    listed["accessList"] =
+        json!([{ "address": crate::l1::L1_WRITE_ADDRESS, "storageKeys": [slot] }]);
+    let plain = u64_of(&h.ok("eth_estimateGas", json!([call])).await);
+    let warmed = u64_of(&h.ok("eth_estimateGas", json!([listed])).await);
+    assert_eq!(warmed - plain, 2_400 + 1_900 - (2_100 - 100), "{plain} vs {warmed}");
+    // 21,000 + calldata + 2000 + 65 × 128 bytes + one cold slot.
+    assert!(plain > 21_000 + 2_000 + 65 * 128 + 2_100, "{plain}");
+}
