@@ -62,6 +62,7 @@ impl Drop for ChildGuard {
     }
 }
 
+pub mod delay;
 pub mod loadgen;
 pub mod netns;
 pub mod testnet;
