@@ -5,12 +5,28 @@
 //!
 //! Faults are nftables rules inside each node's namespace (the kernel has no `netem`):
 //! partitions drop traffic to and from the nodes on the other sides; loss drops a random share
-//! of the packets a node receives from the other nodes (`numgen random`). Latency is not
-//! injected. Needs root, `ip` (iproute2) and `nft` (nftables); everything is removed on drop.
+//! of the packets a node receives from the other nodes (`numgen random`). Latency is a
+//! `tandem-delayer` process in each node's namespace ([`crate::delay`]; the kernel has no
+//! `nft_queue` either): a NAT rule redirects the node's TCP connections to the other nodes to
+//! it, and it relays them with every chunk late by the delay, so each link between two nodes
+//! is delayed once each way, whichever side dialled. The test process's own connections (from
+//! the lab's `.254`) are never delayed. Needs root, `ip` (iproute2) and `nft` (nftables);
+//! everything is removed on drop.
 //!
 //! [`Testnet`]: crate::testnet::Testnet
 
-use std::process::{Command, Stdio};
+use std::{
+    process::{Command, Stdio},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use crate::{BinaryMissing, ChildGuard, binary};
+
+/// The port the delayer listens on inside each node's namespace (below every node port).
+const DELAYER_PORT: u16 = 4999;
+/// The `SO_MARK` of the delayer's own connections, which the redirect rule lets through.
+const DELAYER_MARK: u32 = 0x7a4d;
 
 /// Why the lab could not be built or changed.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +50,17 @@ pub enum LabError {
     /// Not root: namespaces cannot be made.
     #[error("network namespaces need root (run the tests as root, as CI does)")]
     NotRoot,
+    /// The delayer binary is not built.
+    #[error(transparent)]
+    Binary(#[from] BinaryMissing),
+    /// A delayer did not start listening.
+    #[error("the delayer in {namespace} is not listening on port {port} after 10 s")]
+    DelayerNotListening {
+        /// The node's namespace.
+        namespace: String,
+        /// Its port.
+        port: u16,
+    },
 }
 
 /// Runs a command, failing with what it printed.
@@ -60,12 +87,29 @@ fn run(args: &[&str], stdin: Option<&str>) -> Result<(), LabError> {
     Ok(())
 }
 
+/// Runs a command and returns what it printed on stdout.
+fn output(args: &[&str]) -> Result<String, LabError> {
+    let cmd = args.join(" ");
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| LabError::Spawn { cmd: cmd.clone(), source })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(LabError::Failed { cmd, stderr });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// A set of namespaces, one per node, on one bridge.
 #[derive(Debug)]
 pub struct Lab {
     prefix: String,
     subnet: u8,
     nodes: usize,
+    /// The delayers of [`Lab::latency`], killed on heal and drop.
+    delayers: Mutex<Vec<ChildGuard>>,
 }
 
 impl Lab {
@@ -79,7 +123,12 @@ impl Lab {
             return Err(LabError::NotRoot);
         }
         let tag = (std::process::id() as u16).wrapping_add(slot.wrapping_mul(7)) % 200;
-        let lab = Self { prefix: format!("tn{tag}"), subnet: 20 + tag as u8, nodes };
+        let lab = Self {
+            prefix: format!("tn{tag}"),
+            subnet: 20 + tag as u8,
+            nodes,
+            delayers: Mutex::new(Vec::new()),
+        };
         lab.remove();
         lab.build()?;
         Ok(lab)
@@ -204,12 +253,116 @@ impl Lab {
         Ok(())
     }
 
+    /// Delays every TCP connection between nodes by `delay` each way (so by twice that per
+    /// round trip), on top of the faults already set (a partition or loss set later heals it
+    /// first). Connections open at the time are reset, so they are dialled again through the
+    /// delayers.
+    pub fn latency(&self, delay: Duration) -> Result<(), LabError> {
+        self.stop_delayers();
+        let exe = binary("tandem-delayer")?;
+        let exe = exe.to_string_lossy();
+        let delay_arg = format!("{}us", delay.as_micros());
+        for i in 0..self.nodes {
+            let ns = self.namespace(i);
+            let guard = ChildGuard::spawn(
+                Command::new("ip")
+                    .args(["netns", "exec", &ns, &exe, "--listen"])
+                    .arg(DELAYER_PORT.to_string())
+                    .args(["--delay", &delay_arg, "--mark"])
+                    .arg(DELAYER_MARK.to_string())
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null()),
+            )
+            .map_err(|source| LabError::Spawn { cmd: format!("{exe} in {ns}"), source })?;
+            self.delayers.lock().unwrap_or_else(|p| p.into_inner()).push(guard);
+        }
+        for i in 0..self.nodes {
+            self.wait_listening(i, DELAYER_PORT)?;
+            let others = (0..self.nodes)
+                .filter(|j| *j != i)
+                .map(|j| self.ip(j))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if others.is_empty() {
+                continue;
+            }
+            // The redirect sees only a connection's first packet, so connections already open
+            // would go on undelayed: resetting what the node sends on them (outside the
+            // delayer: unmarked, not redirected, not answers to a peer's connection) makes
+            // it dial again, through the delayer.
+            self.add_rules(
+                i,
+                &format!(
+                    "add chain inet tandemlab delay {{ type nat hook output priority -100; }}\n\
+                     add rule inet tandemlab delay meta mark {DELAYER_MARK} return\n\
+                     add rule inet tandemlab delay ip daddr {{ {others} }} meta l4proto tcp \
+                     redirect to :{DELAYER_PORT}\n\
+                     add rule inet tandemlab output ip daddr {{ {others} }} meta l4proto tcp \
+                     meta mark != {DELAYER_MARK} ct direction original reject with tcp reset\n"
+                ),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Waits until something in node `i`'s namespace listens on TCP `port`.
+    fn wait_listening(&self, i: usize, port: u16) -> Result<(), LabError> {
+        let ns = self.namespace(i);
+        let filter = format!("sport = :{port}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while output(&["ip", "netns", "exec", &ns, "ss", "-tlnH", &filter])?.trim().is_empty() {
+            if Instant::now() > deadline {
+                return Err(LabError::DelayerNotListening { namespace: ns, port });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// How many connections node `i`'s delayer is relaying now (0 without latency).
+    pub fn delayed_connections(&self, i: usize) -> Result<usize, LabError> {
+        let ns = self.namespace(i);
+        let filter = format!("sport = :{DELAYER_PORT}");
+        let out =
+            output(&["ip", "netns", "exec", &ns, "ss", "-tnH", "state", "established", &filter])?;
+        Ok(out.lines().filter(|l| !l.trim().is_empty()).count())
+    }
+
+    /// The time an HTTP/1.0 `GET path` to `host:port` takes from inside node `i`'s namespace:
+    /// connect, request, the whole answer (and a shell's start-up, so never less than the
+    /// network's share).
+    pub fn http_get_time(
+        &self,
+        i: usize,
+        host: &str,
+        port: u16,
+        path: &str,
+    ) -> Result<Duration, LabError> {
+        let ns = self.namespace(i);
+        let script = format!(
+            "exec 3<>/dev/tcp/{host}/{port} && \
+             printf 'GET {path} HTTP/1.0\\r\\nHost: {host}\\r\\n\\r\\n' >&3 && \
+             cat <&3 >/dev/null"
+        );
+        let started = Instant::now();
+        run(&["ip", "netns", "exec", &ns, "bash", "-c", &script], None)?;
+        Ok(started.elapsed())
+    }
+
+    fn stop_delayers(&self) {
+        // Dropping the guards kills the processes; their connections close with them.
+        self.delayers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     /// Removes every fault.
     pub fn heal(&self) -> Result<(), LabError> {
-        (0..self.nodes).try_for_each(|i| self.reset_rules(i))
+        (0..self.nodes).try_for_each(|i| self.reset_rules(i))?;
+        self.stop_delayers();
+        Ok(())
     }
 
     fn remove(&self) {
+        self.stop_delayers();
         for i in 0..self.nodes {
             let _ = run(&["ip", "netns", "del", &self.namespace(i)], None);
         }

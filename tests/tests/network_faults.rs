@@ -8,7 +8,11 @@
 //!    finalizing, and it catches up once healed;
 //! 3. two validator pairs frozen (SIGSTOP) for 30 s: at most one block finalized while frozen,
 //!    every node finalizing again within 10 s of the resume;
-//! 4. 2 % loss on every link: the chain keeps finalizing.
+//! 4. 2 % loss on every link: the chain keeps finalizing;
+//! 5. 50 ms latency each way on every link between nodes (a 100 ms round trip, through the
+//!    lab's delayers): the chain keeps finalizing and every transfer is finalized. The test
+//!    checks that the delay is real: the nodes' connections run through the delayers, and an
+//!    HTTP request from one node's namespace to another node takes at least the round trip.
 //!
 //! Needs root, `ip` and `nft` (as CI has; `scripts/install-deps` installs nftables).
 
@@ -96,7 +100,7 @@ async fn round_of(net: &Testnet, i: usize) -> Option<u64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn partitions_freezes_and_loss_neither_fork_nor_lose_and_finality_resumes() {
+async fn partitions_freezes_loss_and_latency_neither_fork_nor_lose_and_finality_resumes() {
     let lab = Lab::new(4, 11).unwrap_or_else(|e| panic!("cannot build the namespace lab: {e}"));
     let hosts = lab.hosts();
     let mut net = Testnet::generate_opts(4, 0, 11, &[], &["--hosts", &hosts]).unwrap();
@@ -178,4 +182,39 @@ async fn partitions_freezes_and_loss_neither_fork_nor_lose_and_finality_resumes(
     lab.heal().unwrap();
     assert_no_fork(&urls).await;
     eprintln!("2 % loss: {} blocks finalized in 16 s", after - before);
+
+    // 5. 50 ms each way on every link between nodes.
+    let delay = Duration::from_millis(50);
+    let status_port = net.nodes[1]["ports"]["cl_http"].as_u64().unwrap() as u16;
+    let direct = lab.http_get_time(0, &lab.ip(1), status_port, "/status").unwrap();
+    lab.latency(delay).unwrap();
+    let (_, before) = finalized_range(&urls).await;
+    let took = secs_until_all_finalize_above(&urls, before, 60).await;
+    let through = lab.http_get_time(0, &lab.ip(1), status_port, "/status").unwrap();
+    eprintln!(
+        "{delay:?} latency: finality resumed after {took:.1} s; node 0 → node 1 /status took \
+         {through:?} (without latency {direct:?})"
+    );
+    // A lower bound, not a benchmark: the request and its answer each wait the delay once.
+    assert!(through >= 2 * delay, "node 0 → node 1 took {through:?}: the delay is not applied");
+    let (_, before) = finalized_range(&urls).await;
+    let mut slow = Vec::new();
+    for k in 0..8 {
+        slow.push(send(k % 4, &urls).await);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let (_, after) = finalized_range(&urls).await;
+    // Every validator's links to the others (CL and EL) were dialled again through a delayer:
+    // each connection is relayed by its dialler's delayer, so over the four there are at least
+    // the six CL links.
+    let relayed: Vec<usize> = (0..4).map(|i| lab.delayed_connections(i).unwrap()).collect();
+    eprintln!("connections relayed by each node's delayer: {relayed:?}");
+    assert!(relayed.iter().sum::<usize>() >= 6, "too few delayed connections: {relayed:?}");
+    assert!(after > before, "nothing finalized in 16 s with {delay:?} latency");
+    assert_all_finalized(&urls, &slow, 60).await;
+    eprintln!("{delay:?} latency: {} blocks finalized in 16 s", after - before);
+    lab.heal().unwrap();
+    let took = secs_until_all_finalize_above(&urls, after, 60).await;
+    eprintln!("latency removed: every node finalized a new block after {took:.1} s");
+    assert_no_fork(&urls).await;
 }
