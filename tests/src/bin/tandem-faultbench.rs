@@ -1,7 +1,8 @@
 //! `tandem-faultbench`: committed throughput and send→finalized latency of a 4-validator
-//! network whose pairs run in their own network namespaces, with a given packet loss on every
-//! link (see `tandem_e2e::netns`). Needs root, `ip` and `nft`. Prints the load generator's
-//! report as JSON, with the finalized blocks per second over the run added.
+//! network whose pairs run in their own network namespaces, with a given packet loss and/or
+//! latency on every link (see `tandem_e2e::netns`). Needs root, `ip` and `nft`. Prints the load
+//! generator's report as JSON, with the faults and the finalized blocks per second over the run
+//! added.
 
 use std::time::{Duration, Instant};
 
@@ -10,13 +11,17 @@ use tandem_e2e::loadgen::{self, CommitTag, Config, DEV_MNEMONIC, Workload};
 use tandem_e2e::netns::Lab;
 use tandem_e2e::testnet::{Testnet, height, wait_all};
 
-/// Runs the load generator against a namespaced 4-validator network with packet loss.
+/// Runs the load generator against a namespaced 4-validator network with packet loss and
+/// latency.
 #[derive(Debug, Parser)]
 #[command(name = "tandem-faultbench", version)]
 struct Args {
     /// Percent of packets dropped on every link between nodes (0: none).
     #[arg(long, default_value_t = 2)]
     loss: u32,
+    /// Delay added each way on every TCP connection between nodes (0ms: none), e.g. `50ms`.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0ms")]
+    delay: Duration,
     /// Offered rate in transfers per second over all nodes.
     #[arg(long, default_value_t = 2500.0)]
     rate: f64,
@@ -46,6 +51,15 @@ async fn main() -> eyre::Result<()> {
     if args.loss > 0 {
         lab.loss(args.loss)?;
     }
+    if !args.delay.is_zero() {
+        // After the loss: setting loss heals whatever was set before.
+        lab.latency(args.delay)?;
+    }
+    if args.loss > 0 || !args.delay.is_zero() {
+        // The delay resets the open connections; measure once finality has resumed.
+        let at = height(&urls[0], "finalized").await.unwrap_or(0);
+        wait_all(&urls, "finalized", at + 2, 120).await?;
+    }
     let config = Config {
         rpc: urls.clone(),
         accounts: args.accounts,
@@ -69,6 +83,7 @@ async fn main() -> eyre::Result<()> {
     let blocks = height(&urls[0], "finalized").await.unwrap_or(0).saturating_sub(first);
     let mut json = serde_json::to_value(&report)?;
     json["loss_percent"] = args.loss.into();
+    json["delay_ms"] = (args.delay.as_secs_f64() * 1000.0).into();
     json["finalized_blocks_per_sec"] = (blocks as f64 / started.elapsed().as_secs_f64()).into();
     println!("{}", serde_json::to_string_pretty(&json)?);
     drop(net);
