@@ -128,11 +128,12 @@ where
     let read = {
         let room = room.clone();
         async move {
+            let mut buf = vec![0; chunk];
             loop {
-                let mut buf = vec![0; chunk];
                 let n = reader.read(&mut buf).await?;
                 let at = Instant::now() + delay;
-                buf.truncate(n);
+                // Queued at its own size: a vote must not hold a whole read buffer.
+                let bytes = buf[..n].to_vec();
                 if n > 0 {
                     let permits = u32::try_from(n).unwrap_or(u32::MAX);
                     room.acquire_many(permits)
@@ -141,7 +142,7 @@ where
                         .forget();
                 }
                 // The writer is gone only after a write failed; that error ends the relay.
-                if tx.send((at, buf)).is_err() || n == 0 {
+                if tx.send((at, bytes)).is_err() || n == 0 {
                     return Ok::<_, io::Error>(());
                 }
             }
