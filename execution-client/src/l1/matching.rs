@@ -339,15 +339,7 @@ mod tests {
 
     #[test]
     fn a_gas_limit_stops_a_sweep_before_the_unpaid_work() {
-        use crate::l1::store::{GasSchedule, Metered, StoreError};
-        let schedule = GasSchedule {
-            base: 5_000,
-            cold: 2_100,
-            warm_read: 100,
-            create: 20_000,
-            update: 2_900,
-            log: 1_000,
-        };
+        use crate::l1::store::{Metered, StoreError, testing::SCHEDULE as schedule};
         let mut ex = Ex::new();
         let (maker, taker) = (ex.rich(1), ex.rich(2));
         for cents in 0..200 {

@@ -666,40 +666,16 @@ mod tests {
         assert!(word_u32(U256::from(u64::from(u32::MAX) + 1)).is_none());
     }
 
-    /// A memory store with a transaction's warm set, as the EVM journal keeps it.
-    struct TxStore {
-        mem: super::super::store::MemStore,
-        warm: std::collections::HashSet<B256>,
-    }
-
-    impl Store for TxStore {
-        fn load(&mut self, key: B256) -> Result<U256, StoreError> {
-            self.load_access(key).map(|(v, _)| v)
-        }
-
-        fn store(&mut self, key: B256, value: U256) -> Result<(), StoreError> {
-            self.warm.insert(key);
-            self.mem.store(key, value)
-        }
-
-        fn emit(&mut self, log: LogData) {
-            self.mem.emit(log);
-        }
-
-        fn load_access(&mut self, key: B256) -> Result<(U256, Option<bool>), StoreError> {
-            Ok((self.mem.load(key)?, Some(self.warm.insert(key))))
-        }
-    }
-
     #[test]
     fn reads_are_metered_by_the_slots_they_read_cold_then_warm() {
+        use crate::l1::store::testing::Journal;
         let config = super::super::config::test_config();
-        let mut tx = TxStore { mem: Default::default(), warm: Default::default() };
+        let mut tx = Journal::default();
         let user = Address::repeat_byte(7);
         spot::deposit(&mut Ctx::new(&mut tx.mem, &config, 1), user, 1, 5).unwrap();
         let bytes = |input: usize, output: usize| 2_000 + 65 * (input + output) as u64;
         let balance = (user, 1u32).abi_encode_params();
-        let gas = |tx: &mut TxStore, kind, data: &[u8]| {
+        let gas = |tx: &mut Journal, kind, data: &[u8]| {
             let (result, gas) = run_read(tx, &config, 1, kind, data, 1_000_000);
             assert!(result.is_ok());
             gas
@@ -715,16 +691,16 @@ mod tests {
         let want = bytes(32, 128) + 3 * 2_100 + 100;
         assert_eq!(gas(&mut tx, ReadKind::AccountValue, &account), want);
         // A new transaction: cold again.
-        tx.warm.clear();
+        tx.accessed.clear();
         assert_eq!(gas(&mut tx, ReadKind::SpotBalance, &balance), bytes(64, 64) + 2_100);
         // Short of gas for the slot: out of gas, through the same path as the EVM's.
         let exact = bytes(64, 64) + 2_100;
-        let call = |tx: &mut TxStore, limit| {
+        let call = |tx: &mut Journal, limit| {
             call_on_store(tx, &config, 1, READ_SPOT_BALANCE, &balance, limit)
         };
-        tx.warm.clear();
+        tx.accessed.clear();
         assert_eq!(call(&mut tx, exact - 1), Some(StoreCall::OutOfGas));
-        tx.warm.clear();
+        tx.accessed.clear();
         assert!(matches!(call(&mut tx, exact), Some(StoreCall::Output(_))));
     }
 

@@ -298,6 +298,50 @@ impl<S: Store> Store for Metered<'_, S> {
     }
 }
 
+/// Stores and prices for tests of metered work, here and in the modules above.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// The core precompile's prices: a test's figures read like the EVM's.
+    pub(crate) const SCHEDULE: GasSchedule = GasSchedule {
+        base: 5_000,
+        cold: 2_100,
+        warm_read: 100,
+        create: 20_000,
+        update: 2_900,
+        log: 1_000,
+    };
+
+    /// A store that knows the transaction's accessed slots, as the EVM journal does.
+    #[derive(Default)]
+    pub(crate) struct Journal {
+        /// The slots and logs.
+        pub mem: MemStore,
+        /// Slots accessed in the current transaction; clear it to start another.
+        pub accessed: HashSet<B256>,
+    }
+
+    impl Store for Journal {
+        fn load(&mut self, key: B256) -> Result<U256, StoreError> {
+            self.load_access(key).map(|(v, _)| v)
+        }
+
+        fn store(&mut self, key: B256, value: U256) -> Result<(), StoreError> {
+            self.accessed.insert(key);
+            self.mem.store(key, value)
+        }
+
+        fn emit(&mut self, log: LogData) {
+            self.mem.emit(log);
+        }
+
+        fn load_access(&mut self, key: B256) -> Result<(U256, Option<bool>), StoreError> {
+            Ok((self.mem.load(key)?, Some(self.accessed.insert(key))))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,43 +416,11 @@ mod tests {
         assert_eq!(m.gas(&schedule), 100 + 200 * 1_000 + 10 * 1_000);
     }
 
-    /// A store that knows the transaction's accessed slots, as the EVM journal does.
-    struct Journal {
-        mem: MemStore,
-        accessed: HashSet<B256>,
-    }
-
-    impl Store for Journal {
-        fn load(&mut self, key: B256) -> Result<U256, StoreError> {
-            self.load_access(key).map(|(v, _)| v)
-        }
-
-        fn store(&mut self, key: B256, value: U256) -> Result<(), StoreError> {
-            self.accessed.insert(key);
-            self.mem.store(key, value)
-        }
-
-        fn emit(&mut self, log: LogData) {
-            self.mem.emit(log);
-        }
-
-        fn load_access(&mut self, key: B256) -> Result<(U256, Option<bool>), StoreError> {
-            Ok((self.mem.load(key)?, Some(self.accessed.insert(key))))
-        }
-    }
-
     #[test]
     fn reads_cost_cold_then_warm_within_a_transaction() {
-        let schedule = GasSchedule {
-            base: 5_000,
-            cold: 2_100,
-            warm_read: 100,
-            create: 20_000,
-            update: 2_900,
-            log: 1_000,
-        };
+        let schedule = testing::SCHEDULE;
         let k = |i| key(Ns::Balance, Address::ZERO, i, 0, 0);
-        let mut journal = Journal { mem: MemStore::default(), accessed: HashSet::new() };
+        let mut journal = testing::Journal::default();
         // First action of the transaction: one cold read, then warm.
         let mut m = Metered::new(&mut journal);
         m.load(k(1)).unwrap();

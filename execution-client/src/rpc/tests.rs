@@ -1102,20 +1102,16 @@ mod raw_ws {
     }
 }
 
-/// Subscriptions are limited per WebSocket connection, and a client that stops reading is let
-/// go: its subscriptions end when a notification cannot be queued within the send time-out
-/// (they do not wait on it forever, holding chain events), and the connection, which no longer
-/// answers pings, is closed by the server.
-#[tokio::test]
-async fn websocket_clients_are_bounded_per_connection_and_dropped_when_not_reading() {
-    use std::{sync::atomic::Ordering, time::Duration};
-    let config = RpcConfig {
-        max_subscriptions_per_connection: 2,
-        ws_message_buffer: 4,
-        subscription_send_timeout: Duration::from_millis(300),
-        ws_ping_interval: Duration::from_secs(2),
-        ..RpcConfig::default()
-    };
+/// A harness whose chain has one block, a WebSocket server on it, and a burst of chain events
+/// for its subscribers (the block's header 200 times).
+async fn ws_server_on_one_block(
+    config: RpcConfig,
+) -> (
+    Harness,
+    super::RpcServerHandles,
+    std::net::SocketAddr,
+    Arc<crate::fork_choice::CanonicalChange>,
+) {
     let mut h = Harness::new(TreeConfig::default(), config);
     let head = h.kit.tree.head().hash;
     let built = h.kit.build_on(head, Address::repeat_byte(0xfe));
@@ -1134,6 +1130,28 @@ async fn websocket_clients_are_bounded_per_connection_and_dropped_when_not_readi
     };
     let servers = super::start_http_ws(h.ctx.clone(), None, Some(settings)).await.unwrap();
     let addr = servers.ws.as_ref().unwrap().0;
+    let burst = Arc::new(crate::fork_choice::CanonicalChange {
+        reverted: Vec::new(),
+        applied: vec![change.applied[0].clone(); 200],
+    });
+    (h, servers, addr, burst)
+}
+
+/// Subscriptions are limited per WebSocket connection, and a client that stops reading is let
+/// go: its subscriptions end when a notification cannot be queued within the send time-out
+/// (they do not wait on it forever, holding chain events), and the connection, which no longer
+/// answers pings, is closed by the server.
+#[tokio::test]
+async fn websocket_clients_are_bounded_per_connection_and_dropped_when_not_reading() {
+    use std::{sync::atomic::Ordering, time::Duration};
+    let config = RpcConfig {
+        max_subscriptions_per_connection: 2,
+        ws_message_buffer: 4,
+        subscription_send_timeout: Duration::from_millis(300),
+        ws_ping_interval: Duration::from_secs(2),
+        ..RpcConfig::default()
+    };
+    let (h, servers, addr, burst) = ws_server_on_one_block(config).await;
 
     let mut client = raw_ws::connect(addr).await;
     for id in 1..=3 {
@@ -1160,10 +1178,6 @@ async fn websocket_clients_are_bounded_per_connection_and_dropped_when_not_readi
     drop(other);
 
     // The client reads no more. Chain events keep coming, each of 200 headers.
-    let burst = Arc::new(crate::fork_choice::CanonicalChange {
-        reverted: Vec::new(),
-        applied: vec![change.applied[0].clone(); 200],
-    });
     let started = std::time::Instant::now();
     loop {
         let _ = h.ctx.events.send(burst.clone());
@@ -1205,24 +1219,7 @@ async fn a_client_that_stops_reading_loses_its_connection_slot() {
         stalled_client_timeout: Duration::from_secs(2),
         ..RpcConfig::default()
     };
-    let mut h = Harness::new(TreeConfig::default(), config);
-    let head = h.kit.tree.head().hash;
-    let built = h.kit.build_on(head, Address::repeat_byte(0xfe));
-    let block = built.block.block.clone();
-    h.kit.tree.new_payload(block.clone()).unwrap();
-    let crate::fork_choice::ForkchoiceOutcome::Valid { change, .. } = h.kit.fcu(block.hash(), head)
-    else {
-        panic!("the block is not valid")
-    };
-    let settings = super::ServerSettings {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        apis: vec!["eth".into()],
-        cors: None,
-        vhosts: vec!["*".into()],
-        ws_origins: Vec::new(),
-    };
-    let servers = super::start_http_ws(h.ctx.clone(), None, Some(settings)).await.unwrap();
-    let addr = servers.ws.as_ref().unwrap().0;
+    let (h, servers, addr, burst) = ws_server_on_one_block(config).await;
 
     let mut client = raw_ws::connect(addr).await;
     let request =
@@ -1233,10 +1230,6 @@ async fn a_client_that_stops_reading_loses_its_connection_slot() {
     assert!(raw_ws::try_connect(addr).await.is_err(), "a second connection was let in");
 
     // The client reads no more; chain events fill its socket until its subscription ends.
-    let burst = Arc::new(crate::fork_choice::CanonicalChange {
-        reverted: Vec::new(),
-        applied: vec![change.applied[0].clone(); 200],
-    });
     let started = std::time::Instant::now();
     while h.ctx.live_subscriptions.load(Ordering::Relaxed) > 0 {
         let _ = h.ctx.events.send(burst.clone());
