@@ -90,6 +90,61 @@ fn genesis_anchor() -> Anchor {
     Anchor::of(&sim_genesis())
 }
 
+/// The address `h` listens on, with its peer id.
+async fn p2p_addr(h: &crate::network::NetworkHandle) -> libp2p::Multiaddr {
+    loop {
+        if let Some(a) = h.listen_addrs().into_iter().next() {
+            return a.with(libp2p::multiaddr::Protocol::P2p(h.peer_id));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Runs the sync task on `net` as a node does (small batches, quick polls) and plays the node
+/// loop: takes each verified range, "commits" it and publishes the new tip, until `want` blocks
+/// are committed or `within` has passed. Returns the committed blocks (fewer on time-out).
+async fn sync_and_commit(
+    net: crate::network::NetworkHandle,
+    keys: &Keys,
+    validator_peers: Vec<libp2p::PeerId>,
+    want: usize,
+    within: std::time::Duration,
+) -> Vec<CommittedBlock> {
+    use super::{SyncConfig, SyncParams, spawn as spawn_sync};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+    use tokio::sync::{mpsc, watch};
+    let (anchor_tx, anchor_rx) = watch::channel(genesis_anchor());
+    let (ranges_tx, mut ranges_rx) = mpsc::channel(2);
+    let delivered = Arc::new(AtomicU64::new(0));
+    let _handle = spawn_sync(SyncParams {
+        net,
+        verify: ctx(keys),
+        config: SyncConfig {
+            trigger_gap: 4,
+            batch: 8,
+            status_interval: Duration::from_millis(200),
+            retry_after: Duration::from_secs(1),
+        },
+        anchor: anchor_rx,
+        el_delivered: delivered.clone(),
+        ranges: ranges_tx,
+        validator_peers,
+    });
+    let mut committed: Vec<CommittedBlock> = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    while committed.len() < want {
+        let Ok(Some(range)) = tokio::time::timeout_at(deadline, ranges_rx.recv()).await else {
+            break;
+        };
+        let Some((id, last)) = range.blocks.last().cloned() else { continue };
+        committed.extend(range.blocks.into_iter().map(|(_, c)| c));
+        delivered.store(last.block.height(), Ordering::Relaxed);
+        anchor_tx.send_replace(Anchor::with_id(id, &last.block));
+    }
+    committed
+}
+
 fn new_core(keys: &Keys) -> Core {
     let (verifier, validators) = keys.set();
     Core::new(
@@ -424,12 +479,9 @@ async fn a_peer_serves_committed_blocks_from_storage_over_libp2p() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sync_task_refuses_a_forging_peer_and_syncs_from_an_honest_one() {
-    use super::{SyncConfig, SyncParams, spawn as spawn_sync};
-    use crate::network::{NetworkConfig, NetworkHandle, spawn};
+    use crate::network::{NetworkConfig, spawn};
     use libp2p::identity::Keypair;
-    use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
-    use tokio::sync::{mpsc, watch};
 
     if let Ok(filter) = std::env::var("RUST_LOG") {
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
@@ -455,49 +507,20 @@ async fn the_sync_task_refuses_a_forging_peer_and_syncs_from_an_honest_one() {
         chain_id: CHAIN,
         sync_server: server,
     };
-    async fn addr(h: &NetworkHandle) -> libp2p::Multiaddr {
-        loop {
-            if let Some(a) = h.listen_addrs().into_iter().next() {
-                return a.with(libp2p::multiaddr::Protocol::P2p(h.peer_id));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
     let (good, _g) = spawn(config(&kps[0], Some(server(&honest)), vec![])).unwrap();
     let (bad, _b) = spawn(config(&kps[1], Some(server(&forged)), vec![])).unwrap();
-    let boot = vec![addr(&good).await, addr(&bad).await];
+    let boot = vec![p2p_addr(&good).await, p2p_addr(&bad).await];
     let (client, _c) = spawn(config(&kps[2], None, boot)).unwrap();
 
-    let (anchor_tx, anchor_rx) = watch::channel(genesis_anchor());
-    let (ranges_tx, mut ranges_rx) = mpsc::channel(2);
-    let delivered = Arc::new(AtomicU64::new(0));
-    let _handle = spawn_sync(SyncParams {
-        net: client,
-        verify: ctx(&keys),
-        config: SyncConfig {
-            trigger_gap: 4,
-            batch: 8,
-            status_interval: Duration::from_millis(200),
-            retry_after: Duration::from_secs(1),
-        },
-        anchor: anchor_rx,
-        el_delivered: delivered.clone(),
-        ranges: ranges_tx,
-        validator_peers: vec![kps[0].public().to_peer_id(), kps[1].public().to_peer_id()],
-    });
     // Play the node loop: take each verified range, "commit" it, publish the new tip.
-    let mut committed: Vec<CommittedBlock> = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while committed.len() < 39 {
-        let range = tokio::time::timeout_at(deadline, ranges_rx.recv())
-            .await
-            .expect("sync did not finish")
-            .unwrap();
-        let Some((id, last)) = range.blocks.last().cloned() else { continue };
-        committed.extend(range.blocks.into_iter().map(|(_, c)| c));
-        delivered.store(last.block.height(), Ordering::Relaxed);
-        anchor_tx.send_replace(Anchor::with_id(id, &last.block));
-    }
+    let committed = sync_and_commit(
+        client,
+        &keys,
+        vec![kps[0].public().to_peer_id(), kps[1].public().to_peer_id()],
+        39,
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!(committed, honest[..39].to_vec(), "only the honest chain was handed over");
 }
 
@@ -532,12 +555,10 @@ impl CommittedChain for Liar {
 /// peers with fewer strikes first) and the honest peer serves the whole range.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_syncs_while_two_peers_claim_a_huge_height_and_answer_nothing() {
-    use super::{SyncConfig, SyncParams, spawn as spawn_sync};
-    use crate::network::{NetworkConfig, NetworkHandle, spawn};
+    use crate::network::{NetworkConfig, spawn};
     use libp2p::identity::Keypair;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
-    use tokio::sync::{mpsc, watch};
 
     let keys = keys();
     let honest = chain(&keys, 40, 1);
@@ -552,14 +573,6 @@ async fn a_client_syncs_while_two_peers_claim_a_huge_height_and_answer_nothing()
         chain_id: CHAIN,
         sync_server: server,
     };
-    async fn addr(h: &NetworkHandle) -> libp2p::Multiaddr {
-        loop {
-            if let Some(a) = h.listen_addrs().into_iter().next() {
-                return a.with(libp2p::multiaddr::Protocol::P2p(h.peer_id));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
     let mut storage = MemStorage::new();
     storage.apply_all(&committed_ops(&honest)).unwrap();
     let (good, _g) =
@@ -567,43 +580,23 @@ async fn a_client_syncs_while_two_peers_claim_a_huge_height_and_answer_nothing()
     let liar = || Some(SyncServer::new(Arc::new(Liar { stop: stop.clone() })));
     let (bad1, _b1) = spawn(config(&kps[1], liar(), vec![])).unwrap();
     let (bad2, _b2) = spawn(config(&kps[2], liar(), vec![])).unwrap();
-    let boot = vec![addr(&good).await, addr(&bad1).await, addr(&bad2).await];
+    let boot = vec![p2p_addr(&good).await, p2p_addr(&bad1).await, p2p_addr(&bad2).await];
     let (client, _c) = spawn(config(&kps[3], None, boot)).unwrap();
 
-    let (anchor_tx, anchor_rx) = watch::channel(genesis_anchor());
-    let (ranges_tx, mut ranges_rx) = mpsc::channel(2);
-    let delivered = Arc::new(AtomicU64::new(0));
-    let _handle = spawn_sync(SyncParams {
-        net: client,
-        verify: ctx(&keys),
-        config: SyncConfig {
-            trigger_gap: 4,
-            batch: 8,
-            status_interval: Duration::from_millis(200),
-            retry_after: Duration::from_secs(1),
-        },
-        anchor: anchor_rx,
-        el_delivered: delivered.clone(),
-        ranges: ranges_tx,
-        // Three validators of four, two of them liars: their claims back each other (more than
-        // a third of the power), so only the strikes keep them from stalling the client.
-        validator_peers: kps[..3].iter().map(|k| k.public().to_peer_id()).collect(),
-    });
-    let mut committed: Vec<CommittedBlock> = Vec::new();
+    // Three validators of four, two of them liars: their claims back each other (more than
+    // a third of the power), so only the strikes keep them from stalling the client.
     // Two slow answers (19.5 s each) and the honest range, with room to spare; without the
     // strikes the liars, always the highest claims, are asked in turn forever.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(75);
-    while committed.len() < 39 {
-        let Ok(Some(range)) = tokio::time::timeout_at(deadline, ranges_rx.recv()).await else {
-            stop.store(true, Ordering::Relaxed);
-            panic!("sync stalled at {} blocks", committed.len());
-        };
-        let Some((id, last)) = range.blocks.last().cloned() else { continue };
-        committed.extend(range.blocks.into_iter().map(|(_, c)| c));
-        delivered.store(last.block.height(), Ordering::Relaxed);
-        anchor_tx.send_replace(Anchor::with_id(id, &last.block));
-    }
+    let committed = sync_and_commit(
+        client,
+        &keys,
+        kps[..3].iter().map(|k| k.public().to_peer_id()).collect(),
+        39,
+        Duration::from_secs(75),
+    )
+    .await;
     stop.store(true, Ordering::Relaxed);
+    assert_eq!(committed.len(), 39, "sync stalled at {} blocks", committed.len());
     assert_eq!(committed, honest[..39].to_vec());
 }
 
@@ -614,12 +607,10 @@ async fn a_client_syncs_while_two_peers_claim_a_huge_height_and_answer_nothing()
 /// first (the old policy) costs two 19.5 s answers before the first block.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_syncs_from_validator_backed_heights_past_two_unbacked_liars() {
-    use super::{SyncConfig, SyncParams, spawn as spawn_sync};
-    use crate::network::{NetworkConfig, NetworkHandle, spawn};
+    use crate::network::{NetworkConfig, spawn};
     use libp2p::identity::Keypair;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
-    use tokio::sync::{mpsc, watch};
 
     let keys = keys();
     let honest = chain(&keys, 40, 1);
@@ -637,14 +628,6 @@ async fn a_follower_syncs_from_validator_backed_heights_past_two_unbacked_liars(
         chain_id: CHAIN,
         sync_server: server,
     };
-    async fn addr(h: &NetworkHandle) -> libp2p::Multiaddr {
-        loop {
-            if let Some(a) = h.listen_addrs().into_iter().next() {
-                return a.with(libp2p::multiaddr::Protocol::P2p(h.peer_id));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
     let server = || {
         let mut storage = MemStorage::new();
         storage.apply_all(&committed_ops(&honest)).unwrap();
@@ -655,7 +638,12 @@ async fn a_follower_syncs_from_validator_backed_heights_past_two_unbacked_liars(
     let (good1, _g1) = spawn(config(&kps[1], server(), vec![])).unwrap();
     let (bad1, _b1) = spawn(config(&kps[4], liar(), vec![])).unwrap();
     let (bad2, _b2) = spawn(config(&kps[5], liar(), vec![])).unwrap();
-    let boot = vec![addr(&bad1).await, addr(&bad2).await, addr(&good0).await, addr(&good1).await];
+    let boot = vec![
+        p2p_addr(&bad1).await,
+        p2p_addr(&bad2).await,
+        p2p_addr(&good0).await,
+        p2p_addr(&good1).await,
+    ];
     let (client, _c) = spawn(config(&kps[6], None, boot)).unwrap();
     // Wait until the client hears from all four, so the first poll sees every claim.
     let all = [good0.peer_id, good1.peer_id, bad1.peer_id, bad2.peer_id];
@@ -665,36 +653,11 @@ async fn a_follower_syncs_from_validator_backed_heights_past_two_unbacked_liars(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let (anchor_tx, anchor_rx) = watch::channel(genesis_anchor());
-    let (ranges_tx, mut ranges_rx) = mpsc::channel(2);
-    let delivered = Arc::new(AtomicU64::new(0));
-    let _handle = spawn_sync(SyncParams {
-        net: client,
-        verify: ctx(&keys),
-        config: SyncConfig {
-            trigger_gap: 4,
-            batch: 8,
-            status_interval: Duration::from_millis(200),
-            retry_after: Duration::from_secs(1),
-        },
-        anchor: anchor_rx,
-        el_delivered: delivered.clone(),
-        ranges: ranges_tx,
-        validator_peers: validators.clone(),
-    });
-    let mut committed: Vec<CommittedBlock> = Vec::new();
     // Well under one slow answer (19.5 s).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while committed.len() < 39 {
-        let Ok(Some(range)) = tokio::time::timeout_at(deadline, ranges_rx.recv()).await else {
-            stop.store(true, Ordering::Relaxed);
-            panic!("sync stalled at {} blocks: an unbacked claim was asked", committed.len());
-        };
-        let Some((id, last)) = range.blocks.last().cloned() else { continue };
-        committed.extend(range.blocks.into_iter().map(|(_, c)| c));
-        delivered.store(last.block.height(), Ordering::Relaxed);
-        anchor_tx.send_replace(Anchor::with_id(id, &last.block));
-    }
+    let committed =
+        sync_and_commit(client, &keys, validators.clone(), 39, Duration::from_secs(15)).await;
     stop.store(true, Ordering::Relaxed);
+    let n = committed.len();
+    assert_eq!(n, 39, "sync stalled at {n} blocks: an unbacked claim was asked");
     assert_eq!(committed, honest[..39].to_vec());
 }
