@@ -125,15 +125,22 @@ impl Doppelganger {
 
     /// Feeds a verified certificate of `round` (`ours`: it carries our signature), seen while
     /// the safety data's last signed round is `last_voted_round`, after which the core is in
-    /// `current_round`. Returns the reason when this starts an abstention.
+    /// `current_round`. Returns the reason when this starts an abstention. A certificate that
+    /// is not `live` (history: the last QC of a synced range) says nothing of where the network
+    /// is now, so it only counts as evidence of our own unremembered signature.
     pub fn observe(
         &mut self,
         round: Round,
         ours: bool,
         last_voted_round: Round,
         current_round: Round,
+        live: bool,
     ) -> Option<AbstainReason> {
         if round == 0 || *self == Self::Disabled {
+            return None;
+        }
+        let our_unremembered_signature = ours && round > last_voted_round;
+        if !live && !our_unremembered_signature {
             return None;
         }
         let watching = match self {
@@ -228,12 +235,12 @@ mod tests {
     fn a_brand_new_chain_signs_at_once_a_restart_after_its_first_certificate() {
         let mut d = Doppelganger::new(true, StartData::Missing);
         assert!(d.may_sign(1, &mut None));
-        assert_eq!(d.observe(1, false, 0, 2), None);
+        assert_eq!(d.observe(1, false, 0, 2, true), None);
         assert!(matches!(d, Doppelganger::Off { .. }));
         let mut d = Doppelganger::new(true, StartData::Stored);
         assert!(d.may_sign(8, &mut None), "votes and timeouts before the first certificate");
         assert!(!d.may_propose(8, &mut None), "no proposal before the first certificate");
-        assert_eq!(d.observe(8, false, 7, 9), None);
+        assert_eq!(d.observe(8, false, 7, 9, true), None);
         assert!(d.may_sign(9, &mut None));
         // It may have proposed in round 9 before the restart: no proposal before round 10.
         assert!(!d.may_propose(9, &mut None));
@@ -244,7 +251,7 @@ mod tests {
     fn missing_data_on_a_running_chain_abstains_whatever_the_round() {
         let mut d = Doppelganger::new(true, StartData::MissingOnRunningChain);
         assert!(!d.may_sign(1, &mut None));
-        assert!(matches!(d.observe(1, false, 0, 2), Some(AbstainReason::DataMissing { .. })));
+        assert!(matches!(d.observe(1, false, 0, 2, true), Some(AbstainReason::DataMissing { .. })));
         assert!(!d.may_sign(2, &mut None));
         assert!(d.may_sign(3, &mut None));
     }
@@ -252,10 +259,10 @@ mod tests {
     #[test]
     fn a_validator_behind_the_network_abstains_through_the_round_it_found() {
         let mut d = Doppelganger::new(true, StartData::Stored);
-        let reason = d.observe(40, false, 0, 41).unwrap();
+        let reason = d.observe(40, false, 0, 41, true).unwrap();
         assert!(matches!(reason, AbstainReason::BehindTheNetwork { certificate_round: 40, .. }));
         // Later certificates above its data do not restart the wait.
-        assert_eq!(d.observe(41, false, 0, 41), None);
+        assert_eq!(d.observe(41, false, 0, 41, true), None);
         assert!(!d.may_sign(41, &mut None));
         let mut resumed = None;
         assert!(d.may_sign(42, &mut resumed));
@@ -265,9 +272,9 @@ mod tests {
     #[test]
     fn our_own_unremembered_signature_stops_us_at_any_time() {
         let mut d = Doppelganger::new(true, StartData::Stored);
-        assert_eq!(d.observe(5, true, 5, 6), None);
+        assert_eq!(d.observe(5, true, 5, 6, true), None);
         assert!(matches!(d, Doppelganger::Off { .. }));
-        assert!(d.observe(7, true, 5, 8).is_some());
+        assert!(d.observe(7, true, 5, 8, true).is_some());
         assert!(!d.may_sign(8, &mut None));
         assert!(d.may_sign(9, &mut None));
     }
@@ -275,8 +282,28 @@ mod tests {
     #[test]
     fn disabled_never_abstains() {
         let mut d = Doppelganger::new(false, StartData::Stored);
-        assert_eq!(d.observe(40, false, 0, 41), None);
-        assert_eq!(d.observe(40, true, 0, 41), None);
+        assert_eq!(d.observe(40, false, 0, 41, true), None);
+        assert_eq!(d.observe(40, true, 0, 41, true), None);
         assert!(d.may_sign(41, &mut None));
+    }
+
+    /// History (a synced range's last QC) does not say where the network is: a node without
+    /// safety data keeps watching, but history carrying our unremembered signature still
+    /// counts.
+    #[test]
+    fn history_does_not_set_the_abstention_but_our_signature_in_it_does() {
+        let mut d = Doppelganger::new(true, StartData::MissingOnRunningChain);
+        assert_eq!(d.observe(1, false, 0, 2, false), None);
+        assert!(d.withholds(2), "still watching");
+        assert!(matches!(
+            d.observe(9, false, 0, 10, true),
+            Some(AbstainReason::DataMissing { .. })
+        ));
+        assert_eq!(d.abstaining_through(), Some(10));
+        let mut d = Doppelganger::new(true, StartData::Stored);
+        assert!(matches!(
+            d.observe(7, true, 5, 8, false),
+            Some(AbstainReason::OwnSignatureNotRemembered { .. })
+        ));
     }
 }

@@ -976,12 +976,25 @@ impl Core {
 
     /// Takes a verified QC into account: store it, update safety data, commit, advance.
     fn process_qc(&mut self, qc: &QuorumCert, from: Option<ValidatorIndex>, out: &mut Vec<Action>) {
+        self.process_qc_seen(qc, from, true, out);
+    }
+
+    /// [`Self::process_qc`] of a QC that is `live` (it shows where the network is now) or
+    /// history (a synced range's, a late proposal's), which doppelganger protection must not
+    /// take for the network's round.
+    fn process_qc_seen(
+        &mut self,
+        qc: &QuorumCert,
+        from: Option<ValidatorIndex>,
+        live: bool,
+        out: &mut Vec<Action>,
+    ) {
         if qc.round == 0 {
             return;
         }
         // Before the round moves on, so a proposal of the next round is decided with it.
         let ours = qc.signatures.iter().any(|(i, _)| *i == self.me);
-        self.observe_certificate(qc.round, ours);
+        self.observe_certificate(qc.round, ours, live);
         if self.store.insert_qc(qc) {
             out.push(Action::Persist(PersistOp::Qc(qc.clone())));
         }
@@ -1001,10 +1014,10 @@ impl Core {
 
     /// Feeds a verified certificate to the doppelganger protection (before the round moves on
     /// to the one after it).
-    fn observe_certificate(&mut self, round: Round, ours: bool) {
+    fn observe_certificate(&mut self, round: Round, ours: bool, live: bool) {
         let last = self.safety.data().last_voted_round;
         let entering = self.round.max(round.saturating_add(1));
-        if let Some(reason) = self.doppelganger.observe(round, ours, last, entering) {
+        if let Some(reason) = self.doppelganger.observe(round, ours, last, entering, live) {
             warn!(me = self.me, round = self.round, %reason,
                 "safety data may be stale: signing nothing until the network passes this round");
         }
@@ -1050,7 +1063,7 @@ impl Core {
         out: &mut Vec<Action>,
     ) {
         let ours = tc.signatures.iter().any(|(i, _, _)| *i == self.me);
-        self.observe_certificate(tc.round, ours);
+        self.observe_certificate(tc.round, ours, true);
         if self.safety.observe_tc(tc) {
             self.persist_safety(out);
         }
@@ -1191,7 +1204,7 @@ impl Core {
         if self.commit_target.as_ref().is_some_and(|(_, r, _)| *r <= self.store.committed_round()) {
             self.commit_target = None;
         }
-        self.process_qc(&last_qc, None, out);
+        self.process_qc_seen(&last_qc, None, false, out);
         self.emit_fork_choice(out);
         self.after_blocks_stored(None, out);
         Ok(())
@@ -1378,7 +1391,9 @@ impl Core {
         }
         self.seen_proposals.insert(round, (id, p.signature));
         let qc = b.qc.clone();
-        self.process_qc(&qc, Some(from), out);
+        // A late proposal's QC is history; a current or future one's shows the network's round.
+        let live = round >= self.round;
+        self.process_qc_seen(&qc, Some(from), live, out);
         if round != self.round {
             return Err(Reject::NotCurrentRound { kind: "proposal", round, current: self.round });
         }

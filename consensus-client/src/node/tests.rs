@@ -691,6 +691,8 @@ async fn forged_proposals_score_their_sender_down_until_banned_and_change_nothin
 /// validators leaving no quorum). A validator back with a wiped consensus data dir on a running
 /// chain abstains (`/status` shows it); wiped again and restarted with the protection off, it
 /// never abstains, and with another validator down the chain finalizes only because it signs.
+/// (That the first abstention halts the chain is not asserted: it lasts through the round of
+/// the first live certificate the node verifies, which may be a lagging peer's; see README.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_wiped_validator_signs_at_once_only_with_the_protection_off() {
     let net = write_network(4);
